@@ -1,0 +1,67 @@
+"""OTP supervision for actorproxy actors: strategies, restart types, intensity, shutdown, auto-shutdown."""
+
+from ._dynamic import DynamicSupervisor
+from ._events import (
+    ChildCrashed,
+    ChildExited,
+    ChildRestarted,
+    ChildStarted,
+    ChildTerminated,
+    RestartFailed,
+    SupervisorEscalated,
+    SupervisorEvent,
+    SupervisorShutdown,
+)
+from ._intensity import RestartIntensity
+from ._messages import (
+    ChildCounts,
+    ChildInfo,
+    Escalation,
+    SupervisorError,
+    SupervisorStatistics,
+    count_children,
+    delete_child,
+    restart_child,
+    start_child,
+    supervisor_statistics,
+    terminate_child,
+    which_children,
+)
+from ._signals import shutdown_on_signals
+from ._spec import BRUTAL, INFINITY, AutoShutdown, Backoff, ChildSpec, Restart, Strategy
+from ._supervisor import Supervisor
+
+__all__ = [
+    "BRUTAL",
+    "INFINITY",
+    "AutoShutdown",
+    "Backoff",
+    "ChildCounts",
+    "ChildCrashed",
+    "ChildExited",
+    "ChildInfo",
+    "ChildRestarted",
+    "ChildSpec",
+    "ChildStarted",
+    "ChildTerminated",
+    "DynamicSupervisor",
+    "Escalation",
+    "Restart",
+    "RestartFailed",
+    "RestartIntensity",
+    "Strategy",
+    "Supervisor",
+    "SupervisorError",
+    "SupervisorEscalated",
+    "SupervisorEvent",
+    "SupervisorShutdown",
+    "SupervisorStatistics",
+    "count_children",
+    "delete_child",
+    "restart_child",
+    "shutdown_on_signals",
+    "start_child",
+    "supervisor_statistics",
+    "terminate_child",
+    "which_children",
+]

@@ -1,0 +1,49 @@
+"""Shared test actors: workers that record their lifecycle in a log with virtual timestamps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from actorproxy import Actor, ExitReason
+
+
+class Log(list[tuple[Any, ...]]):
+    """(event, child id) entries in order; `times` has the virtual time of each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+
+    def add(self, *entry: Any) -> None:
+        self.append(entry)
+        self.times.append(trio.current_time())
+
+    def count(self, *entry: Any) -> int:  # type: ignore[override]
+        return sum(1 for e in self if e == entry)
+
+
+class Worker(Actor):
+    """Records start/stop; "crash" raises, "finish" ends normally, "stop" asks its own stop."""
+
+    def __init__(self, ident: str, log: Log, *, stop_delay: float = 0.0) -> None:
+        self.ident = ident
+        self.log = log
+        self.stop_delay = stop_delay
+
+    async def on_start(self) -> None:
+        self.log.add("start", self.ident)
+
+    async def receive(self, message: Any) -> Any:
+        if message == "crash":
+            raise ValueError(f"{self.ident} crashed")
+        if message == "finish":
+            self.context.finish()
+            return None
+        return (self.ident, message)
+
+    async def on_stop(self, reason: ExitReason) -> None:
+        if self.stop_delay:
+            await trio.sleep(self.stop_delay)
+        self.log.add("stop", self.ident, reason.kind.value)
