@@ -61,8 +61,8 @@ class PingActor(Actor):
         if message.n < self.rounds:
             await self.pong.tell(Ping(message.n + 1, self.ref))
         else:
-            # The default `run` serves the mailbox until a stop request, so the rally ends with one.
-            self.context.request_stop()
+            # The rally is over: end the mailbox loop after this message, a normal exit.
+            self.context.finish()
         return None
 
 

@@ -36,7 +36,7 @@ async def test_ping_pong_plays_every_round(rounds: int, capsys: pytest.CaptureFi
     assert await ping_pong.main(rounds) == rounds
     lines = capsys.readouterr().out.splitlines()
     assert lines[: 2 * rounds] == [f"{side} {n}" for n in range(1, rounds + 1) for side in ("pong", "ping")]
-    assert lines[-1] == f"{rounds} round trips; ping exited: shutdown"
+    assert lines[-1] == f"{rounds} round trips; ping exited: normal"
 
 
 async def test_counter_counts_and_times_out_a_slow_ask(
