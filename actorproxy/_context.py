@@ -24,7 +24,9 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import trio
+from trio.lowlevel import wait_task_rescheduled
 
+from ._actor import Actor
 from ._errors import ActorDead, AskFailed, MailboxFull, StartTimeout
 from ._exit import ExitKind, ExitReason
 from ._mailbox import TIMEOUT, Mailbox, MailboxClosed, MailboxConfig
@@ -34,7 +36,6 @@ from ._statistics import ActorStatistics, TreeNode
 from ._timers import Timers
 
 if TYPE_CHECKING:
-    from ._actor import Actor
     from ._ref import ActorRef
     from ._system import ActorSystem
 
@@ -175,7 +176,10 @@ class ActorContext:
                 if message is TIMEOUT:
                     continue
             else:
-                message = await mailbox.get()
+                while mailbox.empty:
+                    mailbox.park_receiver()
+                    await wait_task_rescheduled(mailbox.abort_receive)
+                message = mailbox.get_nowait()
             if message is STOP:
                 return
             self.processed += 1
@@ -224,6 +228,9 @@ class ActorContext:
 
     async def send(self, item: Any) -> None:
         """Queue a tell or an ask, waiting for room under the BLOCK policy (see `ActorRef.tell`)."""
+        if not self.mailbox.must_wait():
+            self.send_nowait(item)
+            return
         try:
             dropped = await self.mailbox.put(item)
         except MailboxClosed:
@@ -360,30 +367,46 @@ class ActorContext:
 
 
 async def run_actor(
-    context: ActorContext, on_started: Callable[[], None], on_exit: ExitCallback | None
+    context: ActorContext,
+    on_exit: ExitCallback | None,
+    *,
+    task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
 ) -> ExitReason:
     """Run one incarnation from `on_start` to its last exit notice; see the module rules.
 
     Args:
         context: the incarnation to run.
-        on_started: called once `on_start` has returned (the actor is then "started").
         on_exit: the parent's notice, called after cleanup if the actor had started and no BaseException
             propagates (a failed start is reported to whoever started it, once).
+        task_status: reports the actor's ref once `on_start` has returned, or None if the start failed.
     """
     scope = context._kill_scope
     if context.start_timeout is not None and context.start_timeout != math.inf:
         scope.deadline = trio.current_time() + context.start_timeout
+    # Held only until used: a TaskStatus pins the temporary nursery of `nursery.start` (~1 KB an actor).
+    status = [task_status]
+    del task_status
 
     def started() -> None:
         scope.deadline = math.inf
         context.started = True
         context.state = "running"
-        on_started()
+        status.pop().started(context.ref)
 
+    actor = context.actor
     propagating: BaseException | None = None
     try:
         with scope:
-            await context.actor._main(started)
+            # Plain actors skip the `_main` and `run` frames: an idle actor is mostly its suspended frames.
+            if type(actor)._main is not Actor._main:
+                await actor._main(started)
+            else:
+                await actor.on_start()
+                started()
+                if type(actor).run is Actor.run:
+                    await context.serve_mailbox()
+                else:
+                    await actor.run()
         if scope.cancelled_caught and not context._killed and not context.started:
             assert context.start_timeout is not None
             reason = ExitReason.crashed(StartTimeout(context.path, context.start_timeout))
@@ -410,4 +433,6 @@ async def run_actor(
             on_exit(context, reason)
     if propagating is not None:
         raise propagating
+    if status:
+        status.pop().started(None)
     return reason

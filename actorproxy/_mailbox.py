@@ -58,6 +58,10 @@ class _Timeout:
 
 TIMEOUT: Any = _Timeout()
 
+# The data lane of every mailbox that has never been sent data: an empty deque costs ~760 bytes, and an idle
+# actor needs none. Never appended to (the senders swap in a deque of their own first), so always empty.
+_NO_DATA: deque[Any] = deque()
+
 
 class Mailbox:
     """Two-lane queue read by exactly one task."""
@@ -78,7 +82,7 @@ class Mailbox:
         config = config or MailboxConfig()
         self.capacity = config.capacity
         self.overflow = config.overflow
-        self._data: deque[Any] = deque()
+        self._data: deque[Any] = _NO_DATA
         self._control: deque[Any] | None = None
         self._receiver: Task | None = None
         self._senders: ParkingLot | None = None
@@ -94,7 +98,19 @@ class Mailbox:
         """Senders waiting for room in the data lane."""
         return self._blocked
 
-    def _abort_receive(self, _: Any) -> Abort:
+    @property
+    def empty(self) -> bool:
+        return not (self._control or self._data)
+
+    def park_receiver(self) -> None:
+        """Register the current task as the one to wake; then `await wait_task_rescheduled(abort_receive)`.
+
+        Split from `get` so the reader's loop can wait without one more suspended coroutine frame per idle
+        actor (frames are most of an idle actor's memory).
+        """
+        self._receiver = current_task()
+
+    def abort_receive(self, _: Any) -> Abort:
         # Cleared here, synchronously: between a cancellation and the task running again, a sender must not
         # see the task as parked and reschedule it a second time.
         self._receiver = None
@@ -129,10 +145,16 @@ class Mailbox:
                 dropped = data.popleft()
             else:
                 raise trio.WouldBlock
+        if data is _NO_DATA:
+            data = self._data = deque()
         data.append(item)
         self.peak = max(self.peak, len(data))
         self._wake_receiver()
         return dropped
+
+    def must_wait(self) -> bool:
+        """Whether `put` would wait for room now (BLOCK policy, data lane full, mailbox open)."""
+        return len(self._data) >= self.capacity and self.overflow is Overflow.BLOCK and not self.closed
 
     async def put(self, item: Any) -> Any:
         """Queue `item`, waiting for room when the policy is BLOCK; same results as `put_nowait`."""
@@ -151,6 +173,8 @@ class Mailbox:
         """Queue `item` on the data lane regardless of capacity (timer messages the actor sent itself)."""
         if self.closed:
             raise MailboxClosed
+        if self._data is _NO_DATA:
+            self._data = deque()
         self._data.append(item)
         self._wake_receiver()
 
@@ -184,17 +208,15 @@ class Mailbox:
     async def get(self, deadline: float = math.inf) -> Any:
         """The next message, waiting until one arrives or `deadline` passes (then `TIMEOUT`)."""
         while True:
-            try:
+            if self._control or self._data:
                 return self.get_nowait()
-            except trio.WouldBlock:
-                pass
             if deadline == math.inf:
                 self._receiver = current_task()
-                await wait_task_rescheduled(self._abort_receive)
+                await wait_task_rescheduled(self.abort_receive)
             else:
                 with trio.CancelScope(deadline=deadline) as scope:
                     self._receiver = current_task()
-                    await wait_task_rescheduled(self._abort_receive)
+                    await wait_task_rescheduled(self.abort_receive)
                 if scope.cancelled_caught:
                     return TIMEOUT
 

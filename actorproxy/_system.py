@@ -44,14 +44,6 @@ def _instantiate(factory: ActorFactory) -> Actor:
     return actor
 
 
-async def _host(
-    context: ActorContext, on_exit: ExitCallback | None, *, task_status: trio.TaskStatus[None]
-) -> None:
-    await run_actor(context, task_status.started, on_exit)
-    if not context.started:
-        task_status.started()
-
-
 def _start_failure(context: ActorContext) -> StartFailed:
     reason = context.exit_reason
     assert reason is not None
@@ -126,7 +118,7 @@ class ActorSystem:
         Raises:
             StartFailed: `on_start` raised (the `__cause__`) or timed out (StartTimeout as the cause).
         """
-        await nursery.start(_host, context, on_exit)
+        await nursery.start(run_actor, context, on_exit)
         if not context.started:
             raise _start_failure(context)
         return context.ref
@@ -182,7 +174,7 @@ class ActorSystem:
         context = self.new_context(factory, name=name, mailbox=mailbox, start_timeout=start_timeout)
         self._top[context] = context.actor.shutdown_timeout if shutdown_timeout is None else shutdown_timeout
         try:
-            reason = await run_actor(context, lambda: task_status.started(context.ref), None)
+            reason = await run_actor(context, None, task_status=task_status)
         finally:
             self._top.pop(context, None)
         if not context.started:
