@@ -366,6 +366,18 @@ class ActorContext:
             callback(self, reason)
 
 
+def _returned(context: ActorContext, scope: trio.CancelScope) -> ExitReason:
+    """The exit reason of an incarnation whose body returned (or was cancelled by its own kill scope)."""
+    if scope.cancelled_caught and not context._killed and not context.started:
+        assert context.start_timeout is not None
+        return ExitReason.crashed(StartTimeout(context.path, context.start_timeout))
+    if scope.cancelled_caught:
+        return ExitReason.KILLED
+    if context.stop_requested:
+        return ExitReason.SHUTDOWN
+    return ExitReason.NORMAL
+
+
 async def run_actor(
     context: ActorContext,
     on_exit: ExitCallback | None,
@@ -407,15 +419,7 @@ async def run_actor(
                     await context.serve_mailbox()
                 else:
                     await actor.run()
-        if scope.cancelled_caught and not context._killed and not context.started:
-            assert context.start_timeout is not None
-            reason = ExitReason.crashed(StartTimeout(context.path, context.start_timeout))
-        elif scope.cancelled_caught:
-            reason = ExitReason.KILLED
-        elif context.stop_requested:
-            reason = ExitReason.SHUTDOWN
-        else:
-            reason = ExitReason.NORMAL
+        reason = _returned(context, scope)
     except Exception as exc:
         reason = ExitReason.crashed(exc)
     except BaseException as exc:
