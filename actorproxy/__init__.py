@@ -5,6 +5,7 @@ dead letters and events. `supervisors` builds OTP supervision on it; `actors` bu
 """
 
 from ._actor import Actor
+from ._config import ServerConf
 from ._context import CLEANUP_TIMEOUT, ActorContext
 from ._deadletters import DeadLetter, DeadLetters
 from ._errors import (
@@ -27,6 +28,20 @@ from ._registry import Registry
 from ._statistics import ActorStatistics, TreeNode
 from ._system import ActorFactory, ActorSystem, open_actor_system
 from ._timers import Timers
+from .http import (
+    BodyChunk,
+    Error,
+    ErrorSource,
+    ErrorType,
+    Headers,
+    HttpPeer,
+    PeerOptions,
+    ProxyHttp,
+    RequestHeader,
+    ResponseHeader,
+    RetryType,
+    Session,
+)
 
 __all__ = [
     "CLEANUP_TIMEOUT",
@@ -43,16 +58,29 @@ __all__ = [
     "ActorSystem",
     "AskFailed",
     "AskTimeout",
+    "BodyChunk",
     "DeadLetter",
     "DeadLetters",
+    "Error",
+    "ErrorSource",
+    "ErrorType",
     "EventStream",
     "ExitKind",
     "ExitReason",
+    "Headers",
+    "HttpPeer",
     "MailboxConfig",
     "MailboxFull",
     "NameTaken",
     "Overflow",
+    "PeerOptions",
+    "ProxyHttp",
     "Registry",
+    "RequestHeader",
+    "ResponseHeader",
+    "RetryType",
+    "ServerConf",
+    "Session",
     "StartFailed",
     "StartTimeout",
     "Timers",

@@ -27,6 +27,7 @@ from ._messages import (
     terminate_child,
     which_children,
 )
+from ._server import Server, Service
 from ._signals import shutdown_on_signals
 from ._spec import BRUTAL, INFINITY, AutoShutdown, Backoff, ChildSpec, Restart, Strategy
 from ._supervisor import Supervisor
@@ -49,6 +50,8 @@ __all__ = [
     "Restart",
     "RestartFailed",
     "RestartIntensity",
+    "Server",
+    "Service",
     "Strategy",
     "Supervisor",
     "SupervisorError",

@@ -1,0 +1,125 @@
+"""`ConnectionActor`: one accepted downstream socket, serving requests until the connection ends.
+
+Rules:
+- The actor runs its own loop (`run`), not a mailbox loop: read a request head, run the phases, repeat
+  while keep-alive holds. Between requests the wait for the next head is bounded by the keep-alive idle
+  timeout and interrupted by a stop request (shutdown ends idle connections at once, and lets the request in
+  flight finish with keep-alive turned off).
+- A crash (a bug in our code) answers 500 if no response has started, closes the socket, and then
+  propagates to the ConnectionSupervisor, which counts it. Other connections never notice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+import trio
+
+from actorproxy import Actor, ExitReason
+from actorproxy.http import Error, ProxyHttp, ResponseHeader, ServerConnection, Session
+
+from ._engine import DEFAULT_MAX_RETRIES, serve_request
+from ._pool import ConnectionPool
+
+__all__ = ["DEFAULT_KEEPALIVE_TIMEOUT", "ConnectionActor"]
+
+logger = logging.getLogger("actorproxy.proxy")
+
+# Pingora's downstream keep-alive idle timeout.
+DEFAULT_KEEPALIVE_TIMEOUT = 60.0
+
+
+class ConnectionActor(Actor):
+    """Serves the requests of one downstream connection through `app`'s phases."""
+
+    start_timeout = 5.0
+    shutdown_timeout = 30.0
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        app: ProxyHttp,
+        pool: ConnectionPool,
+        *,
+        keepalive_timeout: float | None = DEFAULT_KEEPALIVE_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+    ) -> None:
+        self.stream = stream
+        self.app = app
+        self.pool = pool
+        self.keepalive_timeout = keepalive_timeout
+        self.max_retries = max_retries
+        self.downstream = ServerConnection(stream)
+        self.requests = 0
+
+    def _addresses(self) -> tuple[Any, Any]:
+        socket = getattr(self.stream, "socket", None)
+        if socket is None:
+            transport = getattr(self.stream, "transport_stream", None)
+            socket = getattr(transport, "socket", None)
+        if socket is None:
+            return None, None
+        try:
+            return socket.getpeername(), socket.getsockname()
+        except OSError:
+            return None, None
+
+    async def run(self) -> None:
+        client_addr, server_addr = self._addresses()
+        downstream = self.downstream
+        try:
+            while True:
+                header = await self._next_request()
+                if header is None:
+                    return
+                self.requests += 1
+                if self.context.stop_requested:
+                    downstream.set_keepalive(False)
+                session = Session(
+                    downstream,
+                    header,
+                    client_addr=client_addr,
+                    server_addr=server_addr,
+                    keepalive_timeout=self.keepalive_timeout,
+                )
+                await serve_request(self.app, session, self.pool, max_retries=self.max_retries)
+                if (
+                    self.context.stop_requested
+                    or not downstream.keepalive
+                    or not downstream.start_next_cycle()
+                ):
+                    return
+        except Error as exc:
+            logger.debug("connection from %s ended: %s", client_addr, exc)
+        except Exception:
+            await self._answer_crash()
+            raise
+
+    async def _next_request(self) -> Any:
+        """The next request head, or None when the connection should end (EOF, idle timeout, stop)."""
+        timeout = self.keepalive_timeout if self.requests else None
+        with self.context.cancel_on_stop():
+            if timeout is None:
+                return await self.downstream.read_request()
+            with trio.move_on_after(timeout):
+                return await self.downstream.read_request()
+        return None
+
+    async def _answer_crash(self) -> None:
+        if self.downstream.response_header is None:
+            with trio.move_on_after(1.0) as scope:
+                scope.shield = True
+                with contextlib.suppress(Error):
+                    await self.downstream.write_response(_internal_error_response(), end=True)
+
+    async def on_stop(self, reason: ExitReason) -> None:
+        await self.downstream.abort() if reason.error is not None else await self.downstream.close()
+
+
+def _internal_error_response() -> ResponseHeader:
+    header = ResponseHeader.build(500)
+    header.insert_header("Content-Length", "0")
+    header.insert_header("Connection", "close")
+    return header

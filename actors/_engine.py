@@ -1,0 +1,244 @@
+"""The request lifecycle: Pingora's phases, the retry loop and the duplex body streams.
+
+Rules:
+- `serve_request` runs the phases of one request in Pingora's order and always ends with `logging`, exactly
+  once, whatever happened. Any error that ends the request goes through `fail_to_proxy`, which answers the
+  client if it still can, and is logged with `request_summary` unless `suppress_error_log` says not to.
+- An exception from a user filter is an internal error (500), never a crash of the connection.
+- Retry loop, bounded by `max_retries`: a connect failure goes through `fail_to_connect` (nothing was sent
+  upstream); a failure after connecting goes through `error_while_proxy`, and is retried only while no
+  response has started downstream and the request body can be replayed from the retry buffer.
+- Pool checkout and checkin are synchronous steps; I/O comes after. A connection that saw any error is
+  never returned to the pool.
+- Bodies stream in both directions at once: the request body is pumped upstream while the response is read.
+  The two pumps live and die with the request (a request-scoped nursery: the request is the unit of
+  structured concurrency here); no chunk travels through a mailbox.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import trio
+
+from actorproxy.http import (
+    BodyChunk,
+    ClientConnection,
+    Error,
+    ErrorSource,
+    ErrorType,
+    HttpPeer,
+    ProxyHttp,
+    RequestHeader,
+    ResponseHeader,
+    Session,
+)
+
+from ._connector import connect_peer
+from ._pool import ConnectionPool
+
+__all__ = ["DEFAULT_MAX_RETRIES", "serve_request"]
+
+logger = logging.getLogger("actorproxy.proxy")
+
+# Pingora's default `max_retries`.
+DEFAULT_MAX_RETRIES = 16
+
+# Hop-by-hop fields (RFC 9110 §7.6.1) are the connection's own business, never forwarded.
+HOP_BY_HOP = ("connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade")
+
+
+def _internal(exc: Exception, what: str) -> Error:
+    return Error.because(ErrorType.INTERNAL_ERROR, what, exc, ErrorSource.INTERNAL)
+
+
+async def serve_request(
+    app: ProxyHttp, session: Session, pool: ConnectionPool, *, max_retries: int = DEFAULT_MAX_RETRIES
+) -> Error | None:
+    """Run every phase of one request; return the error that ended it, if any."""
+    error: Error | None = None
+    ctx: Any = None
+    try:
+        ctx = app.new_ctx()
+        await app.early_request_filter(session, ctx)
+        if not await app.request_filter(session, ctx):
+            if await app.proxy_upstream_filter(session, ctx):
+                await _proxy_to_upstream(app, session, ctx, pool, max_retries)
+            elif session.response_written() is None:
+                error = Error.explain(
+                    ErrorType.http_status(502), "proxy_upstream_filter declined", ErrorSource.INTERNAL
+                )
+    except Error as exc:
+        error = exc
+    except Exception as exc:
+        error = _internal(exc, f"{type(exc).__name__} in a filter")
+    if error is not None:
+        await _fail(app, session, ctx, error)
+    try:
+        await app.logging(session, error, ctx)
+    except Exception:
+        logger.exception("logging phase raised for %s", _summary(app, session, ctx))
+    return error
+
+
+def _summary(app: ProxyHttp, session: Session, ctx: Any) -> str:
+    try:
+        return app.request_summary(session, ctx)
+    except Exception:
+        return f"{session.req_header.method} {session.req_header.uri}"
+
+
+async def _fail(app: ProxyHttp, session: Session, ctx: Any, error: Error) -> None:
+    try:
+        await app.fail_to_proxy(session, error, ctx)
+    except Error as exc:
+        logger.debug("fail_to_proxy could not answer: %s", exc)
+    except Exception:
+        logger.exception("fail_to_proxy raised for %s", _summary(app, session, ctx))
+    try:
+        suppressed = app.suppress_error_log(session, ctx, error)
+    except Exception:
+        suppressed = False
+    if not suppressed:
+        logger.error("%s, error: %s", _summary(app, session, ctx), error)
+
+
+async def _connect(peer: HttpPeer, pool: ConnectionPool) -> tuple[ClientConnection, bool]:
+    key = peer.reuse_key()
+    pooled = pool.checkout(key)
+    if pooled is not None:
+        conn: ClientConnection = pooled.conn
+        return conn, True
+    options = peer.options
+    stream = await connect_peer(peer)
+    return ClientConnection(
+        stream, read_timeout=options.read_timeout, write_timeout=options.write_timeout
+    ), False
+
+
+async def _proxy_to_upstream(
+    app: ProxyHttp, session: Session, ctx: Any, pool: ConnectionPool, max_retries: int
+) -> None:
+    retries = 0
+    while True:
+        peer = await app.upstream_peer(session, ctx)
+        try:
+            conn, reused = await _connect(peer, pool)
+        except Error as exc:
+            exc = app.fail_to_connect(session, peer, ctx, exc)
+            if exc.retry_for(False) and retries < max_retries:
+                retries += 1
+                continue
+            raise exc
+        try:
+            await app.connected_to_upstream(session, reused, peer, ctx)
+            await _exchange(app, session, ctx, conn)
+        except Exception as exc:
+            await conn.abort()
+            error = exc if isinstance(exc, Error) else _internal(exc, f"{type(exc).__name__} in a filter")
+            if error.source is ErrorSource.DOWNSTREAM or session.response_written() is not None:
+                raise error from None
+            error = app.error_while_proxy(peer, session, error, ctx, reused)
+            if error.retry_for(reused) and retries < max_retries and not session.retry_buffer_truncated:
+                retries += 1
+                continue
+            raise error from None
+        if not (conn.reusable and conn.start_next_cycle()) or not pool.checkin(
+            peer.reuse_key(), conn, conn.stream, peer.options.idle_timeout
+        ):
+            await conn.close()
+        return
+
+
+async def _exchange(app: ProxyHttp, session: Session, ctx: Any, conn: ClientConnection) -> None:
+    """Send the request upstream and stream the response back, both bodies at once."""
+    upstream_request = session.req_header.copy()
+    if not session.is_upgrade_req():
+        _remove_hop_by_hop(upstream_request)
+    await app.upstream_request_filter(session, upstream_request, ctx)
+    has_body = _request_has_body(session)
+    if not has_body:
+        await conn.write_request(upstream_request, end=True)
+        await _relay_response(app, session, ctx, conn)
+        return
+    await conn.write_request(upstream_request)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_pump_request_body, app, session, ctx, conn)
+        await _relay_response(app, session, ctx, conn)
+
+
+def _remove_hop_by_hop(header: RequestHeader | ResponseHeader) -> None:
+    """Drop the connection's own fields (RFC 9110 §7.6.1), including those named by `Connection`.
+
+    Transfer-Encoding stays: the codec re-frames the body by it on the next hop.
+    """
+    headers = header.headers
+    named = [token.strip() for value in headers.get_all("connection") for token in value.split(",")]
+    for name in (*HOP_BY_HOP, *named):
+        if name and name.lower() != "transfer-encoding":
+            headers.remove(name)
+
+
+def _request_has_body(session: Session) -> bool:
+    headers = session.req_header.headers
+    if "transfer-encoding" in headers:
+        return True
+    length = headers.get("content-length")
+    return length is not None and length.strip() not in ("", "0")
+
+
+async def _pump_request_body(app: ProxyHttp, session: Session, ctx: Any, conn: ClientConnection) -> None:
+    chunk = BodyChunk(None)
+    # A retry replays what the buffer kept of the body, then carries on reading the client.
+    for piece in list(session.retry_buffer()):
+        chunk.data = piece
+        await _send_request_piece(app, session, ctx, conn, chunk, end=False)
+    while True:
+        data = await session.read_request_body()
+        chunk.data = data
+        end = data is None
+        await _send_request_piece(app, session, ctx, conn, chunk, end=end)
+        if end:
+            await conn.finish(session.request_trailers)
+            return
+
+
+async def _send_request_piece(
+    app: ProxyHttp, session: Session, ctx: Any, conn: ClientConnection, chunk: BodyChunk, *, end: bool
+) -> None:
+    delay = await app.request_body_filter(session, chunk, end, ctx)
+    if chunk.data:
+        await conn.write_body(chunk.data)
+    if delay:
+        await trio.sleep(delay)
+
+
+async def _relay_response(app: ProxyHttp, session: Session, ctx: Any, conn: ClientConnection) -> None:
+    response: ResponseHeader = await conn.read_response()
+    await app.upstream_response_filter(session, response, ctx)
+    await app.response_filter(session, response, ctx)
+    if response.status != 101:
+        _remove_hop_by_hop(response)
+    downstream = session.downstream
+    await downstream.write_response(response)
+    upstream_chunk = BodyChunk(None)
+    while True:
+        data = await conn.read_body()
+        end = data is None
+        upstream_chunk.data = data
+        delay = await app.upstream_response_body_filter(session, upstream_chunk, end, ctx)
+        if delay:
+            await trio.sleep(delay)
+        delay = await app.response_body_filter(session, upstream_chunk, end, ctx)
+        if upstream_chunk.data:
+            await downstream.write_body(upstream_chunk.data)
+        if delay:
+            await trio.sleep(delay)
+        if end:
+            break
+    trailers = conn.response_trailers
+    if trailers is not None:
+        await app.upstream_response_trailer_filter(session, trailers, ctx)
+        await app.response_trailer_filter(session, trailers, ctx)
+    await downstream.finish(trailers)

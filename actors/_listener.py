@@ -1,0 +1,106 @@
+"""`ListenerActor`: one endpoint's accept loop, handing each socket to the ConnectionSupervisor.
+
+Rules:
+- Binding happens in `on_start`, so a port in use fails the start and the supervisor sees it at once.
+- Accepting stops on a stop request (the listening socket closes in `on_stop`); connections already handed
+  over are the ConnectionSupervisor's to drain.
+- A connection that cannot be started is closed; the accept loop goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import trio
+
+from actorproxy import Actor, ActorProxyError, ActorRef, ExitReason
+from supervisors import start_child
+
+__all__ = ["Endpoint", "ListenerActor"]
+
+logger = logging.getLogger("actorproxy.proxy")
+
+
+@attrs.frozen(kw_only=True)
+class Endpoint:
+    """Where a service listens: a TCP address, a Unix socket path, optionally TLS."""
+
+    host: str | None = None
+    port: int = 0
+    path: str | None = None
+    permissions: int | None = None
+    ssl_context: ssl.SSLContext | None = attrs.field(default=None, eq=False)
+
+    def __str__(self) -> str:
+        where = f"unix:{self.path}" if self.path else f"{self.host}:{self.port}"
+        return f"{'tls://' if self.ssl_context else ''}{where}"
+
+
+async def _open(endpoint: Endpoint) -> trio.abc.Listener[Any]:
+    if endpoint.path is not None:
+        # A socket file left by a previous run would make bind fail.
+        await trio.Path(endpoint.path).unlink(missing_ok=True)
+        sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+        await sock.bind(endpoint.path)
+        if endpoint.permissions is not None:
+            os.chmod(endpoint.path, endpoint.permissions)
+        sock.listen(1024)
+        listener: trio.abc.Listener[Any] = trio.SocketListener(sock)
+    else:
+        [listener] = (await trio.open_tcp_listeners(endpoint.port, host=endpoint.host))[:1]
+    if endpoint.ssl_context is not None:
+        listener = trio.SSLListener(listener, endpoint.ssl_context, https_compatible=True)
+    return listener
+
+
+class ListenerActor(Actor):
+    """Accepts on `endpoint` and starts a connection child per socket under `connections`."""
+
+    def __init__(
+        self, endpoint: Endpoint, connections: str, on_bound: Callable[[Any], object] | None = None
+    ) -> None:
+        self.endpoint = endpoint
+        self.connections_name = connections
+        self.on_bound = on_bound
+        self.listener: trio.abc.Listener[Any] | None = None
+        self.accepted = 0
+
+    @property
+    def address(self) -> Any:
+        """The bound address (host, port) or socket path; useful with port 0."""
+        listener = self.listener
+        if isinstance(listener, trio.SSLListener):
+            listener = listener.transport_listener
+        assert isinstance(listener, trio.SocketListener)
+        return listener.socket.getsockname()
+
+    async def on_start(self) -> None:
+        self.listener = await _open(self.endpoint)
+        logger.info("listening on %s", self.endpoint)
+        if self.on_bound is not None:
+            self.on_bound(self.address)
+
+    async def run(self) -> None:
+        assert self.listener is not None
+        connections: ActorRef | None = self.system.whereis(self.connections_name)
+        if connections is None:
+            raise RuntimeError(f"no connection supervisor named {self.connections_name!r}")
+        with self.context.cancel_on_stop():
+            while True:
+                stream = await self.listener.accept()
+                self.accepted += 1
+                try:
+                    await start_child(connections, stream)
+                except ActorProxyError as exc:
+                    logger.warning("could not start a connection on %s: %s", self.endpoint, exc)
+                    await trio.aclose_forcefully(stream)
+
+    async def on_stop(self, reason: ExitReason) -> None:
+        if self.listener is not None:
+            await self.listener.aclose()
+        if self.endpoint.path is not None:
+            await trio.Path(self.endpoint.path).unlink(missing_ok=True)

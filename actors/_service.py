@@ -1,0 +1,123 @@
+"""`http_proxy_service`: a proxy application plus its endpoints, run as one supervised subtree.
+
+The subtree (rest_for_one, so what depends on a crashed actor restarts after it):
+
+    Service supervisor "<name>"
+    ├── PeerPoolActor        idle upstream connections, reaped when idle too long
+    ├── ConnectionSupervisor dynamic, temporary children: one ConnectionActor per accepted socket
+    └── ListenerActor (n)    one per endpoint
+"""
+
+from __future__ import annotations
+
+import ssl
+from functools import partial
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from actorproxy.http import ProxyHttp
+from supervisors import ChildSpec, DynamicSupervisor, Restart, Strategy, Supervisor
+
+from ._connection import DEFAULT_KEEPALIVE_TIMEOUT, ConnectionActor
+from ._engine import DEFAULT_MAX_RETRIES
+from ._listener import Endpoint, ListenerActor
+from ._pool import DEFAULT_POOL_SIZE, ConnectionPool, PeerPoolActor
+
+__all__ = ["HttpProxyService", "http_proxy_service"]
+
+SniCallback = Callable[[ssl.SSLSocket | ssl.SSLObject, str | None, ssl.SSLContext], Any]
+
+
+def _split_host_port(addr: str) -> tuple[str, int]:
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"listen address {addr!r}: not host:port")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+class HttpProxyService:
+    """A proxy service: `app`'s phases served on every endpoint added with `add_tcp`/`add_uds`/`add_tls`."""
+
+    def __init__(self, app: ProxyHttp, *, name: str = "proxy", conf: Any = None) -> None:
+        self.app = app
+        self.name = name
+        self.conf = conf
+        self.endpoints: list[Endpoint] = []
+        #: The address each endpoint is bound to, by endpoint index, once its listener has started.
+        self.bound: dict[int, Any] = {}
+        self.pool = ConnectionPool(max_size=_conf(conf, "upstream_keepalive_pool_size", DEFAULT_POOL_SIZE))
+        self.max_retries: int = _conf(conf, "max_retries", DEFAULT_MAX_RETRIES)
+        self.keepalive_timeout: float | None = DEFAULT_KEEPALIVE_TIMEOUT
+
+    def __repr__(self) -> str:
+        return f"<HttpProxyService {self.name} {[str(e) for e in self.endpoints]}>"
+
+    def add_tcp(self, addr: str) -> None:
+        """Listen on "host:port" (port 0 picks a free port)."""
+        host, port = _split_host_port(addr)
+        self.endpoints.append(Endpoint(host=host, port=port))
+
+    def add_uds(self, path: str, permissions: int | None = None) -> None:
+        """Listen on a Unix socket at `path`, with `permissions` (e.g. 0o660) if given."""
+        self.endpoints.append(Endpoint(path=path, permissions=permissions))
+
+    def add_tls(
+        self, addr: str, cert_path: str, key_path: str, *, sni_callback: SniCallback | None = None
+    ) -> None:
+        """Terminate TLS on "host:port" with a certificate chain and key (PEM files).
+
+        `sni_callback(ssl_object, server_name, context)` may switch `ssl_object.context` per SNI name.
+        """
+        host, port = _split_host_port(addr)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert_path, key_path)
+        if sni_callback is not None:
+            context.sni_callback = sni_callback
+        self.endpoints.append(Endpoint(host=host, port=port, ssl_context=context))
+
+    def _connection(self, stream: trio.abc.Stream) -> ConnectionActor:
+        return ConnectionActor(
+            stream,
+            self.app,
+            self.pool,
+            keepalive_timeout=self.keepalive_timeout,
+            max_retries=self.max_retries,
+        )
+
+    def child_spec(self) -> ChildSpec:
+        """The service's subtree as a child of the server's root supervisor."""
+        connections = f"{self.name}/connections"
+
+        def build() -> Supervisor:
+            children = [
+                ChildSpec(id="pool", start=lambda: PeerPoolActor(self.pool)),
+                ChildSpec(
+                    id="connections",
+                    name=connections,
+                    start=lambda: DynamicSupervisor(
+                        ChildSpec(id="conn", start=self._connection, restart=Restart.TEMPORARY)
+                    ),
+                ),
+            ]
+            children += [
+                ChildSpec(
+                    id=f"listener-{n}",
+                    start=lambda n=n, e=endpoint: ListenerActor(e, connections, partial(self.bound.__setitem__, n)),
+                )
+                for n, endpoint in enumerate(self.endpoints)
+            ]
+            return Supervisor(children, strategy=Strategy.REST_FOR_ONE, intensity=10, period=10)
+
+        return ChildSpec(id=self.name, start=build)
+
+
+def _conf(conf: Any, key: str, default: Any) -> Any:
+    value = getattr(conf, key, None) if conf is not None else None
+    return default if value is None else value
+
+
+def http_proxy_service(conf: Any, app: ProxyHttp, name: str = "proxy") -> HttpProxyService:
+    """Pingora's `http_proxy_service(&conf, app)`: a service to add endpoints to and hand to the Server."""
+    return HttpProxyService(app, name=name, conf=conf)

@@ -1,0 +1,937 @@
+"""ServerConnection and ClientConnection over memory streams, against raw bytes and each other."""
+
+from __future__ import annotations
+
+import ssl
+
+import pytest
+import trio
+import trio.testing
+
+from actorproxy.http import (
+    ClientConnection,
+    Error,
+    ErrorSource,
+    ErrorType,
+    Headers,
+    ProtocolError,
+    RequestHeader,
+    ResponseHeader,
+    RetryType,
+    ServerConnection,
+    status_for,
+)
+
+
+class RawPeer:
+    """The far end of a memory stream, speaking raw bytes."""
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self.stream = stream
+        self.buffer = b""
+
+    async def send(self, data: bytes) -> None:
+        await self.stream.send_all(data)
+
+    async def receive_until(self, marker: bytes) -> bytes:
+        """Everything up to and including `marker`."""
+        while marker not in self.buffer:
+            chunk = await self.stream.receive_some(65536)
+            assert chunk, f"EOF before {marker!r}; got {self.buffer!r}"
+            self.buffer += chunk
+        end = self.buffer.index(marker) + len(marker)
+        data, self.buffer = self.buffer[:end], self.buffer[end:]
+        return data
+
+    async def receive_rest(self) -> bytes:
+        """Everything left until the other side closes."""
+        while chunk := await self.stream.receive_some(65536):
+            self.buffer += chunk
+        data, self.buffer = self.buffer, b""
+        return data
+
+    async def close(self) -> None:
+        await self.stream.aclose()
+
+
+class CountingStream(trio.abc.Stream):
+    """Records every `send_all`, to check that a head and its body go out in one write."""
+
+    def __init__(self, inner: trio.abc.Stream) -> None:
+        self.inner = inner
+        self.writes: list[bytes] = []
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(bytes(data))
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self.inner.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class BrokenStream(trio.abc.Stream):
+    """A stream whose every read and write fails with `error`."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        raise self.error
+
+    async def wait_send_all_might_not_block(self) -> None:
+        pass
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        raise self.error
+
+    async def aclose(self) -> None:
+        pass
+
+
+def broken(cause: BaseException) -> trio.BrokenResourceError:
+    """A BrokenResourceError caused by `cause`, as trio's socket and TLS streams raise them."""
+    error = trio.BrokenResourceError("broken")
+    error.__cause__ = cause
+    return error
+
+
+def server_pair(**options: int) -> tuple[ServerConnection, RawPeer, CountingStream]:
+    ours, theirs = trio.testing.memory_stream_pair()
+    counting = CountingStream(ours)
+    return ServerConnection(counting, **options), RawPeer(theirs), counting
+
+
+def client_pair(
+    *, read_timeout: float | None = None, write_timeout: float | None = None
+) -> tuple[ClientConnection, RawPeer, CountingStream]:
+    ours, theirs = trio.testing.memory_stream_pair()
+    counting = CountingStream(ours)
+    conn = ClientConnection(counting, read_timeout=read_timeout, write_timeout=write_timeout)
+    return conn, RawPeer(theirs), counting
+
+
+async def read_whole_body(conn: ServerConnection | ClientConnection) -> bytes:
+    chunks = []
+    while (chunk := await conn.read_body()) is not None:
+        assert chunk
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def request(method: str = "GET", uri: str = "/", *fields: tuple[str, str]) -> RequestHeader:
+    return RequestHeader(method, uri, [("Host", "upstream"), *fields])
+
+
+# -- downstream: reading requests ------------------------------------------------------------------------
+
+
+async def test_request_with_content_length_body_keeps_header_case() -> None:
+    server, client, _ = server_pair()
+    sent = (
+        b"POST /upload?x=1 HTTP/1.1\r\nHost: example.com\r\nX-Mixed-CASE: v\r\nContent-Length: 11\r\n\r\n"
+        b"hello world"
+    )
+    await client.send(sent)
+    req = await server.read_request()
+    assert req is not None
+    assert (req.method, req.uri, req.path, req.query, req.version) == (
+        "POST",
+        "/upload?x=1",
+        "/upload",
+        "x=1",
+        "1.1",
+    )
+    assert [name for name, _ in req.headers] == ["Host", "X-Mixed-CASE", "Content-Length"]
+    assert req.headers.get("x-mixed-case") == "v"
+    assert await read_whole_body(server) == b"hello world"
+    assert await server.read_body() is None
+    assert server.request_trailers is None
+    assert server.bytes_read == len(sent)
+
+
+async def test_chunked_request_with_trailers_is_read() -> None:
+    server, client, _ = server_pair()
+    await client.send(
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n6\r\n world\r\n0\r\nX-Checksum: abc\r\n\r\n"
+    )
+    assert await server.read_request() is not None
+    assert await read_whole_body(server) == b"hello world"
+    assert server.request_trailers == Headers([("X-Checksum", "abc")])
+
+
+async def test_request_without_body_ends_at_once() -> None:
+    server, client, _ = server_pair()
+    await client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert await server.read_request() is not None
+    assert await server.read_body() is None
+
+
+async def test_read_body_before_any_request_reads_nothing() -> None:
+    server, client, _ = server_pair()
+    await client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert await server.read_body() is None
+    assert await server.read_request() is not None
+
+
+async def test_clean_close_before_a_request_is_none() -> None:
+    server, client, _ = server_pair()
+    await client.close()
+    assert await server.read_request() is None
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [b"GET / HTTP/1.1\r\nHost: h\r\n", b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc"],
+    ids=["mid-head", "mid-body"],
+)
+async def test_client_closing_mid_request_is_connection_closed(sent: bytes) -> None:
+    server, client, _ = server_pair()
+    await client.send(sent)
+    await client.close()
+    with pytest.raises(Error) as caught:
+        if await server.read_request() is not None:
+            await read_whole_body(server)
+    assert (caught.value.etype, caught.value.source) == (ErrorType.CONNECTION_CLOSED, ErrorSource.DOWNSTREAM)
+    assert status_for(caught.value) is None  # nobody left to answer
+    assert not server.keepalive
+
+
+async def test_malformed_request_has_status_hint_400_and_can_still_be_answered() -> None:
+    server, client, _ = server_pair()
+    await client.send(b"GET / HTTP/1.1\r\nHost: h\r\nBad Header: x\r\n\r\n")
+    with pytest.raises(ProtocolError) as caught:
+        await server.read_request()
+    error = caught.value
+    assert (error.etype, error.source, error.status_hint) == (
+        ErrorType.INVALID_HTTP_HEADER,
+        ErrorSource.DOWNSTREAM,
+        400,
+    )
+    assert status_for(error) == 400
+    await server.write_response(ResponseHeader(400), end=True)
+    head = await client.receive_until(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b"Connection: close\r\n" in head
+    assert not server.start_next_cycle()
+
+
+async def test_oversized_head_has_status_hint_431() -> None:
+    server, client, _ = server_pair(max_head_size=1024)
+    await client.send(b"GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + b"a" * 2000)
+    with pytest.raises(ProtocolError) as caught:
+        await server.read_request()
+    assert (caught.value.status_hint, caught.value.etype) == (431, ErrorType.INVALID_HTTP_HEADER)
+
+
+async def test_unsupported_transfer_coding_has_status_hint_501() -> None:
+    server, client, _ = server_pair()
+    await client.send(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n")
+    with pytest.raises(ProtocolError) as caught:
+        await server.read_request()
+    assert caught.value.status_hint == 501
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+    ],
+    ids=["content-length-and-transfer-encoding", "transfer-encoding-on-http-1.0"],
+)
+async def test_smuggling_prone_framing_is_refused(head: bytes) -> None:
+    server, client, _ = server_pair()
+    await client.send(head + b"3\r\nabc\r\n0\r\n\r\n")
+    with pytest.raises(ProtocolError) as caught:
+        await server.read_request()
+    assert (caught.value.status_hint, caught.value.source) == (400, ErrorSource.DOWNSTREAM)
+    assert not server.keepalive
+
+
+async def test_bad_chunk_in_request_body_is_h1_error() -> None:
+    server, client, _ = server_pair()
+    await client.send(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+    assert await server.read_request() is not None
+    with pytest.raises(ProtocolError) as caught:
+        await server.read_body()
+    assert (caught.value.etype, caught.value.status_hint) == (ErrorType.H1_ERROR, 400)
+
+
+async def test_transport_failures_are_downstream_read_and_write_errors() -> None:
+    server = ServerConnection(BrokenStream(broken(ConnectionResetError())))
+    with pytest.raises(Error) as caught:
+        await server.read_request()
+    assert (caught.value.etype, caught.value.source) == (ErrorType.READ_ERROR, ErrorSource.DOWNSTREAM)
+    assert isinstance(caught.value.__cause__, trio.BrokenResourceError)
+
+    server, client, _ = server_pair()
+    await client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert await server.read_request() is not None
+    await client.close()
+    with pytest.raises(Error) as caught:
+        await server.write_response(ResponseHeader(200), b"x", end=True)
+    assert (caught.value.etype, caught.value.source) == (ErrorType.WRITE_ERROR, ErrorSource.DOWNSTREAM)
+    assert server.response_started
+    assert not server.keepalive
+
+
+async def test_read_request_before_the_cycle_ends_is_internal_error() -> None:
+    server, client, _ = server_pair()
+    await client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert await server.read_request() is not None
+    with pytest.raises(Error) as caught:
+        await server.read_request()
+    assert caught.value.source is ErrorSource.INTERNAL
+
+
+async def test_cancellation_is_not_translated(autojump_clock: trio.testing.MockClock) -> None:
+    server, client, _ = server_pair()
+    with trio.move_on_after(5) as scope:
+        await server.read_request()
+    assert scope.cancelled_caught
+    # A cancelled read consumed nothing: the connection still serves the request.
+    await client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert await server.read_request() is not None
+
+
+# -- downstream: writing responses -----------------------------------------------------------------------
+
+
+async def test_response_head_and_body_go_out_in_one_write() -> None:
+    server, client, counting = server_pair()
+    await client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert await server.read_request() is not None
+    header = ResponseHeader(200, [("X-Mixed-CASE", "v")])
+    await server.write_response(header, b"hi", end=True)
+    expected = b"HTTP/1.1 200 OK\r\nX-Mixed-CASE: v\r\nContent-Length: 2\r\n\r\nhi"
+    assert counting.writes == [expected]
+    assert await client.receive_until(b"hi") == expected
+    assert header.headers.items() == [("X-Mixed-CASE", "v")]  # Content-Length went on the wire only
+    assert (server.response_started, server.response_header) == (True, header)
+    assert server.bytes_written == len(expected)
+    assert server.bytes_read == len(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+
+
+async def test_chunked_response_with_trailers_is_written() -> None:
+    server, client, counting = server_pair()
+    await client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert await server.read_request() is not None
+    await server.write_response(ResponseHeader(200), b"ab")
+    await server.write_body(b"")  # nothing to write, no empty chunk (which would end the body)
+    await server.write_body(b"cde")
+    await server.finish(Headers([("X-Checksum", "sum")]))
+    await server.finish()  # a second finish does nothing
+    assert counting.writes == [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n",
+        b"3\r\ncde\r\n",
+        b"0\r\nX-Checksum: sum\r\n\r\n",
+    ]
+    assert server.start_next_cycle()
+
+
+async def test_trailers_are_dropped_without_chunked_framing() -> None:
+    server, client, counting = server_pair()
+    await client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert await server.read_request() is not None
+    await server.write_response(ResponseHeader(200, [("Content-Length", "3")]))
+    await server.write_body(b"abc")
+    await server.finish(Headers([("X-Checksum", "sum")]))
+    assert b"".join(counting.writes) == b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"
+
+
+async def test_100_continue_is_sent_once_on_request() -> None:
+    server, client, _ = server_pair()
+    await client.send(b"PUT /f HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
+    assert await server.read_request() is not None
+    assert server.expects_continue
+    await server.send_continue()
+    assert await client.receive_until(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+    written = server.bytes_written
+    await server.send_continue()
+    assert server.bytes_written == written
+    await client.send(b"data")
+    assert await read_whole_body(server) == b"data"
+    assert not server.response_started  # a 1xx is not the response
+    await server.write_response(ResponseHeader(201), end=True)
+    assert (await client.receive_until(b"\r\n\r\n")).startswith(b"HTTP/1.1 201 Created\r\n")
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"PUT /f HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\n",
+        b"PUT /f HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n",
+        b"PUT /f HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n",
+    ],
+    ids=["no-expect", "no-body", "http-1.0"],
+)
+async def test_no_continue_unless_a_body_waits_for_it(head: bytes) -> None:
+    server, client, _ = server_pair()
+    await client.send(head)
+    assert await server.read_request() is not None
+    assert not server.expects_continue
+    await server.send_continue()
+    assert server.bytes_written == 0
+
+
+async def test_response_to_head_has_no_body() -> None:
+    server, client, _ = server_pair()
+    await client.send(b"HEAD /f HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert await server.read_request() is not None
+    await server.write_response(ResponseHeader(200, [("Content-Length", "5")]), b"hello")
+    await server.write_body(b"more")
+    await server.finish()
+    assert server.start_next_cycle()
+    await server.close()
+    assert await client.receive_rest() == b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+
+
+@pytest.mark.parametrize("status", [204, 304])
+async def test_bodiless_statuses_drop_the_body(status: int) -> None:
+    server, client, _ = server_pair()
+    await client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert await server.read_request() is not None
+    await server.write_response(ResponseHeader(status), b"ignored", end=True)
+    head = await client.receive_until(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status} ".encode())
+    assert b"Content-Length" not in head
+    assert b"Transfer-Encoding" not in head
+    assert server.start_next_cycle()
+    await server.close()
+    assert await client.receive_rest() == b""
+
+
+async def test_http_1_0_client_gets_a_close_delimited_body() -> None:
+    server, client, _ = server_pair()
+    await client.send(b"GET / HTTP/1.0\r\n\r\n")
+    req = await server.read_request()
+    assert req is not None
+    assert req.version == "1.0"
+    assert not server.keepalive
+    await server.write_response(ResponseHeader(200), b"old")
+    await server.finish(Headers([("X-Trailer", "dropped")]))
+    assert await client.receive_until(b"old") == b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nold"
+    assert not server.start_next_cycle()
+
+
+async def test_invalid_response_header_is_internal_and_leaves_the_connection_usable() -> None:
+    server, client, _ = server_pair()
+    await client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert await server.read_request() is not None
+    for bad in (
+        ResponseHeader(200, [("X-Bad", "a\r\nInjected: 1")]),
+        ResponseHeader(200, reason="OK\r\nX: 1"),
+    ):
+        with pytest.raises(Error) as caught:
+            await server.write_response(bad, end=True)
+        assert (caught.value.etype, caught.value.source) == (
+            ErrorType.INVALID_HTTP_HEADER,
+            ErrorSource.INTERNAL,
+        )
+    assert server.bytes_written == 0
+    await server.write_response(ResponseHeader(500), end=True)
+    assert (await client.receive_until(b"\r\n\r\n")).startswith(b"HTTP/1.1 500 ")
+
+
+async def test_body_past_content_length_is_internal_error() -> None:
+    server, client, _ = server_pair()
+    await client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert await server.read_request() is not None
+    await server.write_response(ResponseHeader(200, [("Content-Length", "1")]), b"a")
+    with pytest.raises(Error) as caught:
+        await server.write_body(b"b")
+    assert (caught.value.etype, caught.value.source) == (ErrorType.H1_ERROR, ErrorSource.INTERNAL)
+    assert not server.keepalive
+
+
+# -- downstream: keep-alive ------------------------------------------------------------------------------
+
+
+async def test_keepalive_serves_two_pipelined_requests_then_sees_the_close() -> None:
+    server, client, _ = server_pair()
+    await client.send(b"GET /one HTTP/1.1\r\nHost: h\r\n\r\nGET /two HTTP/1.1\r\nHost: h\r\n\r\n")
+    for name in (b"one", b"two"):
+        req = await server.read_request()
+        assert req is not None
+        assert req.uri == "/" + name.decode()
+        assert not server.next_request_ready()  # the response is not written yet
+        await server.write_response(ResponseHeader(200), name, end=True)
+        assert await client.receive_until(name) == b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n" + name
+        assert server.keepalive
+        assert server.start_next_cycle()
+        assert (server.response_started, server.response_header) == (False, None)
+    await client.close()
+    assert await server.read_request() is None
+
+
+async def test_client_connection_close_ends_keepalive() -> None:
+    server, client, _ = server_pair()
+    await client.send(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    assert await server.read_request() is not None
+    assert not server.keepalive
+    await server.write_response(ResponseHeader(200), b"x", end=True)
+    head = await client.receive_until(b"\r\n\r\n")
+    assert b"Connection: close\r\n" in head
+    assert not server.next_request_ready()
+    assert not server.start_next_cycle()
+
+
+async def test_set_keepalive_false_adds_connection_close() -> None:
+    server, client, _ = server_pair()
+    await client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert await server.read_request() is not None
+    server.set_keepalive(False)
+    await server.write_response(ResponseHeader(200, [("Connection", "keep-alive")]), b"x", end=True)
+    head = await client.receive_until(b"\r\n\r\n")
+    assert head == b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n"
+    assert not server.start_next_cycle()
+
+
+async def test_response_with_connection_close_ends_keepalive() -> None:
+    server, client, _ = server_pair()
+    await client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert await server.read_request() is not None
+    await server.write_response(ResponseHeader(200, [("Connection", "close")]), b"x", end=True)
+    assert not server.keepalive
+    assert not server.start_next_cycle()
+
+
+async def test_unread_request_body_prevents_the_next_cycle() -> None:
+    server, client, _ = server_pair()
+    await client.send(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello")
+    assert await server.read_request() is not None
+    await server.write_response(ResponseHeader(413), end=True)
+    assert not server.start_next_cycle()
+    assert await read_whole_body(server) == b"hello"  # drained: now the connection can go on
+    assert server.start_next_cycle()
+
+
+# -- downstream: upgrades --------------------------------------------------------------------------------
+
+
+UPGRADE_REQUEST = b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+
+
+@pytest.mark.parametrize("read_body_first", [True, False])
+async def test_detach_after_101_returns_the_bytes_already_read(read_body_first: bool) -> None:
+    server, client, counting = server_pair()
+    await client.send(UPGRADE_REQUEST + b"early-frame")
+    req = await server.read_request()
+    assert req is not None
+    assert server.upgrade_requested
+    if read_body_first:
+        assert await server.read_body() is None
+    switching = ResponseHeader(101, [("Connection", "Upgrade"), ("Upgrade", "websocket")])
+    await server.write_response(switching)
+    assert await client.receive_until(b"\r\n\r\n") == (
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    )
+    assert server.response_started
+    stream, leftover = server.detach()
+    assert (stream, leftover) == (counting, b"early-frame")
+    assert not server.start_next_cycle()
+    await server.close()  # a detached stream is the tunnel's now: left open
+    await client.send(b"more")
+    assert await stream.receive_some(100) == b"more"
+
+
+async def test_101_without_upgrade_request_is_refused_before_anything_is_sent() -> None:
+    server, client, _ = server_pair()
+    await client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert await server.read_request() is not None
+    with pytest.raises(Error) as caught:
+        await server.write_response(ResponseHeader(101, [("Upgrade", "websocket")]))
+    assert (caught.value.etype, caught.value.source) == (ErrorType.H1_ERROR, ErrorSource.INTERNAL)
+    assert (server.response_started, server.bytes_written) == (False, 0)
+
+
+async def test_connect_is_an_upgrade_request() -> None:
+    server, client, _ = server_pair()
+    await client.send(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n\x16\x03\x01")
+    req = await server.read_request()
+    assert req is not None
+    assert (req.method, req.uri, req.path, server.upgrade_requested) == (
+        "CONNECT",
+        "example.com:443",
+        "",
+        True,
+    )
+    await server.write_response(ResponseHeader(200), b"ignored", end=True)
+    assert await client.receive_until(b"\r\n\r\n") == b"HTTP/1.1 200 OK\r\n\r\n"
+    _, leftover = server.detach()
+    assert leftover == b"\x16\x03\x01"
+
+
+async def test_plain_request_is_not_an_upgrade() -> None:
+    server, client, _ = server_pair()
+    await client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert await server.read_request() is not None
+    assert not server.upgrade_requested
+
+
+# -- upstream --------------------------------------------------------------------------------------------
+
+
+async def test_exchange_in_one_write_then_reuse() -> None:
+    conn, upstream, counting = client_pair()
+    await conn.write_request(request("POST", "/p", ("X-Mixed-CASE", "v")), b"hello", end=True)
+    sent = b"POST /p HTTP/1.1\r\nHost: upstream\r\nX-Mixed-CASE: v\r\nContent-Length: 5\r\n\r\nhello"
+    assert counting.writes == [sent]
+    assert await upstream.receive_until(b"hello") == sent
+    answer = b"HTTP/1.1 200 Fine\r\nX-Up-CASE: 1\r\nContent-Length: 2\r\n\r\nok"
+    await upstream.send(answer)
+    response = await conn.read_response()
+    assert (response.status, response.reason, response.version) == (200, "Fine", "1.1")
+    assert response.headers.items() == [("X-Up-CASE", "1"), ("Content-Length", "2")]
+    assert not conn.reusable  # the body is not read yet
+    assert await read_whole_body(conn) == b"ok"
+    assert conn.response_trailers is None
+    assert conn.reusable
+    assert conn.start_next_cycle()
+
+    await conn.write_request(request("GET", "/again"), end=True)
+    again = b"GET /again HTTP/1.1\r\nHost: upstream\r\n\r\n"
+    assert await upstream.receive_until(b"\r\n\r\n") == again
+    no_content = b"HTTP/1.1 204 No Content\r\n\r\n"
+    await upstream.send(no_content)
+    assert (await conn.read_response()).status == 204
+    assert conn.reusable  # a bodiless response completes with its head
+    assert await conn.read_body() is None
+    assert conn.start_next_cycle()
+    assert (conn.bytes_written, conn.bytes_read) == (len(sent + again), len(answer + no_content))
+
+
+async def test_chunked_request_with_trailers_is_written() -> None:
+    conn, _, counting = client_pair()
+    await conn.write_request(request("POST", "/", ("Transfer-Encoding", "chunked")), b"ab")
+    await conn.write_body(b"cde")
+    await conn.finish(Headers([("X-Checksum", "sum")]))
+    assert counting.writes == [
+        b"POST / HTTP/1.1\r\nHost: upstream\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n",
+        b"3\r\ncde\r\n",
+        b"0\r\nX-Checksum: sum\r\n\r\n",
+    ]
+
+
+async def test_chunked_response_with_trailers_is_read() -> None:
+    conn, upstream, _ = client_pair()
+    await conn.write_request(request(), end=True)
+    await upstream.send(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nX-Sum: 9\r\n\r\n"
+    )
+    await conn.read_response()
+    assert await read_whole_body(conn) == b"abcde"
+    assert conn.response_trailers == Headers([("X-Sum", "9")])
+    assert conn.reusable
+
+
+async def test_request_body_without_framing_header_is_refused() -> None:
+    conn, _, _ = client_pair()
+    await conn.write_request(request("POST", "/"))
+    with pytest.raises(Error) as caught:
+        await conn.write_body(b"x")
+    assert (caught.value.etype, caught.value.source) == (ErrorType.H1_ERROR, ErrorSource.INTERNAL)
+
+
+async def test_informational_responses_are_collected() -> None:
+    conn, upstream, _ = client_pair()
+    await conn.write_request(request(), end=True)
+    await upstream.send(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    )
+    response = await conn.read_response()
+    assert response.status == 200
+    assert [r.status for r in conn.informational] == [100, 103]
+    assert conn.informational[1].headers.get("link") == "</a.css>"
+
+
+async def test_informational_responses_one_by_one() -> None:
+    conn, upstream, _ = client_pair()
+    await conn.write_request(request(), end=True)
+    await upstream.send(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    assert (await conn.read_response(skip_informational=False)).status == 100
+    assert (await conn.read_response(skip_informational=False)).status == 200
+
+
+async def test_101_is_returned_and_detach_gives_the_tunnel_bytes() -> None:
+    conn, upstream, counting = client_pair()
+    await conn.write_request(
+        request("GET", "/ws", ("Connection", "Upgrade"), ("Upgrade", "websocket")), end=True
+    )
+    await upstream.receive_until(b"\r\n\r\n")
+    await upstream.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\nserver-frame")
+    response = await conn.read_response()
+    assert response.status == 101
+    assert conn.informational == []
+    assert await conn.read_body() is None
+    assert not conn.reusable
+    assert conn.detach() == (counting, b"server-frame")
+
+
+async def test_101_without_upgrade_request_is_invalid() -> None:
+    conn, upstream, _ = client_pair()
+    await conn.write_request(request(), end=True)
+    await upstream.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n")
+    with pytest.raises(ProtocolError) as caught:
+        await conn.read_response()
+    assert caught.value.source is ErrorSource.UPSTREAM
+
+
+async def test_upstream_response_to_head_has_no_body() -> None:
+    conn, upstream, _ = client_pair()
+    await conn.write_request(request("HEAD", "/"), end=True)
+    await upstream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+    assert (await conn.read_response()).headers.get("content-length") == "100"
+    assert await conn.read_body() is None
+    assert conn.reusable
+
+
+async def test_close_delimited_response_is_not_reusable() -> None:
+    conn, upstream, _ = client_pair()
+    await conn.write_request(request(), end=True)
+    await upstream.send(b"HTTP/1.0 200 OK\r\n\r\nall of it")
+    await upstream.close()
+    response = await conn.read_response()
+    assert response.version == "1.0"
+    assert await read_whole_body(conn) == b"all of it"
+    assert not conn.reusable
+    assert not conn.start_next_cycle()
+
+
+async def test_read_timeout(autojump_clock: trio.testing.MockClock) -> None:
+    conn, _, _ = client_pair(read_timeout=5.0)
+    await conn.write_request(request(), end=True)
+    start = trio.current_time()
+    with pytest.raises(Error) as caught:
+        await conn.read_response()
+    assert trio.current_time() - start == pytest.approx(5.0)
+    error = caught.value
+    assert (error.etype, error.source, error.retry) == (
+        ErrorType.READ_TIMEDOUT,
+        ErrorSource.UPSTREAM,
+        RetryType.NEVER,
+    )
+    assert status_for(error) == 504
+    assert not conn.reusable
+
+
+async def test_read_timeout_applies_to_each_read(autojump_clock: trio.testing.MockClock) -> None:
+    conn, upstream, _ = client_pair(read_timeout=5.0)
+    await conn.write_request(request(), end=True)
+    await upstream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
+    await conn.read_response()
+
+    async def trickle() -> None:
+        await trio.sleep(4)
+        await upstream.send(b"a")
+        await trio.sleep(4)
+        await upstream.send(b"b")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trickle)
+        assert await read_whole_body(conn) == b"ab"  # 8 s in total, but no single read waited 5 s
+    assert conn.reusable
+
+
+async def test_write_timeout(autojump_clock: trio.testing.MockClock) -> None:
+    ours, _theirs = trio.testing.lockstep_stream_pair()  # send_all blocks until the peer reads
+    conn = ClientConnection(ours, write_timeout=2.0)
+    with pytest.raises(Error) as caught:
+        await conn.write_request(request(), end=True)
+    assert (caught.value.etype, caught.value.source) == (ErrorType.WRITE_TIMEDOUT, ErrorSource.UPSTREAM)
+    assert not conn.reusable
+
+
+async def test_upstream_closing_mid_body_is_an_upstream_error() -> None:
+    conn, upstream, _ = client_pair()
+    await conn.write_request(request(), end=True)
+    await upstream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+    await upstream.close()
+    await conn.read_response()
+    assert await conn.read_body() == b"abc"
+    with pytest.raises(Error) as caught:
+        await conn.read_body()
+    error = caught.value
+    assert (error.etype, error.source, error.retry) == (
+        ErrorType.CONNECTION_CLOSED,
+        ErrorSource.UPSTREAM,
+        RetryType.NEVER,
+    )
+    assert status_for(error) == 502
+    assert not conn.reusable
+    assert not conn.start_next_cycle()
+
+
+async def test_upstream_closing_before_the_response_is_retryable_if_reused() -> None:
+    conn, upstream, _ = client_pair()
+    await conn.write_request(request(), end=True)
+    await upstream.close()
+    with pytest.raises(Error) as caught:
+        await conn.read_response()
+    error = caught.value
+    assert (error.etype, error.source, error.retry) == (
+        ErrorType.CONNECTION_CLOSED,
+        ErrorSource.UPSTREAM,
+        RetryType.REUSED_ONLY,
+    )
+    assert error.retry_for(reused=True)
+    assert not error.retry_for(reused=False)
+
+
+async def test_upstream_closing_mid_head_is_not_retryable() -> None:
+    conn, upstream, _ = client_pair()
+    await conn.write_request(request(), end=True)
+    await upstream.send(b"HTTP/1.1 200 OK\r\nContent-")
+    await upstream.close()
+    with pytest.raises(Error) as caught:
+        await conn.read_response()
+    assert (caught.value.etype, caught.value.retry) == (ErrorType.CONNECTION_CLOSED, RetryType.NEVER)
+
+
+@pytest.mark.parametrize(
+    ("cause", "retry"),
+    [
+        (ConnectionResetError(), RetryType.REUSED_ONLY),
+        (ssl.SSLError("bad record mac"), RetryType.NEVER),
+        (None, RetryType.NEVER),
+    ],
+    ids=["os-error", "tls-error", "no-cause"],
+)
+async def test_transport_failure_retry_follows_pingora(cause: BaseException | None, retry: RetryType) -> None:
+    error = trio.BrokenResourceError("broken") if cause is None else broken(cause)
+    conn = ClientConnection(BrokenStream(error))
+    with pytest.raises(Error) as caught:
+        await conn.write_request(request(), end=True)
+    assert (caught.value.etype, caught.value.source, caught.value.retry) == (
+        ErrorType.WRITE_ERROR,
+        ErrorSource.UPSTREAM,
+        retry,
+    )
+    assert not conn.reusable
+
+
+async def test_read_error_after_response_bytes_is_not_retryable() -> None:
+    ours, theirs = trio.testing.memory_stream_pair()
+    upstream = RawPeer(theirs)
+
+    class FailsSecondRead(CountingStream):
+        reads = 0
+
+        async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+            self.reads += 1
+            if self.reads > 1:
+                raise broken(ConnectionResetError())
+            return await super().receive_some(max_bytes)
+
+    conn = ClientConnection(FailsSecondRead(ours))
+    await conn.write_request(request(), end=True)
+    await upstream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+    await conn.read_response()
+    assert await conn.read_body() == b"abc"
+    with pytest.raises(Error) as caught:
+        await conn.read_body()
+    assert (caught.value.etype, caught.value.retry) == (ErrorType.READ_ERROR, RetryType.NEVER)
+
+
+async def test_invalid_response_is_upstream_protocol_error() -> None:
+    conn, upstream, _ = client_pair()
+    await conn.write_request(request(), end=True)
+    await upstream.send(b"HTTP/1.1 2xx Nope\r\n\r\n")
+    with pytest.raises(ProtocolError) as caught:
+        await conn.read_response()
+    error = caught.value
+    assert (error.etype, error.source, error.status_hint) == (
+        ErrorType.INVALID_HTTP_HEADER,
+        ErrorSource.UPSTREAM,
+        502,
+    )
+    assert status_for(error) == 502
+    assert not conn.reusable
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA",
+    ],
+    ids=["content-length-and-chunked", "connection-close", "bytes-past-the-response"],
+)
+async def test_doubtful_responses_are_read_but_not_reused(response: bytes) -> None:
+    conn, upstream, _ = client_pair()
+    await conn.write_request(request(), end=True)
+    await upstream.send(response)
+    await conn.read_response()
+    assert await read_whole_body(conn) == b"ok"
+    assert not conn.reusable
+
+
+async def test_early_response_before_the_request_ends_is_not_reused() -> None:
+    conn, upstream, _ = client_pair()
+    await conn.write_request(request("POST", "/", ("Content-Length", "10")), b"abc")
+    await upstream.send(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n")
+    assert (await conn.read_response()).status == 413
+    assert await conn.read_body() is None
+    assert not conn.reusable
+
+
+async def test_invalid_request_header_is_internal_and_nothing_is_sent() -> None:
+    conn, upstream, _ = client_pair()
+    with pytest.raises(Error) as caught:
+        await conn.write_request(request("GET", "/", ("X-Bad", "a\r\nInjected: 1")), end=True)
+    assert (caught.value.etype, caught.value.source) == (ErrorType.INVALID_HTTP_HEADER, ErrorSource.INTERNAL)
+    with pytest.raises(Error):
+        await conn.write_request(RequestHeader("GET", "/"), end=True)  # HTTP/1.1 needs a Host header
+    assert conn.bytes_written == 0
+    await conn.write_request(request(), end=True)
+    assert await upstream.receive_until(b"\r\n\r\n") == b"GET / HTTP/1.1\r\nHost: upstream\r\n\r\n"
+
+
+async def test_close_and_abort_tolerate_a_broken_stream() -> None:
+    conn, _, _ = client_pair()
+    await conn.close()
+    await conn.close()
+    server, _, _ = server_pair()
+    await server.abort()
+
+
+# -- both sides together ---------------------------------------------------------------------------------
+
+
+async def test_server_and_client_connections_talk_keepalive() -> None:
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    client = ClientConnection(client_stream)
+    server = ServerConnection(server_stream)
+
+    async def serve() -> None:
+        while (req := await server.read_request()) is not None:
+            body = await read_whole_body(server)
+            trailers = server.request_trailers
+            response = ResponseHeader(200, [("X-Path", req.path)])
+            if trailers is not None:
+                response.insert_header("X-Trailer", trailers.get("x-sum") or "")
+            await server.write_response(response, body.upper(), end=True)
+            if not server.start_next_cycle():
+                break
+        await server.close()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve)
+        for path in ("/one", "/two"):
+            await client.write_request(request("POST", path, ("Transfer-Encoding", "chunked")), b"abc")
+            await client.write_body(b"def")
+            await client.finish(Headers([("X-Sum", path)]))
+            response = await client.read_response()
+            assert (response.headers.get("x-path"), response.headers.get("x-trailer")) == (path, path)
+            assert await read_whole_body(client) == b"ABCDEF"
+            assert client.start_next_cycle()
+        await client.close()

@@ -1,0 +1,44 @@
+"""Fixtures for end-to-end tests: real upstreams and a real proxy service on 127.0.0.1, port 0."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import trio
+from upstream import Upstream
+
+from actorproxy import ActorSystem, ProxyHttp, open_actor_system
+from actors import HttpProxyService, http_proxy_service
+
+
+@pytest.fixture
+async def upstreams(nursery: trio.Nursery) -> list[Upstream]:
+    """Three origin servers, already listening."""
+    servers = [Upstream(f"up{n}") for n in range(3)]
+    for server in servers:
+        await nursery.start(server.serve)
+    return servers
+
+
+@pytest.fixture
+async def system() -> AsyncIterator[ActorSystem]:
+    async with open_actor_system("e2e") as system:
+        yield system
+
+
+@pytest.fixture
+def start_proxy(system: ActorSystem) -> Callable[..., Any]:
+    """`await start_proxy(app)` runs `app` behind a TCP listener and returns (base_url, service)."""
+
+    async def start(app: ProxyHttp, **service_attrs: Any) -> tuple[str, HttpProxyService]:
+        service = http_proxy_service(None, app)
+        for key, value in service_attrs.items():
+            setattr(service, key, value)
+        service.add_tcp("127.0.0.1:0")
+        await system.spawn(service.child_spec().start, name=service.name)
+        host, port = service.bound[0]
+        return f"http://{host}:{port}", service
+
+    return start
