@@ -10,6 +10,7 @@ Rules:
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 from collections.abc import Callable
 from typing import Any

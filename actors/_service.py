@@ -11,8 +11,8 @@ The subtree (rest_for_one, so what depends on a crashed actor restarts after it)
 from __future__ import annotations
 
 import ssl
-from functools import partial
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import trio
@@ -86,6 +86,9 @@ class HttpProxyService:
             max_retries=self.max_retries,
         )
 
+    def _listener(self, index: int, endpoint: Endpoint, connections: str) -> ListenerActor:
+        return ListenerActor(endpoint, connections, partial(self.bound.__setitem__, index))
+
     def child_spec(self) -> ChildSpec:
         """The service's subtree as a child of the server's root supervisor."""
         connections = f"{self.name}/connections"
@@ -102,10 +105,7 @@ class HttpProxyService:
                 ),
             ]
             children += [
-                ChildSpec(
-                    id=f"listener-{n}",
-                    start=lambda n=n, e=endpoint: ListenerActor(e, connections, partial(self.bound.__setitem__, n)),
-                )
+                ChildSpec(id=f"listener-{n}", start=partial(self._listener, n, endpoint, connections))
                 for n, endpoint in enumerate(self.endpoints)
             ]
             return Supervisor(children, strategy=Strategy.REST_FOR_ONE, intensity=10, period=10)
