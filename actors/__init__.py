@@ -5,7 +5,7 @@ This layer sits on top of the kernel (`actorproxy`) and of `supervisors`.
 
 from ._connection import DEFAULT_KEEPALIVE_TIMEOUT, ConnectionActor
 from ._connector import connect_peer, tls_context
-from ._engine import DEFAULT_MAX_RETRIES, serve_request
+from ._engine import DEFAULT_MAX_RETRIES, ProxyCounters, ProxyRuntime, serve_request
 from ._listener import Endpoint, ListenerActor
 from ._pool import (
     DEFAULT_POOL_SIZE,
@@ -31,6 +31,8 @@ __all__ = [
     "PeerPoolActor",
     "PoolStatistics",
     "PooledConnection",
+    "ProxyCounters",
+    "ProxyRuntime",
     "connect_peer",
     "get_pool_statistics",
     "http_proxy_service",

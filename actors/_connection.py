@@ -18,10 +18,9 @@ from typing import Any
 import trio
 
 from actorproxy import Actor, ExitReason
-from actorproxy.http import Error, ProxyHttp, ResponseHeader, ServerConnection, Session
+from actorproxy.http import Error, ResponseHeader, ServerConnection, Session
 
-from ._engine import DEFAULT_MAX_RETRIES, serve_request
-from ._pool import ConnectionPool
+from ._engine import ProxyRuntime, serve_request
 
 __all__ = ["DEFAULT_KEEPALIVE_TIMEOUT", "ConnectionActor"]
 
@@ -37,20 +36,9 @@ class ConnectionActor(Actor):
     start_timeout = 5.0
     shutdown_timeout = 30.0
 
-    def __init__(
-        self,
-        stream: trio.abc.Stream,
-        app: ProxyHttp,
-        pool: ConnectionPool,
-        *,
-        keepalive_timeout: float | None = DEFAULT_KEEPALIVE_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-    ) -> None:
+    def __init__(self, stream: trio.abc.Stream, runtime: ProxyRuntime) -> None:
         self.stream = stream
-        self.app = app
-        self.pool = pool
-        self.keepalive_timeout = keepalive_timeout
-        self.max_retries = max_retries
+        self.runtime = runtime
         self.downstream = ServerConnection(stream)
         self.requests = 0
 
@@ -82,9 +70,9 @@ class ConnectionActor(Actor):
                     header,
                     client_addr=client_addr,
                     server_addr=server_addr,
-                    keepalive_timeout=self.keepalive_timeout,
+                    keepalive_timeout=self.runtime.keepalive_timeout,
                 )
-                await serve_request(self.app, session, self.pool, max_retries=self.max_retries)
+                await serve_request(self.runtime, session)
                 if (
                     self.context.stop_requested
                     or not downstream.keepalive
@@ -94,12 +82,13 @@ class ConnectionActor(Actor):
         except Error as exc:
             logger.debug("connection from %s ended: %s", client_addr, exc)
         except Exception:
+            self.runtime.counters.connection_crashes += 1
             await self._answer_crash()
             raise
 
     async def _next_request(self) -> Any:
         """The next request head, or None when the connection should end (EOF, idle timeout, stop)."""
-        timeout = self.keepalive_timeout if self.requests else None
+        timeout = self.runtime.keepalive_timeout if self.requests else None
         with self.context.cancel_on_stop():
             if timeout is None:
                 return await self.downstream.read_request()

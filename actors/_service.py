@@ -15,13 +15,11 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-import trio
-
 from actorproxy.http import ProxyHttp
 from supervisors import ChildSpec, DynamicSupervisor, Restart, Strategy, Supervisor
 
 from ._connection import DEFAULT_KEEPALIVE_TIMEOUT, ConnectionActor
-from ._engine import DEFAULT_MAX_RETRIES
+from ._engine import DEFAULT_MAX_RETRIES, ProxyCounters, ProxyRuntime
 from ._listener import Endpoint, ListenerActor
 from ._pool import DEFAULT_POOL_SIZE, ConnectionPool, PeerPoolActor
 
@@ -50,6 +48,8 @@ class HttpProxyService:
         self.pool = ConnectionPool(max_size=_conf(conf, "upstream_keepalive_pool_size", DEFAULT_POOL_SIZE))
         self.max_retries: int = _conf(conf, "max_retries", DEFAULT_MAX_RETRIES)
         self.keepalive_timeout: float | None = DEFAULT_KEEPALIVE_TIMEOUT
+        #: Requests, statuses, errors and crashes seen by this service (kept across restarts).
+        self.counters = ProxyCounters()
 
     def __repr__(self) -> str:
         return f"<HttpProxyService {self.name} {[str(e) for e in self.endpoints]}>"
@@ -77,13 +77,14 @@ class HttpProxyService:
             context.sni_callback = sni_callback
         self.endpoints.append(Endpoint(host=host, port=port, ssl_context=context))
 
-    def _connection(self, stream: trio.abc.Stream) -> ConnectionActor:
-        return ConnectionActor(
-            stream,
+    def runtime(self) -> ProxyRuntime:
+        """What the service's connections share, built from the service's current settings."""
+        return ProxyRuntime(
             self.app,
             self.pool,
-            keepalive_timeout=self.keepalive_timeout,
+            self.counters,
             max_retries=self.max_retries,
+            keepalive_timeout=self.keepalive_timeout,
         )
 
     def _listener(self, index: int, endpoint: Endpoint, connections: str) -> ListenerActor:
@@ -92,6 +93,7 @@ class HttpProxyService:
     def child_spec(self) -> ChildSpec:
         """The service's subtree as a child of the server's root supervisor."""
         connections = f"{self.name}/connections"
+        runtime = self.runtime()
 
         def build() -> Supervisor:
             children = [
@@ -100,7 +102,11 @@ class HttpProxyService:
                     id="connections",
                     name=connections,
                     start=lambda: DynamicSupervisor(
-                        ChildSpec(id="conn", start=self._connection, restart=Restart.TEMPORARY)
+                        ChildSpec(
+                            id="conn",
+                            start=partial(ConnectionActor, runtime=runtime),
+                            restart=Restart.TEMPORARY,
+                        )
                     ),
                 ),
             ]

@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import ssl
 from collections.abc import Iterable
-from typing import cast
+from typing import Any, cast
 
 import h11
 import trio
@@ -176,15 +176,39 @@ class _H1Connection:
 
     async def _read_body(self) -> bytes | None:
         while self._in_body:
-            event = await self._next_event()
-            if isinstance(event, h11.Data):
-                if event.data:
-                    return bytes(event.data)
-                continue
-            # EndOfMessage, or PAUSED after a switch of protocols (101, CONNECT): no more body.
-            self._in_body = False
-            if isinstance(event, h11.EndOfMessage) and event.headers:
-                self._trailers = Headers.from_raw(event.headers.raw_items())
+            data = self._body_event(await self._next_event())
+            if data:
+                return data
+        return None
+
+    def read_body_nowait(self) -> bytes | None:
+        """The next body piece if it is already buffered, or None at the end of the body.
+
+        Lets a caller send a head together with the body that arrived with it, in one write.
+
+        Raises:
+            trio.WouldBlock: nothing is buffered; `read_body` would wait for the peer.
+        """
+        while self._in_body:
+            try:
+                event = self._h11.next_event()
+            except h11.ProtocolError as exc:
+                self._failed = True
+                raise self._protocol_error(exc) from exc
+            if event is h11.NEED_DATA:
+                raise trio.WouldBlock
+            data = self._body_event(event)
+            if data:
+                return data
+        return None
+
+    def _body_event(self, event: Any) -> bytes | None:
+        if isinstance(event, h11.Data):
+            return bytes(event.data) if event.data else None
+        # EndOfMessage, or PAUSED after a switch of protocols (101, CONNECT): no more body.
+        self._in_body = False
+        if isinstance(event, h11.EndOfMessage) and event.headers:
+            self._trailers = Headers.from_raw(event.headers.raw_items())
         return None
 
     async def _finish(self, trailers: Headers | None) -> None:

@@ -79,6 +79,8 @@ class Session:
         """The next piece of the request body, or None once it has all been read."""
         if self._body_done:
             return None
+        # The client waits for this before sending the body (RFC 9110 §10.1.1); send it on the first read.
+        await self.downstream.send_continue()
         data = await self.downstream.read_body()
         if data is None:
             self._body_done = True
