@@ -203,9 +203,28 @@ async def _exchange(app: ProxyHttp, session: Session, ctx: Any, conn: ClientConn
         await _relay_response(app, session, ctx, conn, upgrade)
         return
     await conn.write_request(upstream_request)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_pump_request_body, app, session, ctx, conn)
-        await _relay_response(app, session, ctx, conn, upgrade)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_pump_request_body, app, session, ctx, conn)
+            await _relay_response(app, session, ctx, conn, upgrade)
+    except BaseExceptionGroup as group:
+        raise _first_error(group) from None
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error that ended a duplex exchange, out of the pumps' exception group.
+
+    When one pump fails the other is cancelled, so the group holds one real error and Cancelled leaves;
+    the error keeps its type, source and retry decision. A group with no Exception in it (cancellation,
+    KeyboardInterrupt) goes on up whole.
+    """
+    errors, _ = group.split(Exception)
+    if errors is None:
+        return group
+    leaf: BaseException = errors
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = next((e for e in leaf.exceptions if isinstance(e, Error)), leaf.exceptions[0])
+    return leaf
 
 
 def _remove_hop_by_hop(header: RequestHeader | ResponseHeader) -> None:

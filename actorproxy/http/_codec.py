@@ -105,6 +105,11 @@ class _H1Connection:
         self.bytes_written = 0
 
     @property
+    def body_done(self) -> bool:
+        """The current message's body has been read to its end (at once for a message without a body)."""
+        return not self._in_body
+
+    @property
     def stream(self) -> trio.abc.Stream:
         """The underlying stream (for a pool's idle watch); reading or writing it directly breaks framing."""
         return self._stream

@@ -29,7 +29,6 @@ class Session:
     """One downstream request: its header, its body, and the response written for it."""
 
     __slots__ = (
-        "_body_done",
         "_retry_buffer",
         "_retry_size",
         "client_addr",
@@ -57,7 +56,6 @@ class Session:
         self._retry_buffer: list[bytes] = []
         self._retry_size = 0
         self.retry_buffer_truncated = False
-        self._body_done = False
 
     def __repr__(self) -> str:
         return f"<Session {self.req_header.method} {self.req_header.uri} from {self.client_addr}>"
@@ -73,17 +71,17 @@ class Session:
 
     @property
     def request_body_done(self) -> bool:
-        return self._body_done
+        """The whole request body has been read (true at once for a request without a body)."""
+        return self.downstream.body_done
 
     async def read_request_body(self) -> bytes | None:
         """The next piece of the request body, or None once it has all been read."""
-        if self._body_done:
+        if self.downstream.body_done:
             return None
         # The client waits for this before sending the body (RFC 9110 §10.1.1); send it on the first read.
         await self.downstream.send_continue()
         data = await self.downstream.read_body()
         if data is None:
-            self._body_done = True
             return None
         if not self.retry_buffer_truncated:
             if self._retry_size + len(data) <= RETRY_BUFFER_SIZE:
@@ -136,7 +134,7 @@ class Session:
         header = ResponseHeader.build(code)
         header.insert_header("Content-Length", "0")
         header.insert_header("Cache-Control", "private, no-store")
-        if not self._body_done:
+        if not self.downstream.body_done:
             # The rest of the request body was never read: the connection cannot carry another request.
             self.set_keepalive(None)
         await self.write_response_header(header, end_of_stream=True)

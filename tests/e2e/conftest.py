@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import trio
+import trustme
 from upstream import Upstream
 
 from actorproxy import ActorSystem, ProxyHttp, open_actor_system
@@ -29,16 +30,36 @@ async def system() -> AsyncIterator[ActorSystem]:
 
 
 @pytest.fixture
-def start_proxy(system: ActorSystem) -> Callable[..., Any]:
-    """`await start_proxy(app)` runs `app` behind a TCP listener and returns (base_url, service)."""
+def ca() -> trustme.CA:
+    """A throwaway certificate authority for TLS on both sides of the proxy."""
+    return trustme.CA()
 
-    async def start(app: ProxyHttp, **service_attrs: Any) -> tuple[str, HttpProxyService]:
+
+@pytest.fixture
+def start_proxy(system: ActorSystem) -> Callable[..., Any]:
+    """`await start_proxy(app)` runs `app` behind a TCP listener and returns (base_url, service).
+
+    `listen=callback` replaces the TCP listener: the callback adds the endpoints (`service.add_uds(path)`,
+    `service.add_tls(...)`); the base URL is then that of the first endpoint (`http://localhost` for a Unix
+    socket, `https://` for TLS).
+    """
+
+    async def start(
+        app: ProxyHttp, *, listen: Callable[[HttpProxyService], None] | None = None, **service_attrs: Any
+    ) -> tuple[str, HttpProxyService]:
         service = http_proxy_service(None, app)
         for key, value in service_attrs.items():
             setattr(service, key, value)
-        service.add_tcp("127.0.0.1:0")
+        if listen is None:
+            service.add_tcp("127.0.0.1:0")
+        else:
+            listen(service)
         await system.spawn(service.child_spec().start, name=service.name)
+        endpoint = service.endpoints[0]
+        if endpoint.path is not None:
+            return "http://localhost", service
         host, port = service.bound[0]
-        return f"http://{host}:{port}", service
+        scheme = "https" if endpoint.ssl_context is not None else "http"
+        return f"{scheme}://{host}:{port}", service
 
     return start

@@ -44,7 +44,9 @@ async def test_websocket_echo_through_the_proxy(nursery: trio.Nursery, start_pro
         assert await ws.get_message() == f"echo: {big}"
 
 
-async def test_refused_upgrade_is_forwarded_without_a_tunnel(upstreams: list[Upstream], start_proxy: Any) -> None:
+async def test_refused_upgrade_is_forwarded_without_a_tunnel(
+    upstreams: list[Upstream], start_proxy: Any
+) -> None:
     # The origin ignores the Upgrade header and answers 200: the client gets that answer, and the
     # connection is not kept alive (h11 cannot reuse it after an unanswered upgrade request).
     base, _ = await start_proxy(ToPort(upstreams[0].port))

@@ -6,12 +6,18 @@ Routes (the path decides):
 - `/chunked`: a chunked response with a trailer `x-checksum: done`.
 - `/status/N`: answers status N with an empty body.
 - `/big?size=N`: N bytes of body.
-Counts the connections it accepted and the requests it served.
+- `/truncated`: promises 1000 bytes of body, sends 10 and closes the connection.
+- `/close-after`: a normal keep-alive answer, then the connection is closed (an idle timeout on the origin).
+- `/drop-on-reuse...`: answered as `/echo` on a new connection; on a reused one the connection is closed
+  without an answer (the origin's idle timer fired just as the request arrived).
+Counts the connections it accepted and the requests it served. Serves plain TCP (`serve`), TLS (`serve` with
+an `ssl_context`) or a Unix socket (`serve_unix`); answers `100 Continue` to a client that waits for it.
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 from typing import Any
 
 import h11
@@ -22,25 +28,47 @@ class Upstream:
     def __init__(self, name: str = "up") -> None:
         self.name = name
         self.connections = 0
+        self.dropped = 0  # requests closed without an answer (`/drop-on-reuse`)
         self.requests: list[dict[str, Any]] = []
         self.port = 0
 
-    async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    async def serve(
+        self,
+        ssl_context: ssl.SSLContext | None = None,
+        *,
+        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        listeners: list[Any] = await trio.open_tcp_listeners(0, host="127.0.0.1")
         self.port = listeners[0].socket.getsockname()[1]
+        if ssl_context is not None:
+            listeners = [trio.SSLListener(listener, ssl_context) for listener in listeners]
         task_status.started(self.port)
         await trio.serve_listeners(self._handle, listeners)
 
-    async def _handle(self, stream: trio.SocketStream) -> None:
+    async def serve_unix(
+        self, path: str, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+        await sock.bind(path)
+        sock.listen(128)
+        task_status.started(path)
+        await trio.serve_listeners(self._handle, [trio.SocketListener(sock)])
+
+    async def _handle(self, stream: trio.abc.Stream) -> None:
         self.connections += 1
         conn = h11.Connection(h11.SERVER)
+        served = 0
         try:
             while True:
                 request, body, trailers = await self._read(conn, stream)
                 if request is None:
                     return
+                if served and request.target.startswith(b"/drop-on-reuse"):
+                    self.dropped += 1
+                    return
+                served += 1
                 await self._answer(conn, stream, request, body, trailers)
-                if conn.our_state is h11.MUST_CLOSE:
+                if conn.our_state is h11.MUST_CLOSE or request.target in (b"/truncated", b"/close-after"):
                     return
                 conn.start_next_cycle()
         except (trio.BrokenResourceError, trio.ClosedResourceError, h11.RemoteProtocolError):
@@ -48,20 +76,23 @@ class Upstream:
         finally:
             await trio.aclose_forcefully(stream)
 
-    async def _read(self, conn: h11.Connection, stream: trio.SocketStream) -> Any:
+    async def _read(self, conn: h11.Connection, stream: trio.abc.Stream) -> Any:
         request = None
         body = b""
         trailers: list[tuple[bytes, bytes]] = []
         while True:
             event = conn.next_event()
             if event is h11.NEED_DATA:
-                data = await stream.receive_some(65536)
+                data = bytes(await stream.receive_some(65536))
                 if not data and conn.their_state is h11.IDLE:
                     return None, b"", []
                 conn.receive_data(data)
                 continue
             if isinstance(event, h11.Request):
                 request = event
+                if conn.they_are_waiting_for_100_continue:
+                    continue_ = h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
+                    await stream.send_all(conn.send(continue_))
             elif isinstance(event, h11.Data):
                 body += event.data
             elif isinstance(event, h11.EndOfMessage):
@@ -73,7 +104,7 @@ class Upstream:
     async def _answer(
         self,
         conn: h11.Connection,
-        stream: trio.SocketStream,
+        stream: trio.abc.Stream,
         request: h11.Request,
         body: bytes,
         trailers: list[tuple[bytes, bytes]],
@@ -104,6 +135,10 @@ class Upstream:
                 await stream.send_all(conn.send(h11.Data(data=piece)))
             await stream.send_all(conn.send(h11.EndOfMessage(headers=[("x-checksum", "done")])))
             return
+        if path == "/truncated":
+            head = h11.Response(status_code=200, headers=[("content-length", "1000")])
+            await stream.send_all(conn.send(head) + conn.send(h11.Data(data=b"0123456789")))
+            return
         if path.startswith("/big"):
             payload = b"x" * int(params.get("size", "65536"))
         else:
@@ -118,7 +153,7 @@ class Upstream:
     async def _send(
         self,
         conn: h11.Connection,
-        stream: trio.SocketStream,
+        stream: trio.abc.Stream,
         status: int,
         headers: list[tuple[str, str]],
         body: bytes | None,
