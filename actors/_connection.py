@@ -39,7 +39,7 @@ class ConnectionActor(Actor):
     def __init__(self, stream: trio.abc.Stream, runtime: ProxyRuntime) -> None:
         self.stream = stream
         self.runtime = runtime
-        self.downstream = ServerConnection(stream)
+        self.downstream: ServerConnection = runtime.codec.server(stream)
         self.requests = 0
 
     def _addresses(self) -> tuple[Any, Any]:

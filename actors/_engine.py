@@ -26,6 +26,7 @@ import trio
 from actorproxy.http import (
     BodyChunk,
     ClientConnection,
+    Codec,
     Error,
     ErrorSource,
     ErrorType,
@@ -34,6 +35,7 @@ from actorproxy.http import (
     RequestHeader,
     ResponseHeader,
     Session,
+    select_codec,
 )
 
 from ._connector import connect_peer
@@ -73,6 +75,7 @@ class ProxyRuntime:
     app: ProxyHttp
     pool: ConnectionPool
     counters: ProxyCounters = attrs.Factory(ProxyCounters)
+    codec: Codec = attrs.Factory(select_codec)
     max_retries: int = DEFAULT_MAX_RETRIES
     keepalive_timeout: float | None = 60.0
 
@@ -139,7 +142,7 @@ async def _fail(app: ProxyHttp, session: Session, ctx: Any, error: Error) -> Non
         logger.error("%s, error: %s", _summary(app, session, ctx), error)
 
 
-async def _connect(peer: HttpPeer, pool: ConnectionPool) -> tuple[ClientConnection, bool]:
+async def _connect(peer: HttpPeer, pool: ConnectionPool, codec: Codec) -> tuple[ClientConnection, bool]:
     key = peer.reuse_key()
     pooled = pool.checkout(key)
     if pooled is not None:
@@ -161,7 +164,7 @@ async def _proxy_to_upstream(runtime: ProxyRuntime, session: Session, ctx: Any) 
             runtime.counters.retries += 1
         peer = await app.upstream_peer(session, ctx)
         try:
-            conn, reused = await _connect(peer, pool)
+            conn, reused = await _connect(peer, pool, runtime.codec)
         except Error as exc:
             exc = app.fail_to_connect(session, peer, ctx, exc)
             if exc.retry_for(False) and retries < runtime.max_retries:

@@ -7,6 +7,7 @@ from ._codec import (
     ProtocolError,
     ServerConnection,
 )
+from ._codecs import CODEC_ENV, Codec, available_codecs, register_codec, select_codec
 from ._error import Error, ErrorSource, ErrorType, RetryType, status_for
 from ._header import Headers, RequestHeader, ResponseHeader
 from ._peer import HttpPeer, PeerOptions, TcpKeepalive
@@ -14,12 +15,14 @@ from ._phases import IDEMPOTENT_METHODS, BodyChunk, ProxyHttp
 from ._session import RETRY_BUFFER_SIZE, Session
 
 __all__ = [
+    "CODEC_ENV",
     "DEFAULT_MAX_HEAD_SIZE",
     "DEFAULT_READ_SIZE",
     "IDEMPOTENT_METHODS",
     "RETRY_BUFFER_SIZE",
     "BodyChunk",
     "ClientConnection",
+    "Codec",
     "Error",
     "ErrorSource",
     "ErrorType",
@@ -34,5 +37,8 @@ __all__ = [
     "ServerConnection",
     "Session",
     "TcpKeepalive",
+    "available_codecs",
+    "register_codec",
+    "select_codec",
     "status_for",
 ]
