@@ -108,7 +108,9 @@ async def serve_request(runtime: ProxyRuntime, session: Session) -> Error | None
     if error is not None:
         counters.errors[error.etype.name] = counters.errors.get(error.etype.name, 0) + 1
         if error.etype is ErrorType.INTERNAL_ERROR:
+            # As a panic in Pingora: the 500 is the last thing this connection carries.
             counters.internal_errors += 1
+            session.set_keepalive(None)
         await _fail(app, session, ctx, error)
     written = session.response_written()
     if written is not None:

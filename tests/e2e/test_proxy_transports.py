@@ -174,3 +174,38 @@ async def test_upstream_on_a_unix_socket(nursery: trio.Nursery, start_proxy: Any
     assert [r.status_code for r in responses] == [200, 200, 200]
     assert [r.headers["x-upstream"] for r in responses] == ["uds-up"] * 3
     assert upstream.connections == 1
+
+
+async def test_tls_termination_picks_a_certificate_per_sni_name(
+    upstreams: list[Upstream], start_proxy: Any, ca: trustme.CA, tmp_path: Path
+) -> None:
+    default_cert, default_key = write_server_cert(ca, tmp_path, "default.test")
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    other_cert, other_key = write_server_cert(ca, other_dir, "other.test")
+    other_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    other_context.load_cert_chain(other_cert, other_key)
+
+    def by_name(ssl_object: Any, server_name: str | None, context: ssl.SSLContext) -> None:
+        if server_name == "other.test":
+            ssl_object.context = other_context
+
+    def listen(service: HttpProxyService) -> None:
+        service.add_tls("127.0.0.1:0", default_cert, default_key, sni_callback=by_name)
+
+    _, service = await start_proxy(ToPeer(("127.0.0.1", upstreams[0].port)), listen=listen)
+    host, port = service.bound[0]
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    for name in ("default.test", "other.test"):
+        # Verification checks the presented certificate against `name`: it passes only if the proxy chose
+        # the certificate for that name.
+        tcp = await trio.open_tcp_stream(host, port)
+        stream = trio.SSLStream(tcp, client_context, server_hostname=name, https_compatible=True)
+        await stream.do_handshake()
+        await stream.send_all(f"GET /echo HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n".encode())
+        reply = b""
+        while chunk := await stream.receive_some(65536):
+            reply += chunk
+        await stream.aclose()
+        assert reply.startswith(b"HTTP/1.1 200 ")
