@@ -1,0 +1,1127 @@
+"""The proxy under HTTP load: actorproxy (one worker) next to nginx, aiohttp + uvloop and the origin itself.
+
+    python benchmarks/proxy.py                 # full run: 3 scenarios x 4 targets, 10 s each (about 2.5 min)
+    python benchmarks/proxy.py --quick         # 3 s each (under a minute), noisier
+    python benchmarks/proxy.py --duration 20   # seconds per measured run
+    python benchmarks/proxy.py --json          # the same measurements as JSON on stdout
+    python benchmarks/proxy.py --markdown      # the tables as Markdown, for benchmarks/README.md
+    python benchmarks/proxy.py --profile DIR   # then profile actorproxy, tiny body (py-spy, cProfile)
+    python benchmarks/proxy.py --targets actorproxy --scenarios 1m --profile DIR --profile-scenario 1m
+
+Needs `pip install -e '.[bench]'` (aiohttp, uvloop) and the Debian packages `wrk` and `nginx`
+(`apt-get install wrk nginx`); `--profile` also needs `pip install py-spy` and the right to ptrace (root).
+
+What is measured, in one run on this machine: wrk, keep-alive, 50 connections, one thread, for a fixed
+duration per run, against
+1. direct: the origin itself, an nginx serving fixed bodies from files (13 bytes, 64 KiB, 1 MiB),
+2. nginx: a second nginx (Debian package, one worker) as a reverse proxy with an upstream keep-alive pool,
+3. aiohttp: `benchmarks/aiohttp_proxy.py`, aiohttp + uvloop, one process, one shared ClientSession,
+4. actorproxy: `benchmarks/actorproxy_proxy.py`, one worker process, `Server.run_forever()`.
+
+The proxy under test is pinned to core 0; wrk and the origin share core 1 (`taskset`). Each proxy gets a
+short warm-up run first (its upstream pool fills), then the measured run, which opens 50 new client
+connections. Per run: requests/s, p50 and p99 latency (wrk's histogram, read by a Lua `done()`), MiB/s,
+errors (connect, read, write, timeout, HTTP status >= 400), the CPU of the proxy under test and the CPU
+nobody of ours used (other processes on the machine: noise), the time to the first response on one new
+connection and on each of 50 new connections opened at once during the run, and upstream connection reuse:
+connections the origin accepted during the run and in its second half (nginx `stub_status`), the most
+ESTABLISHED connections from the proxy to the origin at once (`ss`, every 0.5 s) and, for actorproxy, its
+pool's checkout misses.
+
+This is a script, not a test: nothing here asserts speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import datetime
+import json
+import os
+import platform
+import pstats
+import re
+import resource
+import selectors
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h11
+import trio
+
+import actorproxy
+
+HERE = Path(__file__).resolve().parent
+CONNECTIONS = 50
+FULL_SECONDS = 10.0
+QUICK_SECONDS = 3.0
+PROXY_CORE = 0  # the proxy under test
+LOAD_CORE = 1  # wrk and the origin
+TARGET_RPS_RATIO = 2.0  # the issue's target: actorproxy >= 2x aiohttp + uvloop on tiny responses ...
+TARGET_P99_RATIO = 1.0  # ... with a p99 no worse
+# When, as a fraction of the run, to time one new connection's first response, then a burst of new ones; and
+# from when new upstream connections are counted apart (none are expected: the pool is warm by then).
+PROBE_AT, BURST_AT, SECOND_HALF = 0.15, 0.3, 0.5
+PYSPY_RATE = 100  # samples/s: each sample briefly stops the process, so keep it low
+
+TINY = b"hello, world\n"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    key: str
+    size: int
+
+    @property
+    def path(self) -> str:
+        return f"/{self.key}"
+
+    def body(self) -> bytes:
+        if self.size == len(TINY):
+            return TINY
+        return bytes(range(256)) * (self.size // 256)
+
+
+SCENARIOS = (
+    Scenario("tiny (13 B)", "tiny", len(TINY)),
+    Scenario("64 KiB", "64k", 64 * 1024),
+    Scenario("1 MiB", "1m", 1024 * 1024),
+)
+TARGETS = ("direct", "nginx", "aiohttp", "actorproxy")
+REFERENCES = ("direct", "nginx", "aiohttp")
+LABELS = {
+    "direct": "direct (nginx origin)",
+    "nginx": "nginx proxy",
+    "aiohttp": "aiohttp + uvloop",
+    "actorproxy": "actorproxy",
+}
+
+# Prints wrk's summary as one JSON line; latencies in microseconds.
+WRK_LUA = r"""
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests": %.0f, "duration_us": %.0f, "bytes": %.0f, "connect": %.0f, "read": %.0f, ' ..
+    '"write": %.0f, "status": %.0f, "timeout": %.0f, "p50": %.0f, "p90": %.0f, "p99": %.0f, ' ..
+    '"p999": %.0f, "mean": %.1f, "max": %.0f}\n',
+    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9),
+    latency.mean, latency.max))
+end
+"""
+
+
+# -- the machine ---------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}:\n{read_tail(log)}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout} s:\n{read_tail(log)}")
+
+
+def read_tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def pinning() -> bool:
+    return shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
+
+
+def pinned(core: int, command: list[str]) -> list[str]:
+    return ["taskset", "-c", str(core), *command] if pinning() else command
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (nginx's master and worker)."""
+    children: dict[int, list[int]] = collections.defaultdict(list)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children[ppid].append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += children.get(current, [])
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by `pids`."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds of this script and of its reaped children (wrk, ss)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
+def busy_seconds() -> float:
+    """CPU seconds all cores have spent busy (not idle, not waiting for I/O) since boot."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/stat").read_text().splitlines():
+            name, *values = line.split()
+            if name == "cpu":
+                ticks = [int(v) for v in values]
+                return (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+def established_to(port: int, pids: set[int]) -> int:
+    """ESTABLISHED TCP connections to `port` owned by one of `pids`."""
+    try:
+        done = subprocess.run(
+            ["ss", "-Htnp", "state", "established", "dport", "=", f":{port}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return -1
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    return sum(1 for line in lines if {int(p) for p in re.findall(r"pid=(\d+)", line)} & pids)
+
+
+def first_response_seconds(port: int, path: str) -> float:
+    """Connect, send one GET, read the whole response: the time a new client waits for its first answer."""
+    began = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+        received = bytearray()
+        while chunk := sock.recv(1 << 20):
+            received += chunk
+    if not received.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError(f"probe of port {port}: {bytes(received[:100])!r}")
+    return time.perf_counter() - began
+
+
+@dataclass
+class _Probe:
+    sent: bool = False
+    data: bytearray = field(default_factory=bytearray)
+
+
+def burst_first_responses(port: int, path: str, count: int) -> list[float]:
+    """Open `count` connections at once, one GET on each: the seconds until each response has ended."""
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+    selector = selectors.DefaultSelector()
+    began = time.perf_counter()
+    times: list[float] = []
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sockets.append(sock)
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", port))
+            selector.register(sock, selectors.EVENT_WRITE, _Probe())
+        deadline = began + 60
+        while len(times) < count and time.perf_counter() < deadline:
+            for key, _ in selector.select(timeout=1):
+                sock, probe = key.fileobj, key.data
+                assert isinstance(sock, socket.socket)
+                if not probe.sent:
+                    sock.sendall(request)  # a few bytes into an empty buffer: never blocks
+                    probe.sent = True
+                    selector.modify(sock, selectors.EVENT_READ, probe)
+                elif chunk := sock.recv(1 << 20):
+                    probe.data += chunk
+                else:
+                    if not probe.data.startswith(b"HTTP/1.1 200"):
+                        raise RuntimeError(f"burst probe of port {port}: {bytes(probe.data[:100])!r}")
+                    times.append(time.perf_counter() - began)
+                    selector.unregister(sock)
+    finally:
+        selector.close()
+        for sock in sockets:
+            sock.close()
+    if len(times) < count:
+        raise RuntimeError(f"burst probe of port {port}: {count - len(times)} of {count} got no response")
+    return times
+
+
+# -- the servers ---------------------------------------------------------------------------------------------
+
+
+def nginx_origin_conf(work: Path, port: int, status_port: int) -> str:
+    """The origin: static files, sendfile, no access log, and keep-alive that never ends on its own."""
+    return f"""
+daemon off;
+worker_processes 1;
+error_log stderr;
+pid {work}/origin.pid;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    server_tokens off;
+    sendfile on;
+    tcp_nopush on;
+    open_file_cache max=16;
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+    default_type application/octet-stream;
+    client_body_temp_path {work}/tmp/origin-body;
+    proxy_temp_path {work}/tmp/origin-proxy;
+    fastcgi_temp_path {work}/tmp/origin-fastcgi;
+    uwsgi_temp_path {work}/tmp/origin-uwsgi;
+    scgi_temp_path {work}/tmp/origin-scgi;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        root {work}/www;
+        location = /tiny {{ }}
+        location = /64k {{ }}
+        location = /1m {{ }}
+    }}
+    server {{
+        listen 127.0.0.1:{status_port};
+        location = /status {{ stub_status; }}
+    }}
+}}
+"""
+
+
+def nginx_proxy_conf(work: Path, port: int, origin_port: int) -> str:
+    """The nginx reference: one worker, an upstream keep-alive pool, otherwise nginx's defaults."""
+    return f"""
+daemon off;
+worker_processes 1;
+error_log stderr;
+pid {work}/proxy.pid;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 10000000;
+    client_body_temp_path {work}/tmp/proxy-body;
+    proxy_temp_path {work}/tmp/proxy-proxy;
+    fastcgi_temp_path {work}/tmp/proxy-fastcgi;
+    uwsgi_temp_path {work}/tmp/proxy-uwsgi;
+    scgi_temp_path {work}/tmp/proxy-scgi;
+    upstream origin {{
+        server 127.0.0.1:{origin_port};
+        keepalive 64;
+        keepalive_requests 10000000;
+    }}
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location / {{
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+    }}
+}}
+"""
+
+
+@dataclass
+class Target:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+class Fleet:
+    """The origin and the three proxies, each a subprocess; all stopped, in reverse, on the way out."""
+
+    def __init__(self, work: Path, targets: tuple[str, ...]) -> None:
+        self.work = work
+        self.wanted = targets
+        self.origin_port = free_port()
+        self.status_port = free_port()
+        self.targets: dict[str, Target] = {}
+        self.processes: list[Target] = []
+        self.stats_file = work / "actorproxy-stats.json"
+        self.lua = work / "summary.lua"
+        #: actorproxy's HTTP/1.1 codec, as it reports it.
+        self.codec = "?"
+
+    def start(self, name: str, command: list[str], port: int) -> Target:
+        log = self.work / f"{name}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=self.work)
+        target = Target(name, port, process, log)
+        self.processes.append(target)
+        wait_for_port(port, process, log)
+        return target
+
+    def write_files(self) -> None:
+        www = self.work / "www"
+        www.mkdir()
+        (self.work / "tmp").mkdir()
+        for scenario in SCENARIOS:
+            (www / scenario.key).write_bytes(scenario.body())
+        # nginx workers run as nobody when root starts them: let them read the files.
+        for path in (self.work, www, *www.iterdir()):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        self.lua.write_text(WRK_LUA)
+
+    def up(self) -> None:
+        self.write_files()
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        conf = self.work / "origin.conf"
+        conf.write_text(nginx_origin_conf(self.work, self.origin_port, self.status_port))
+        self.targets["direct"] = self.start(
+            "origin", pinned(LOAD_CORE, [nginx, "-c", str(conf)]), self.origin_port
+        )
+        upstream = f"127.0.0.1:{self.origin_port}"
+        if "nginx" in self.wanted:
+            port = free_port()
+            conf = self.work / "proxy.conf"
+            conf.write_text(nginx_proxy_conf(self.work, port, self.origin_port))
+            self.targets["nginx"] = self.start("nginx", pinned(PROXY_CORE, [nginx, "-c", str(conf)]), port)
+        if "aiohttp" in self.wanted:
+            port = free_port()
+            script = str(HERE / "aiohttp_proxy.py")
+            command = [sys.executable, script, "--listen", f"127.0.0.1:{port}", "--upstream", upstream]
+            self.targets["aiohttp"] = self.start("aiohttp", pinned(PROXY_CORE, command), port)
+        if "actorproxy" in self.wanted:
+            self.targets["actorproxy"] = self.start_actorproxy("actorproxy", [])
+
+    def start_actorproxy(self, name: str, extra: list[str]) -> Target:
+        port = free_port()
+        command = [sys.executable, str(HERE / "actorproxy_proxy.py"), "--listen", f"127.0.0.1:{port}"]
+        command += ["--upstream", f"127.0.0.1:{self.origin_port}", "--stats-file", str(self.stats_file)]
+        return self.start(name, pinned(PROXY_CORE, [*command, *extra]), port)
+
+    @staticmethod
+    def stop(target: Target) -> None:
+        process = target.process
+        if process.poll() is not None:
+            return
+        # nginx stops gracefully on SIGQUIT; the Python proxies drain on SIGTERM.
+        process.send_signal(signal.SIGQUIT if target.name in ("origin", "nginx") else signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def down(self) -> None:
+        for target in reversed(self.processes):
+            self.stop(target)
+
+    def origin_status(self) -> tuple[int, int]:
+        """The origin's (accepted connections, requests) so far, this query's own included."""
+        url = f"http://127.0.0.1:{self.status_port}/status"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        accepts, _handled, requests = (int(n) for n in text.splitlines()[2].split())
+        return accepts, requests
+
+    def pool_stats(self, target: Target) -> dict[str, Any] | None:
+        """actorproxy's upstream pool counters, which it writes to a file on SIGUSR1."""
+        if target.process.poll() is not None:
+            return None
+        with contextlib.suppress(FileNotFoundError):
+            self.stats_file.unlink()
+        target.process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                stats: dict[str, Any] = json.loads(self.stats_file.read_text())
+                return stats
+            time.sleep(0.02)
+        return None
+
+
+@contextlib.contextmanager
+def fleet_running(targets: tuple[str, ...], keep: bool) -> Iterator[Fleet]:
+    work = Path(tempfile.mkdtemp(prefix="actorproxy-bench-"))
+    fleet = Fleet(work, targets)
+    try:
+        fleet.up()
+        yield fleet
+    finally:
+        fleet.down()
+        if keep:
+            print(f"kept {work} (configurations, server logs)", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+# -- one measurement ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    scenario: str
+    target: str
+    seconds: float
+    requests: int
+    rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    p999_ms: float
+    max_ms: float
+    mib_per_s: float
+    bytes_per_response: float
+    errors: dict[str, int]
+    #: Connections the origin accepted during the measured run (for "direct": wrk's own and the probes'),
+    #: and during its second half only (after the probes: any is a connection the pool failed to reuse).
+    origin_new_connections: int
+    origin_new_second_half: int | None
+    origin_requests: int
+    #: ESTABLISHED connections from the target to the origin, sampled every 0.5 s during the run.
+    established: list[int] = field(default_factory=list)
+    #: Time to the first response on one new connection opened during the run, in ms.
+    first_response_ms: float | None = None
+    #: The same for each of a burst of `CONNECTIONS` new connections opened at once during the run, in ms.
+    burst_ms: list[float] = field(default_factory=list)
+    #: CPU of the target's process tree during the run (100 = one core).
+    target_cpu_percent: float = 0.0
+    #: CPU used during the run by anything but the target, the origin, wrk and this script (100 = one core).
+    other_cpu_percent: float = 0.0
+    #: actorproxy only: its pool's checkout hits and misses during the run.
+    pool: dict[str, int] | None = None
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+
+def run_wrk(url: str, seconds: float, lua: Path, connections: int = CONNECTIONS) -> dict[str, float]:
+    duration = f"-d{max(1, round(seconds))}s"  # wrk takes whole seconds
+    command = ["wrk", "-t1", f"-c{connections}", duration, "--timeout", "10s", "--latency"]
+    done = subprocess.run(
+        [*pinned(LOAD_CORE, command), "-s", str(lua), url], capture_output=True, text=True, check=False
+    )
+    for line in done.stdout.splitlines():
+        if line.startswith("WRKJSON "):
+            data: dict[str, float] = json.loads(line.removeprefix("WRKJSON "))
+            return data
+    raise RuntimeError(f"wrk gave no summary (exit {done.returncode}):\n{done.stdout}\n{done.stderr}")
+
+
+class Watcher:
+    """While a run lasts: counts connections to the origin every 0.5 s; times a few new connections."""
+
+    def __init__(self, fleet: Fleet, port: int, path: str, pids: set[int] | None, seconds: float) -> None:
+        self.fleet = fleet
+        self.port = port
+        self.origin_port = fleet.origin_port
+        self.path = path
+        self.pids = pids
+        self.probes = [
+            (PROBE_AT * seconds, self._probe),
+            (BURST_AT * seconds, self._burst),
+            (SECOND_HALF * seconds, self._origin_status),
+        ]
+        self.origin_accepts_mid: int | None = None
+        self.established: list[int] = []
+        self.first_response: float | None = None
+        self.burst: list[float] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        began = time.monotonic()
+        while not self._stop.wait(0.5):
+            if self.pids is not None:  # None: the target is the origin itself
+                self.established.append(established_to(self.origin_port, self.pids))
+            if self.probes and time.monotonic() - began >= self.probes[0][0]:
+                _, probe = self.probes.pop(0)
+                try:
+                    probe()
+                except (OSError, RuntimeError) as exc:
+                    self.errors.append(str(exc))
+
+    def _probe(self) -> None:
+        self.first_response = first_response_seconds(self.port, self.path) * 1000
+
+    def _origin_status(self) -> None:
+        self.origin_accepts_mid, _ = self.fleet.origin_status()
+
+    def _burst(self) -> None:
+        self.burst = sorted(t * 1000 for t in burst_first_responses(self.port, self.path, CONNECTIONS))
+
+    def __enter__(self) -> Watcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def measure(fleet: Fleet, scenario: Scenario, name: str, seconds: float, warmup: float) -> Result:
+    target = fleet.targets[name]
+    url = f"http://127.0.0.1:{target.port}{scenario.path}"
+    if warmup > 0:
+        run_wrk(url, warmup, fleet.lua)
+    pids = process_tree(target.process.pid)
+    origin_pids = process_tree(fleet.targets["direct"].process.pid)
+    others = [] if name == "direct" else origin_pids
+    accepts_before, requests_before = fleet.origin_status()
+    pool_before = fleet.pool_stats(target) if name == "actorproxy" else None
+    before = (cpu_seconds(pids), cpu_seconds(others), own_cpu_seconds(), busy_seconds(), time.monotonic())
+    owners = None if name == "direct" else set(pids)
+    with Watcher(fleet, target.port, scenario.path, owners, seconds) as watcher:
+        data = run_wrk(url, seconds, fleet.lua)
+    after = (cpu_seconds(pids), cpu_seconds(others), own_cpu_seconds(), busy_seconds(), time.monotonic())
+    accepts_after, requests_after = fleet.origin_status()
+    pool_after = fleet.pool_stats(target) if name == "actorproxy" else None
+    if pool_after is not None:
+        fleet.codec = str(pool_after.get("codec", "?"))
+    target_cpu, origin_cpu, own_cpu, busy, wall = (a - b for a, b in zip(after, before, strict=True))
+    duration = data["duration_us"] / 1e6
+    requests = int(data["requests"])
+    pool = None
+    if pool_before is not None and pool_after is not None:
+        pool = {
+            key: int(pool_after[key]) - int(pool_before[key])
+            for key in ("hits", "misses", "dead", "evictions")
+        }
+    mid = watcher.origin_accepts_mid
+    for error in watcher.errors:
+        print(f"  probe failed: {error}", file=sys.stderr)
+    return Result(
+        scenario=scenario.name,
+        target=name,
+        seconds=round(duration, 2),
+        requests=requests,
+        rps=requests / duration,
+        p50_ms=data["p50"] / 1000,
+        p90_ms=data["p90"] / 1000,
+        p99_ms=data["p99"] / 1000,
+        p999_ms=data["p999"] / 1000,
+        max_ms=data["max"] / 1000,
+        mib_per_s=data["bytes"] / duration / 2**20,
+        bytes_per_response=data["bytes"] / max(requests, 1),
+        errors={key: int(data[key]) for key in ("connect", "read", "write", "timeout", "status")},
+        # Less the status queries' own connections and requests ("before" and the one in the middle).
+        origin_new_connections=accepts_after - accepts_before - (1 if mid is None else 2),
+        origin_new_second_half=None if mid is None else accepts_after - mid - 1,
+        origin_requests=requests_after - requests_before - (1 if mid is None else 2),
+        established=watcher.established,
+        first_response_ms=watcher.first_response,
+        burst_ms=watcher.burst,
+        target_cpu_percent=100 * target_cpu / wall,
+        other_cpu_percent=max(0.0, 100 * (busy - target_cpu - origin_cpu - own_cpu) / wall),
+        pool=pool,
+    )
+
+
+# -- reporting ----------------------------------------------------------------------------------------------
+
+
+def ratios(results: list[Result]) -> list[dict[str, Any]]:
+    """actorproxy's req/s and p99 over each reference's, per scenario."""
+    rows = []
+    by_key = {(r.scenario, r.target): r for r in results}
+    for scenario in dict.fromkeys(r.scenario for r in results):
+        ours = by_key.get((scenario, "actorproxy"))
+        for reference in REFERENCES:
+            theirs = by_key.get((scenario, reference))
+            if ours is None or theirs is None or not theirs.rps or not theirs.p99_ms:
+                continue
+            rows.append(
+                {
+                    "scenario": scenario,
+                    "reference": reference,
+                    "rps_ratio": ours.rps / theirs.rps,
+                    "p99_ratio": ours.p99_ms / theirs.p99_ms,
+                }
+            )
+    return rows
+
+
+def verdict(results: list[Result]) -> dict[str, Any] | None:
+    """The issue's target: tiny responses, actorproxy against aiohttp + uvloop."""
+    for row in ratios(results):
+        if row["scenario"] == SCENARIOS[0].name and row["reference"] == "aiohttp":
+            met = row["rps_ratio"] >= TARGET_RPS_RATIO and row["p99_ratio"] <= TARGET_P99_RATIO
+            wanted = f">= {TARGET_RPS_RATIO:g}x req/s, p99 <= {TARGET_P99_RATIO:g}x"
+            return {**row, "target": wanted, "met": met}
+    return None
+
+
+def render(header: tuple[str, ...], lines: list[tuple[str, ...]], markdown: bool) -> str:
+    if markdown:
+        rows = [header, tuple("---" for _ in header), *lines]
+        return "\n".join("| " + " | ".join(cells) + " |" for cells in rows)
+    widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
+
+    def row(cells: tuple[str, ...]) -> str:
+        return " | ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+
+    return "\n".join([row(header), "-+-".join("-" * w for w in widths), *(row(line) for line in lines)])
+
+
+def upstream_cell(result: Result) -> str:
+    if result.target == "direct":
+        return "-"
+    most = max(result.established, default=-1)
+    half = "?" if result.origin_new_second_half is None else result.origin_new_second_half
+    text = f"{result.origin_new_connections} new ({half} in 2nd half), {most} open"
+    if result.pool is not None:
+        checkouts = result.pool["hits"] + result.pool["misses"]
+        text += f"; pool misses {result.pool['misses']:,}/{checkouts:,}"
+    return text
+
+
+def errors_cell(result: Result) -> str:
+    if not result.error_count:
+        return "0"
+    return f"{result.error_count} (" + ", ".join(f"{k} {v}" for k, v in result.errors.items() if v) + ")"
+
+
+def results_table(results: list[Result], markdown: bool = False) -> str:
+    header = ("scenario", "target", "req/s", "p50", "p99", "MiB/s", "errors", "CPU", "other CPU")
+    header += ("new conn", f"{CONNECTIONS} new conns", "upstream conns")
+    lines = [
+        (
+            r.scenario,
+            LABELS[r.target],
+            f"{r.rps:,.0f}",
+            f"{r.p50_ms:.2f} ms",
+            f"{r.p99_ms:.2f} ms",
+            f"{r.mib_per_s:,.1f}",
+            errors_cell(r),
+            f"{r.target_cpu_percent:.0f}%",
+            f"{r.other_cpu_percent:.0f}%",
+            "-" if r.first_response_ms is None else f"{r.first_response_ms:.1f} ms",
+            f"{statistics.median(r.burst_ms):.0f} / {r.burst_ms[-1]:.0f} ms" if r.burst_ms else "-",
+            upstream_cell(r),
+        )
+        for r in results
+    ]
+    return render(header, lines, markdown)
+
+
+def ratio_table(results: list[Result], markdown: bool = False) -> str:
+    header = ("scenario", "actorproxy vs", "req/s ratio", "p99 ratio")
+    lines = [
+        (row["scenario"], LABELS[row["reference"]], f"{row['rps_ratio']:.2f}x", f"{row['p99_ratio']:.2f}x")
+        for row in ratios(results)
+    ]
+    return render(header, lines, markdown)
+
+
+LEGEND = f"""\
+p50, p99: wrk's, which corrects for coordinated omission: a response that took k times the mean interval
+between responses on a connection also counts k-1 synthetic samples in between. req/s ratio: actorproxy's
+req/s over the reference's (above 1.00x actorproxy is faster); p99 ratio: actorproxy's p99 over the
+reference's (below 1.00x actorproxy is better). CPU: the target's processes during the run (100% = one core;
+for "direct", the origin). other CPU: the machine's busy time that is not the target, the origin, wrk or this
+script: other processes, i.e. noise. new conn: one new connection opened at {PROBE_AT:.0%} of the run, from
+connect to the end of its first response. {CONNECTIONS} new conns: {CONNECTIONS} connections opened at once
+at {BURST_AT:.0%} of the run, one request each: median / slowest time to the end of the response. upstream
+conns: connections the origin accepted during the measured run (the first ones replace those the warm-up's
+abrupt end broke, and the probes need their own) and in its second half, after the probes (any is a
+connection the proxy failed to reuse); the most ESTABLISHED from the proxy to the origin at once (ss); for
+actorproxy, its pool's checkout misses / checkouts."""
+
+
+def environment(seconds: float, quick: bool) -> dict[str, Any]:
+    def version(command: list[str]) -> str:
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+        except OSError:
+            return "missing"
+        text = (done.stdout + done.stderr).strip().splitlines()
+        return text[0] if text else "?"
+
+    import aiohttp
+    import uvloop
+
+    git = version(["git", "-C", str(HERE), "describe", "--always", "--dirty"])
+    return {
+        "date": datetime.date.today().isoformat(),
+        "python": platform.python_version(),
+        "trio": trio.__version__,
+        "h11": h11.__version__,
+        "actorproxy": actorproxy.__version__,
+        "git": git,
+        "aiohttp": aiohttp.__version__,
+        "uvloop": uvloop.__version__,
+        "nginx": version(["nginx", "-v"]).removeprefix("nginx version: "),
+        "wrk": version(["wrk", "-v"]).split(" [")[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "loadavg_before": os.getloadavg(),
+        "pinning": (
+            f"proxy under test on core {PROXY_CORE}; wrk and the origin on core {LOAD_CORE} (taskset)"
+            if pinning()
+            else "none (taskset missing or a single core)"
+        ),
+        "connections": CONNECTIONS,
+        "seconds_per_run": seconds,
+        "mode": "quick" if quick else "full",
+    }
+
+
+# -- profiling ----------------------------------------------------------------------------------------------
+
+# Where a sample's innermost frame is, by file: the first match wins.
+MODULES = (
+    ("h11: HTTP/1.1 parsing and serializing", ("/h11/",)),
+    ("trio run loop: scheduling, epoll, cancel scopes", ("/trio/_core/",)),
+    ("trio sockets and streams, with the send/recv syscalls", ("/trio/",)),
+    ("our codec (actorproxy/http/_codec.py, _fastcodec.py)", ("/http/_codec.py", "/http/_fastcodec.py")),
+    ("our headers (actorproxy/http/_header.py)", ("/actorproxy/http/_header.py",)),
+    ("our engine: phases, hop-by-hop (actors/_engine.py)", ("/actors/_engine.py",)),
+    ("our connection actor (actors/_connection.py)", ("/actors/_connection.py",)),
+    ("our pool (actors/_pool.py)", ("/actors/_pool.py",)),
+    ("our session, peer, errors (actorproxy/http/)", ("/actorproxy/http/",)),
+    ("our actor kernel, supervisors, listener", ("/actorproxy/", "/supervisors/", "/actors/")),
+    ("other (stdlib: contextlib, enum, ...; attrs)", ("",)),
+)
+# C calls made per request, counted exactly by cProfile.
+C_CALLS = {
+    "task steps (trio resuming a task: Context.run)": "<method 'run' of '_contextvars.Context' objects>",
+    "socket send() syscalls": "<method 'send' of '_socket.socket' objects>",
+    "socket recv() syscalls": "<method 'recv' of '_socket.socket' objects>",
+    "epoll_wait() calls": "<method 'poll' of 'select.epoll' objects>",
+    "poll() calls (pool liveness check)": "<method 'poll' of 'select.poll' objects>",
+    "str.lower": "<method 'lower' of 'str' objects>",
+    "isinstance": "<built-in method builtins.isinstance>",
+}
+PY_CALLS = {
+    "h11 Connection.next_event": ("/h11/_connection.py", "next_event"),
+    "h11 Connection.send_with_data_passthrough": ("/h11/_connection.py", "send_with_data_passthrough"),
+    "h11 validate (regex match per header field)": ("/h11/_util.py", "validate"),
+    "h11 normalize_and_validate (headers)": ("/h11/_headers.py", "normalize_and_validate"),
+    "our Headers.remove": ("/actorproxy/http/_header.py", "remove"),
+    "our Headers._names": ("/actorproxy/http/_header.py", "_names"),
+}
+
+
+def module_of(path: str) -> str:
+    for name, needles in MODULES:
+        if any(needle in path for needle in needles):
+            return name
+    return MODULES[-1][0]
+
+
+def short(function: str, path: str) -> str:
+    parts = Path(path).parts
+    for anchor in ("site-packages", "main"):
+        if anchor in parts:
+            parts = parts[parts.index(anchor) + 1 :]
+            break
+    return f"{function} ({'/'.join(parts[-3:])})"
+
+
+def analyse_speedscope(path: Path, top: int = 25) -> dict[str, Any]:
+    """Self and inclusive time shares from py-spy's speedscope output (samples are root first)."""
+    data = json.loads(path.read_text())
+    frames = [(frame["name"], frame.get("file") or "") for frame in data["shared"]["frames"]]
+    names = [short(name, file) for name, file in frames]
+    self_time: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    by_module: collections.Counter[str] = collections.Counter()
+    total = epoll = 0.0
+    for profile in data["profiles"]:
+        for stack, weight in zip(profile["samples"], profile["weights"], strict=True):
+            if not stack:
+                continue
+            total += weight
+            leaf_name, leaf_file = frames[stack[-1]]
+            if leaf_name.endswith("get_events") and "_io_epoll" in leaf_file:
+                epoll += weight
+            self_time[names[stack[-1]]] += weight
+            by_module[module_of(leaf_file)] += weight
+            for name in {names[index] for index in stack}:
+                inclusive[name] += weight
+    share = 100 / total if total else 0.0
+    return {
+        "samples": sum(len(profile["samples"]) for profile in data["profiles"]),
+        "epoll_percent": epoll * share,
+        "modules": [(name, weight * share) for name, weight in by_module.most_common()],
+        "self": [(name, weight * share) for name, weight in self_time.most_common(top)],
+        "inclusive": [(name, weight * share) for name, weight in inclusive.most_common(top + 10)],
+    }
+
+
+def analyse_cprofile(path: Path, requests: int) -> dict[str, Any]:
+    """Calls per proxied request, from a cProfile dump of a run that proxied `requests` requests."""
+    entries: dict[tuple[str, int, str], tuple[Any, ...]] = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
+    per = max(requests, 1)
+    calls: dict[str, float] = {}
+    for label, c_name in C_CALLS.items():
+        calls[label] = (
+            sum(v[1] for (file, _, func), v in entries.items() if file == "~" and func == c_name) / per
+        )
+    for label, (suffix, func_name) in PY_CALLS.items():
+        calls[label] = (
+            sum(v[1] for (file, _, func), v in entries.items() if file.endswith(suffix) and func == func_name)
+            / per
+        )
+    python_calls = sum(v[1] for (file, _, _), v in entries.items() if file != "~")
+    all_calls = sum(v[1] for v in entries.values())
+    return {
+        "requests": requests,
+        "calls_per_request": all_calls / per,
+        "python_calls_per_request": python_calls / per,
+        "calls": calls,
+    }
+
+
+def profile(fleet: Fleet, scenario: Scenario, seconds: float, out: Path, quiet: bool) -> dict[str, Any]:
+    """py-spy on the running actorproxy under the scenario's load; then a second one under cProfile."""
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {"scenario": scenario.name}
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    target = fleet.targets["actorproxy"]
+    url = f"http://127.0.0.1:{target.port}{scenario.path}"
+    if Path(py_spy).exists():
+        progress(
+            quiet, f"profile: py-spy on actorproxy ({target.process.pid}), {scenario.name}, {seconds:g} s"
+        )
+        run_wrk(url, 1.0, fleet.lua)
+        speedscope = out / f"actorproxy-{scenario.key}.speedscope.json"
+        command = [py_spy, "record", "--pid", str(target.process.pid), "--duration", f"{seconds + 1:.0f}"]
+        command += ["--rate", str(PYSPY_RATE), "--idle", "--format", "speedscope", "-o", str(speedscope)]
+        spy = subprocess.Popen(pinned(LOAD_CORE, command), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(0.5)
+        data = run_wrk(url, seconds, fleet.lua)
+        _, err = spy.communicate(timeout=120)
+        if spy.returncode:
+            progress(quiet, f"py-spy failed: {err.decode(errors='replace').strip()}")
+        report["pyspy_rps"] = data["requests"] / (data["duration_us"] / 1e6)
+        if speedscope.exists():
+            report["pyspy"] = analyse_speedscope(speedscope)
+            report["pyspy_file"] = str(speedscope)
+    else:
+        progress(quiet, "profile: no py-spy (pip install py-spy): no sampling profile")
+
+    progress(quiet, "profile: a second actorproxy under cProfile, for calls per request")
+    dump = out / f"actorproxy-{scenario.key}.cprofile"
+    profiled = fleet.start_actorproxy("actorproxy-cprofile", ["--cprofile", str(dump)])
+    _, requests_before = fleet.origin_status()
+    run_wrk(f"http://127.0.0.1:{profiled.port}{scenario.path}", min(seconds, 5.0), fleet.lua)
+    time.sleep(0.5)  # let the requests in flight when wrk stopped reach the origin
+    _, requests_after = fleet.origin_status()
+    fleet.stop(profiled)
+    if dump.exists():
+        report["cprofile"] = analyse_cprofile(dump, requests_after - requests_before - 1)
+        report["cprofile_file"] = str(dump)
+    return report
+
+
+def profile_report(report: dict[str, Any]) -> str:
+    lines: list[str] = []
+    spy = report.get("pyspy")
+    if spy:
+        lines += [
+            f"py-spy on actorproxy, {report['scenario']}: {spy['samples']:,} samples at {PYSPY_RATE} Hz, "
+            f"{report['pyspy_rps']:,.0f} req/s while sampled; in epoll_wait: {spy['epoll_percent']:.1f}%",
+            "",
+            "self time by module (the innermost Python frame; C calls count for the frame calling them):",
+        ]
+        lines += [f"  {share:5.1f}%  {name}" for name, share in spy["modules"]]
+        lines += ["", "top functions, self time:"]
+        lines += [f"  {share:5.1f}%  {name}" for name, share in spy["self"]]
+        lines += ["", "top functions, inclusive time:"]
+        lines += [f"  {share:5.1f}%  {name}" for name, share in spy["inclusive"]]
+    calls = report.get("cprofile")
+    if calls:
+        lines += [
+            "",
+            f"cProfile ({calls['requests']:,} requests proxied): {calls['calls_per_request']:,.0f} calls per "
+            f"request, {calls['python_calls_per_request']:,.0f} of them to Python functions; per request:",
+        ]
+        lines += [f"  {count:7.1f}  {label}" for label, count in calls["calls"].items()]
+    return "\n".join(lines)
+
+
+# -- main ---------------------------------------------------------------------------------------------------
+
+
+def progress(quiet: bool, text: str) -> None:
+    if not quiet:
+        print(f"  {text}", file=sys.stderr, flush=True)
+
+
+def check_tools() -> list[str]:
+    missing = [
+        t
+        for t in ("wrk", "nginx", "taskset", "ss")
+        if not shutil.which(t) and not Path(f"/usr/sbin/{t}").exists()
+    ]
+    try:
+        import aiohttp  # noqa: F401
+        import uvloop  # noqa: F401
+    except ImportError:
+        missing.append("aiohttp and uvloop (pip install -e '.[bench]')")
+    return missing
+
+
+def server_logs(fleet: Fleet) -> dict[str, list[tuple[int, str]]]:
+    """What each server wrote to stdout/stderr, as (count, line) with numbers masked, most frequent first.
+
+    Indented lines (traceback bodies) and nginx's notices about starting and stopping are left out.
+    """
+    logs = {}
+    for target in fleet.processes:
+        try:
+            text = target.log.read_text(errors="replace")
+        except OSError:
+            continue
+        lines = collections.Counter(
+            re.sub(r"\d+", "N", line.strip())
+            for line in text.splitlines()
+            if line.strip() and not line[0].isspace() and "[notice]" not in line
+        )
+        if lines:
+            logs[target.name] = [(count, line) for line, count in lines.most_common(8)]
+    return logs
+
+
+def run_all(
+    args: argparse.Namespace, seconds: float, meta: dict[str, Any]
+) -> tuple[list[Result], dict[str, Any], dict[str, list[tuple[int, str]]]]:
+    warmup = 1.0
+    targets = tuple(t for t in TARGETS if t in args.targets.split(","))
+    if args.profile and "actorproxy" not in targets:
+        targets += ("actorproxy",)
+    scenarios = [s for s in SCENARIOS if s.key in args.scenarios.split(",")]
+    results: list[Result] = []
+    report: dict[str, Any] = {}
+    with fleet_running(targets, args.keep) as fleet:
+        for scenario in scenarios:
+            for name in targets:
+                progress(args.json, f"{scenario.name}: {LABELS[name]}, {seconds:g} s")
+                results.append(measure(fleet, scenario, name, seconds, 0.0 if name == "direct" else warmup))
+        if args.profile:
+            chosen = next(s for s in SCENARIOS if s.key == args.profile_scenario)
+            report = profile(fleet, chosen, seconds, Path(args.profile), args.json)
+        logs = server_logs(fleet)
+        meta["actorproxy_codec"] = fleet.codec
+    return results, report, logs
+
+
+def print_tables(
+    results: list[Result], meta: dict[str, Any], logs: dict[str, list[tuple[int, str]]], markdown: bool
+) -> None:
+    print()
+    print(results_table(results, markdown))
+    print()
+    print(ratio_table(results, markdown))
+    print()
+    print(LEGEND)
+    check = verdict(results)
+    if check is not None:
+        print(
+            f"target, tiny body vs aiohttp + uvloop ({check['target']}): req/s {check['rps_ratio']:.2f}x, "
+            f"p99 {check['p99_ratio']:.2f}x: {'met' if check['met'] else 'MISSED'}"
+        )
+    print(
+        f"actorproxy's codec: {meta.get('actorproxy_codec', '?')}; load average before "
+        f"{meta['loadavg_before'][0]:.2f}, after {meta['loadavg_after'][0]:.2f}; took {meta['seconds']} s."
+    )
+    if logs:
+        print("\nserver output (stdout/stderr; numbers masked as N; count, line; most frequent first):")
+        for name, lines in logs.items():
+            print(f"  {name}:\n" + "\n".join(f"    {count:6,}  {line[:150]}" for count, line in lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help=f"{QUICK_SECONDS:g} s per run, not {FULL_SECONDS:g}"
+    )
+    parser.add_argument("--duration", type=int, help="seconds per measured run (overrides --quick)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
+    parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
+    parser.add_argument(
+        "--targets", default=",".join(TARGETS), help="a comma-separated subset of the targets"
+    )
+    parser.add_argument("--scenarios", default="tiny,64k,1m", help="a comma-separated subset of tiny,64k,1m")
+    parser.add_argument(
+        "--profile", metavar="DIR", help="then profile actorproxy under load, into DIR (py-spy, cProfile)"
+    )
+    parser.add_argument(
+        "--profile-scenario", default="tiny", choices=[s.key for s in SCENARIOS], help="the load to profile"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (configs, logs)")
+    parser.add_argument("--codec", help="actorproxy's HTTP/1.1 codec (sets ACTORPROXY_CODEC; default: auto)")
+    parser.add_argument("--json-out", metavar="FILE", help="also write the JSON results to FILE")
+    args = parser.parse_args(argv)
+
+    missing = check_tools()
+    if missing:
+        print(f"missing: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    seconds = args.duration or (QUICK_SECONDS if args.quick else FULL_SECONDS)
+    meta = environment(seconds, args.quick)
+    if not args.json:
+        print(
+            f"actorproxy proxy benchmark ({meta['mode']}, {meta['date']}, git {meta['git']}): {meta['wrk']}, "
+            f"keep-alive, {CONNECTIONS} connections, {seconds:g} s per run; Python {meta['python']}, "
+            f"nginx {meta['nginx']}, aiohttp {meta['aiohttp']}, uvloop {meta['uvloop']}, "
+            f"{meta['cpus']} CPUs\npinning: {meta['pinning']}",
+            flush=True,
+        )
+    began = time.monotonic()
+    if args.codec:
+        os.environ["ACTORPROXY_CODEC"] = args.codec  # inherited by the actorproxy process
+    results, report, logs = run_all(args, seconds, meta)
+    meta["seconds"] = round(time.monotonic() - began, 1)
+    meta["loadavg_after"] = os.getloadavg()
+    out = {
+        "environment": meta,
+        "results": [{**asdict(r), "error_count": r.error_count} for r in results],
+        "ratios": ratios(results),
+        "target": verdict(results),
+        "profile": report,
+        "server_logs": logs,
+    }
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(out, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print_tables(results, meta, logs, args.markdown)
+    if report:
+        print()
+        print(profile_report(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
