@@ -44,6 +44,12 @@ def _instantiate(factory: ActorFactory) -> Actor:
     return actor
 
 
+async def _run_soon(context: ActorContext, on_exit: ExitCallback | None) -> None:
+    reason = await run_actor(context, on_exit)
+    if not context.started and on_exit is not None:
+        on_exit(context, reason)
+
+
 def _start_failure(context: ActorContext) -> StartFailed:
     reason = context.exit_reason
     assert reason is not None
@@ -121,6 +127,17 @@ class ActorSystem:
         await nursery.start(run_actor, context, on_exit)
         if not context.started:
             raise _start_failure(context)
+        return context.ref
+
+    def start_soon_in(
+        self, nursery: trio.Nursery, context: ActorContext, on_exit: ExitCallback | None = None
+    ) -> ActorRef:
+        """Run `context` as a task of `nursery` without waiting for its `on_start`.
+
+        For actors started in bulk on a hot path (one per accepted connection): no start handshake. A start
+        that fails is reported through `on_exit`, like any other exit.
+        """
+        nursery.start_soon(_run_soon, context, on_exit)
         return context.ref
 
     # -- top-level actors ----------------------------------------------------------------------------------

@@ -4,7 +4,9 @@ Rules:
 - Binding happens in `on_start`, so a port in use fails the start and the supervisor sees it at once.
 - Accepting stops on a stop request (the listening socket closes in `on_stop`); connections already handed
   over are the ConnectionSupervisor's to drain.
-- A connection that cannot be started is closed; the accept loop goes on.
+- The accept loop never waits for a connection to start: it queues the start with the
+  ConnectionSupervisor (waiting only when that mailbox is full: backpressure). A connection that cannot be
+  started is closed; the accept loop goes on.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ import logging
 import os
 import ssl
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import attrs
 import trio
 
-from actorproxy import Actor, ActorProxyError, ActorRef, ExitReason
-from supervisors import start_child
+from actorproxy import Actor, ActorRef, ExitReason
+from supervisors import start_child_soon
 
 __all__ = ["Endpoint", "ListenerActor"]
 
@@ -58,6 +61,14 @@ async def _open(endpoint: Endpoint) -> trio.abc.Listener[Any]:
     return listener
 
 
+def _close_now(stream: trio.abc.Stream) -> None:
+    """Close an accepted socket nobody will serve, synchronously (TLS streams: their transport)."""
+    while isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
+    if isinstance(stream, trio.SocketStream):
+        stream.socket.close()
+
+
 class ListenerActor(Actor):
     """Accepts on `endpoint` and starts a connection child per socket under `connections`."""
 
@@ -94,11 +105,10 @@ class ListenerActor(Actor):
             while True:
                 stream = await self.listener.accept()
                 self.accepted += 1
-                try:
-                    await start_child(connections, stream)
-                except ActorProxyError as exc:
-                    logger.warning("could not start a connection on %s: %s", self.endpoint, exc)
-                    await trio.aclose_forcefully(stream)
+                # Queue the decision and go back to accepting: waiting for each connection's start
+                # handshake serialised bursts of new connections (measured: the 50th of a burst waited
+                # ~0.9 s for its first byte).
+                await start_child_soon(connections, stream, on_refused=partial(_close_now, stream))
 
     async def on_stop(self, reason: ExitReason) -> None:
         if self.listener is not None:

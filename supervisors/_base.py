@@ -45,6 +45,7 @@ from ._messages import (
     Escalation,
     Failure,
     GetStatistics,
+    StartChild,
     SupervisorError,
     SupervisorStatistics,
     WhichChildren,
@@ -189,20 +190,19 @@ class SupervisorBase(Actor):
         log_event(event)
         self.system.events.publish(event)
 
-    async def _start(self, child: Child, *, restart: bool = False) -> ActorRef:
-        """Start one incarnation of `child`.
+    def _incarnation(self, child: Child, *, restart: bool) -> ActorContext:
+        """Build (not start) the next incarnation of `child`.
 
         Raises:
-            StartFailed: the factory, the name registration or `on_start` failed.
+            StartFailed: the factory or the name registration failed.
         """
-        assert self._nursery is not None
         spec = child.spec
         path = f"{self.context.path}/{child.id}"
         if restart:
             child.restarts += 1
         factory: Callable[[], Actor] = (lambda: spec.start(*child.args)) if child.args else spec.start
         try:
-            context = self.system.new_context(
+            return self.system.new_context(
                 factory,
                 path=path,
                 name=spec.name,
@@ -214,20 +214,45 @@ class SupervisorBase(Actor):
             )
         except Exception as exc:
             raise StartFailed(path, repr(exc)) from exc
+
+    def _exit_notice(self, child: Child) -> Callable[[ActorContext, ExitReason], object]:
         post = self.context.post_control
-        ref = await self.system.start_in(
-            self._nursery, context, lambda ctx, reason: post(_ChildExited(child, ctx, reason))
-        )
+        return lambda context, reason: post(_ChildExited(child, context, reason))
+
+    def _running(self, child: Child, context: ActorContext, *, restart: bool) -> None:
         child.context = context
         child.restarting = False
         child.started_at = trio.current_time()
         child.is_supervisor = context.actor.is_supervisor
+        spec = child.spec
         child.shutdown = spec.shutdown if spec.shutdown is not None else context.actor.shutdown_timeout
         if restart:
-            self._publish(ChildRestarted(self.context.path, child.id, ref, child.restarts))
+            self._publish(ChildRestarted(self.context.path, child.id, context.ref, child.restarts))
         else:
-            self._publish(ChildStarted(self.context.path, child.id, ref))
+            self._publish(ChildStarted(self.context.path, child.id, context.ref))
+
+    async def _start(self, child: Child, *, restart: bool = False) -> ActorRef:
+        """Start one incarnation of `child` and wait until its `on_start` has returned.
+
+        Raises:
+            StartFailed: the factory, the name registration or `on_start` failed.
+        """
+        assert self._nursery is not None
+        context = self._incarnation(child, restart=restart)
+        ref = await self.system.start_in(self._nursery, context, self._exit_notice(child))
+        self._running(child, context, restart=restart)
         return ref
+
+    def _start_soon(self, child: Child) -> ActorRef:
+        """Start `child` without waiting for its `on_start`; a failed start arrives as its exit.
+
+        Raises:
+            StartFailed: the factory or the name registration failed.
+        """
+        assert self._nursery is not None
+        context = self._incarnation(child, restart=False)
+        self._running(child, context, restart=False)
+        return self.system.start_soon_in(self._nursery, context, self._exit_notice(child))
 
     async def _terminate(self, child: Child) -> ExitReason | None:
         """Stop `child` with its shutdown policy; its exit report is then stale and ignored."""
@@ -350,5 +375,7 @@ class SupervisorBase(Actor):
                 restart_window=len(self._window),
             )
         if self._closing:
+            if isinstance(message, StartChild) and message.on_refused is not None:
+                message.on_refused()
             return Failure(SupervisorError(f"{self.context.path} is shutting down"))
         return await self._handle_command(message)

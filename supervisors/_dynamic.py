@@ -7,6 +7,7 @@ at once and all share one grace deadline, so draining 10,000 connections takes o
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,6 +20,8 @@ from ._messages import Failure, StartChild, SupervisorError, TerminateChild
 from ._spec import ChildSpec
 
 __all__ = ["DynamicSupervisor"]
+
+logger = logging.getLogger("actorproxy.supervisors")
 
 
 class DynamicSupervisor(SupervisorBase):
@@ -77,6 +80,13 @@ class DynamicSupervisor(SupervisorBase):
         for child, context in zip(children, contexts, strict=True):
             child.last_reason = await context.wait_exit()
 
+    def _refuse(self, message: StartChild, error: BaseException) -> Failure:
+        if message.soon:
+            logger.warning("%s: could not start a child: %s", self.context.path, error)
+            if message.on_refused is not None:
+                message.on_refused()
+        return Failure(error)
+
     async def _handle_command(self, message: Any) -> Any:
         if isinstance(message, StartChild):
             if message.spec is not None:
@@ -84,16 +94,15 @@ class DynamicSupervisor(SupervisorBase):
                     SupervisorError("start_child on a DynamicSupervisor takes the spec's arguments")
                 )
             if self.max_children is not None and len(self._by_id) >= self.max_children:
-                return Failure(
-                    SupervisorError(f"{self.context.path}: max_children ({self.max_children}) reached")
-                )
+                error = SupervisorError(f"{self.context.path}: max_children ({self.max_children}) reached")
+                return self._refuse(message, error)
             child = Child(self.spec, f"{self.spec.id}-{next(self._serial)}", message.args)
             self._by_id[child.id] = child
             try:
-                return await self._start(child)
+                return self._start_soon(child) if message.soon else await self._start(child)
             except StartFailed as exc:
                 self._forget(child)
-                return Failure(exc)
+                return self._refuse(message, exc)
         if isinstance(message, TerminateChild):
             target = message.child
             found = next(

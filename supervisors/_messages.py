@@ -6,6 +6,7 @@ crash the supervisor); it answers with the error and the client function raises 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -24,6 +25,7 @@ __all__ = [
     "delete_child",
     "restart_child",
     "start_child",
+    "start_child_soon",
     "supervisor_statistics",
     "terminate_child",
     "which_children",
@@ -91,10 +93,16 @@ class GetStatistics:
 
 @attrs.frozen
 class StartChild:
-    """Static supervisors: add and start `spec`. Dynamic supervisors: start a child with `args`."""
+    """Static supervisors: add and start `spec`. Dynamic supervisors: start a child with `args`.
+
+    `soon`: start without waiting for the child's `on_start` and without a reply; if the supervisor cannot
+    start it (shutting down, at max_children, a failing factory), `on_refused` is called instead.
+    """
 
     spec: ChildSpec | None = None
     args: tuple[Any, ...] = ()
+    soon: bool = False
+    on_refused: Callable[[], object] | None = attrs.field(default=None, eq=False)
 
 
 @attrs.frozen
@@ -167,6 +175,22 @@ async def start_child(
         message = StartChild(args=(() if spec_or_arg is None else (spec_or_arg,)) + args)
     ref: ActorRef = await _call(supervisor, message, timeout)
     return ref
+
+
+async def start_child_soon(
+    supervisor: ActorRef, *args: Any, on_refused: Callable[[], object] | None = None
+) -> None:
+    """Have a `DynamicSupervisor` start a child with `args`, without waiting for it to start.
+
+    Returns as soon as the request is queued (waiting only while the supervisor's mailbox is full, which is
+    the caller's backpressure). If the child cannot be started, `on_refused()` is called, so the caller can
+    release what it handed over (a socket, say).
+    """
+    if not supervisor.is_alive:
+        if on_refused is not None:
+            on_refused()
+        return
+    await supervisor.tell(StartChild(args=args, soon=True, on_refused=on_refused))
 
 
 async def terminate_child(

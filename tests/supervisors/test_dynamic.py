@@ -17,6 +17,7 @@ from supervisors import (
     SupervisorError,
     count_children,
     start_child,
+    start_child_soon,
     supervisor_statistics,
     terminate_child,
     which_children,
@@ -113,3 +114,36 @@ async def test_shutdown_kills_stragglers_at_the_shared_deadline(
     await sup.stop()
     assert trio.current_time() == 2.0
     assert all(ref.exit_reason is not None and ref.exit_reason.kind is ExitKind.KILLED for ref in refs)
+
+
+async def test_start_child_soon_starts_without_a_handshake_and_reports_refusals(
+    actor_system: ActorSystem, log: Log
+) -> None:
+    sup = await actor_system.spawn(
+        DynamicSupervisor(
+            ChildSpec(id="w", start=lambda n: Worker(f"w{n}", log), restart=Restart.TEMPORARY), max_children=2
+        )
+    )
+    refused: list[int] = []
+    for n in range(3):
+        await start_child_soon(sup, n, on_refused=lambda n=n: refused.append(n))
+    counts = await count_children(sup)  # the three requests were handled before this ask
+    assert (counts.specs, counts.active) == (2, 2)
+    assert refused == [2]
+    assert sorted(e[1] for e in log if e[0] == "start") == ["w0", "w1"]
+    await sup.stop()
+    await start_child_soon(sup, 9, on_refused=lambda: refused.append(9))
+    assert refused == [2, 9]
+
+
+async def test_a_soon_started_child_that_fails_to_start_is_reported_as_its_exit(
+    actor_system: ActorSystem,
+) -> None:
+    sup = await actor_system.spawn(
+        DynamicSupervisor(ChildSpec(id="w", start=fail_start(), restart=Restart.TEMPORARY))
+    )
+    await start_child_soon(sup)
+    await trio.testing.wait_all_tasks_blocked()
+    stats = await supervisor_statistics(sup)
+    assert (stats.children, stats.crashes, stats.restarts) == (0, 1, 0)
+    assert sup.is_alive
