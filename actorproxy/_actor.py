@@ -63,6 +63,13 @@ class Actor:
         """The actor's body; by default, serve the mailbox until a stop is requested."""
         await self.context.serve_mailbox()
 
+    def on_stop_request(self) -> None:
+        """Called at once (synchronously) when a stop is requested, before the request is handled.
+
+        Actors with a loop of their own can cancel what they wait on here instead of entering a
+        `cancel_on_stop()` scope for every wait.
+        """
+
     async def on_stop(self, reason: ExitReason) -> None:
         """Release what the actor holds; runs shielded, with a deadline, after any exit."""
 

@@ -265,6 +265,7 @@ class ActorContext:
         if self._stop_scopes:
             for scope in self._stop_scopes:
                 scope.cancel()
+        self.actor.on_stop_request()
 
     def finish(self) -> None:
         """End the mailbox loop after the current message; the exit is normal (the actor's work is done)."""

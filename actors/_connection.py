@@ -41,6 +41,7 @@ class ConnectionActor(Actor):
         self.runtime = runtime
         self.downstream: ServerConnection = runtime.codec.server(stream)
         self.requests = 0
+        self._idle: trio.CancelScope | None = None
 
     def _addresses(self) -> tuple[Any, Any]:
         socket = getattr(self.stream, "socket", None)
@@ -88,13 +89,22 @@ class ConnectionActor(Actor):
 
     async def _next_request(self) -> Any:
         """The next request head, or None when the connection should end (EOF, idle timeout, stop)."""
+        if self.context.stop_requested:
+            return None
         timeout = self.runtime.keepalive_timeout if self.requests else None
-        with self.context.cancel_on_stop():
-            if timeout is None:
-                return await self.downstream.read_request()
-            with trio.move_on_after(timeout):
-                return await self.downstream.read_request()
-        return None
+        # One scope per wait, cancelled by the keep-alive deadline or by a stop request (on_stop_request).
+        scope = self._idle = trio.CancelScope()
+        if timeout is not None:
+            scope.deadline = trio.current_time() + timeout
+        with scope:
+            header = await self.downstream.read_request()
+        self._idle = None
+        return None if scope.cancelled_caught else header
+
+    def on_stop_request(self) -> None:
+        # Shutdown ends a connection waiting for its next request at once; one in a request finishes it.
+        if self._idle is not None:
+            self._idle.cancel()
 
     async def _answer_crash(self) -> None:
         if self.downstream.response_header is None:

@@ -48,8 +48,9 @@ logger = logging.getLogger("actorproxy.proxy")
 # Pingora's default `max_retries`.
 DEFAULT_MAX_RETRIES = 16
 
-# Hop-by-hop fields (RFC 9110 §7.6.1) are the connection's own business, never forwarded.
-HOP_BY_HOP = ("connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade")
+# Hop-by-hop fields (RFC 9110 §7.6.1) are the connection's own business, never forwarded. Transfer-Encoding is
+# not in the list: the codec frames the body by it again on the next hop.
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "upgrade"})
 
 
 @attrs.define
@@ -233,15 +234,16 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
 
 def _remove_hop_by_hop(header: RequestHeader | ResponseHeader) -> None:
-    """Drop the connection's own fields (RFC 9110 §7.6.1), including those named by `Connection`.
-
-    Transfer-Encoding stays: the codec re-frames the body by it on the next hop.
-    """
+    """Drop the connection's own fields, and those the Connection field names, in one pass."""
     headers = header.headers
-    named = [token.strip() for value in headers.get_all("connection") for token in value.split(",")]
-    for name in (*HOP_BY_HOP, *named):
-        if name and name.lower() != "transfer-encoding":
-            headers.remove(name)
+    names = HOP_BY_HOP
+    if "connection" in headers:
+        named = {
+            token.strip().lower() for value in headers.get_all("connection") for token in value.split(",")
+        }
+        named.discard("transfer-encoding")
+        names = names | named
+    headers.remove_all(names)
 
 
 def _request_has_body(session: Session) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import http
 from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
 
 __all__ = ["Headers", "RequestHeader", "ResponseHeader"]
 
@@ -124,6 +125,16 @@ class Headers:
             keep = [i for i, lower in enumerate(names) if lower != key or i == first]
             self._pairs = [self._pairs[i] for i in keep]
             self._lower = [names[i] for i in keep]
+
+    def remove_all(self, names: AbstractSet[str]) -> bool:
+        """Remove every field whose lowercase name is in `names`, in one pass; return whether any was."""
+        lower = self._names()
+        if names.isdisjoint(lower):
+            return False
+        keep = [i for i, name in enumerate(lower) if name not in names]
+        self._pairs = [self._pairs[i] for i in keep]
+        self._lower = [lower[i] for i in keep]
+        return True
 
     def remove(self, name: str) -> bool:
         """Remove every field called `name`; return whether there was one."""
