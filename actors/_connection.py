@@ -80,6 +80,7 @@ class ConnectionActor(Actor):
                     or not downstream.start_next_cycle()
                 ):
                     return
+                await trio.lowlevel.checkpoint()  # streams yield only when they wait (actors._sockets)
         except Error as exc:
             logger.debug("connection from %s ended: %s", client_addr, exc)
         except Exception:

@@ -35,6 +35,8 @@ import trio
 from actorproxy.http._error import Error, ErrorSource, ErrorType
 from actorproxy.http._peer import HttpPeer, PeerOptions, parse_bind_to
 
+from ._sockets import SocketStream, from_trio_stream
+
 __all__ = ["connect_peer", "tls_context"]
 
 # Distinct (verify, ca, client cert) combinations in one proxy are few; the bound stops per-request `ca`
@@ -51,7 +53,8 @@ async def connect_peer(peer: HttpPeer) -> trio.abc.Stream:
     """Connect to `peer` and, for https, finish the TLS handshake.
 
     Returns:
-        A `trio.SocketStream` (TCP or Unix socket), or a `trio.SSLStream` over one for https.
+        A `SocketStream` (TCP or Unix socket; it checkpoints only when it waits, see `actors._sockets`),
+        or a `trio.SSLStream` over one for https.
 
     Raises:
         Error: source UPSTREAM; CONNECT_REFUSED, CONNECT_TIMEDOUT, CONNECT_NO_ROUTE, CONNECT_ERROR,
@@ -68,7 +71,7 @@ async def connect_peer(peer: HttpPeer) -> trio.abc.Stream:
     if options.connection_timeout is not None:
         connect_deadline = min(total_deadline, start + options.connection_timeout)
 
-    stream: trio.SocketStream | None = None
+    stream: SocketStream | None = None
     with trio.CancelScope(deadline=connect_deadline):
         stream = await _open_transport(peer)
     if stream is None:
@@ -97,11 +100,11 @@ def _timeout_name(options: PeerOptions, deadline: float, start: float) -> str:
 # -- transport ---------------------------------------------------------------------------------------------
 
 
-async def _open_transport(peer: HttpPeer) -> trio.SocketStream:
+async def _open_transport(peer: HttpPeer) -> SocketStream:
     address = peer.address
     if isinstance(address, str):
         try:
-            return await trio.open_unix_socket(address)
+            return from_trio_stream(await trio.open_unix_socket(address))
         except OSError as exc:
             error = _connect_error(peer, exc)
             raise error from error.__cause__
@@ -115,14 +118,15 @@ async def _open_transport(peer: HttpPeer) -> trio.SocketStream:
     except OSError as exc:
         error = _connect_error(peer, exc)
         raise error from error.__cause__
+    ours = from_trio_stream(stream)
     try:
-        _configure_tcp(stream, options)
+        _configure_tcp(ours, options)
     except OSError as exc:
-        stream.socket.close()
+        ours.close_nowait()
         raise Error.because(
             ErrorType.CONNECT_ERROR, f"setting socket options for {peer.label()}", exc, _UPSTREAM
         ) from exc
-    return stream
+    return ours
 
 
 async def _open_tcp_bound(peer: HttpPeer, host: str, port: int, bind_to: str) -> trio.SocketStream:
@@ -161,7 +165,7 @@ async def _open_tcp_bound(peer: HttpPeer, host: str, port: int, bind_to: str) ->
     raise last_error
 
 
-def _configure_tcp(stream: trio.SocketStream, options: PeerOptions) -> None:
+def _configure_tcp(stream: SocketStream, options: PeerOptions) -> None:
     # trio already sets TCP_NODELAY; set it again so a pooled connection never waits on Nagle whatever
     # trio's default becomes.
     stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
@@ -249,7 +253,7 @@ def tls_context(
     return context
 
 
-async def _start_tls(peer: HttpPeer, stream: trio.SocketStream, deadline: float) -> trio.SSLStream[Any]:
+async def _start_tls(peer: HttpPeer, stream: SocketStream, deadline: float) -> trio.SSLStream[Any]:
     options = peer.options
     label = peer.label()
     verify = options.verify_cert

@@ -7,6 +7,8 @@ Rules:
 - The accept loop never waits for a connection to start: it queues the start with the
   ConnectionSupervisor (waiting only when that mailbox is full: backpressure). A connection that cannot be
   started is closed; the accept loop goes on.
+- Each accepted socket becomes a `SocketStream` (syscall first, wait only when it would block; see
+  `actors._sockets`), with TLS layered over it as a `trio.SSLStream` here, not by a `trio.SSLListener`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import trio
 
 from actorproxy import Actor, ActorRef, ExitReason
 from supervisors import start_child_soon
+
+from ._sockets import SocketStream, from_trio_stream
 
 __all__ = ["Endpoint", "ListenerActor"]
 
@@ -44,7 +48,7 @@ class Endpoint:
         return f"{'tls://' if self.ssl_context else ''}{where}"
 
 
-async def _open(endpoint: Endpoint) -> trio.abc.Listener[Any]:
+async def _open(endpoint: Endpoint) -> trio.SocketListener:
     if endpoint.path is not None:
         # A socket file left by a previous run would make bind fail.
         await trio.Path(endpoint.path).unlink(missing_ok=True)
@@ -53,19 +57,26 @@ async def _open(endpoint: Endpoint) -> trio.abc.Listener[Any]:
         if endpoint.permissions is not None:
             os.chmod(endpoint.path, endpoint.permissions)
         sock.listen(1024)
-        listener: trio.abc.Listener[Any] = trio.SocketListener(sock)
-    else:
-        [listener] = (await trio.open_tcp_listeners(endpoint.port, host=endpoint.host))[:1]
-    if endpoint.ssl_context is not None:
-        listener = trio.SSLListener(listener, endpoint.ssl_context, https_compatible=True)
+        return trio.SocketListener(sock)
+    [listener] = (await trio.open_tcp_listeners(endpoint.port, host=endpoint.host))[:1]
     return listener
+
+
+async def _accept(listener: trio.SocketListener, ssl_context: ssl.SSLContext | None) -> trio.abc.Stream:
+    stream = from_trio_stream(await listener.accept())
+    if ssl_context is None:
+        return stream
+    # As trio.SSLListener would; the handshake happens on the connection's first read or write.
+    return trio.SSLStream(stream, ssl_context, server_side=True, https_compatible=True)
 
 
 def _close_now(stream: trio.abc.Stream) -> None:
     """Close an accepted socket nobody will serve, synchronously (TLS streams: their transport)."""
     while isinstance(stream, trio.SSLStream):
         stream = stream.transport_stream
-    if isinstance(stream, trio.SocketStream):
+    if isinstance(stream, SocketStream):
+        stream.close_nowait()
+    elif isinstance(stream, trio.SocketStream):
         stream.socket.close()
 
 
@@ -78,17 +89,14 @@ class ListenerActor(Actor):
         self.endpoint = endpoint
         self.connections_name = connections
         self.on_bound = on_bound
-        self.listener: trio.abc.Listener[Any] | None = None
+        self.listener: trio.SocketListener | None = None
         self.accepted = 0
 
     @property
     def address(self) -> Any:
         """The bound address (host, port) or socket path; useful with port 0."""
-        listener = self.listener
-        if isinstance(listener, trio.SSLListener):
-            listener = listener.transport_listener
-        assert isinstance(listener, trio.SocketListener)
-        return listener.socket.getsockname()
+        assert self.listener is not None
+        return self.listener.socket.getsockname()
 
     async def on_start(self) -> None:
         self.listener = await _open(self.endpoint)
@@ -97,13 +105,15 @@ class ListenerActor(Actor):
             self.on_bound(self.address)
 
     async def run(self) -> None:
-        assert self.listener is not None
+        listener = self.listener
+        assert listener is not None
+        ssl_context = self.endpoint.ssl_context
         connections: ActorRef | None = self.system.whereis(self.connections_name)
         if connections is None:
             raise RuntimeError(f"no connection supervisor named {self.connections_name!r}")
         with self.context.cancel_on_stop():
             while True:
-                stream = await self.listener.accept()
+                stream = await _accept(listener, ssl_context)
                 self.accepted += 1
                 # Queue the decision and go back to accepting: waiting for each connection's start
                 # handshake serialised bursts of new connections (measured: the 50th of a burst waited

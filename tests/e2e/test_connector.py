@@ -25,6 +25,7 @@ import trustme
 from actorproxy.http._error import Error, ErrorSource, ErrorType
 from actorproxy.http._peer import HttpPeer, PeerOptions, TcpKeepalive
 from actors._connector import _dns_matches, connect_peer, tls_context
+from actors._sockets import SocketStream
 
 HOST = "upstream.example"
 
@@ -45,7 +46,7 @@ def _port(listener: trio.SocketListener) -> int:
 async def test_tcp_connect_carries_bytes_with_nodelay_on() -> None:
     async with await _listener() as listener:
         client = await connect_peer(HttpPeer(f"127.0.0.1:{_port(listener)}"))
-        assert isinstance(client, trio.SocketStream)
+        assert isinstance(client, SocketStream)
         server = await listener.accept()
         async with client, server:
             await client.send_all(b"ping")
@@ -58,7 +59,7 @@ async def test_tcp_keepalive_options_are_set() -> None:
     async with await _listener() as listener:
         client = await connect_peer(HttpPeer(("127.0.0.1", _port(listener)), options=options))
         async with client:
-            assert isinstance(client, trio.SocketStream)
+            assert isinstance(client, SocketStream)
             assert client.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
             if hasattr(socket, "TCP_KEEPIDLE"):
                 assert client.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 61
@@ -88,7 +89,7 @@ async def test_bind_to_sets_the_local_address() -> None:
         client = await connect_peer(HttpPeer(f"127.0.0.1:{_port(listener)}", options=options))
         server = await listener.accept()
         async with client, server:
-            assert isinstance(client, trio.SocketStream)
+            assert isinstance(client, SocketStream)
             assert client.socket.getsockname()[0] == "127.0.0.1"
             assert server.socket.getpeername() == client.socket.getsockname()
             assert client.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)

@@ -1,0 +1,269 @@
+"""`SocketStream`: a trio stream over a non-blocking stdlib socket that tries each syscall before waiting.
+
+Rules:
+- Every operation tries its syscall first and parks in `trio.lowlevel.wait_readable` / `wait_writable` only
+  when the kernel says it would block. DESIGN ("The request path"): letting trio yield on every send/recv,
+  as `trio.SocketStream` does, costs 2.5-4.7 us per call.
+- So, unlike trio's streams, a call that does not wait does not checkpoint: it neither yields nor notices a
+  cancellation. The caller owns fairness: `ConnectionActor` checkpoints once per request. As a backstop for
+  loops that never find a socket empty or full (a large body or a tunnel between two fast peers), every
+  `YIELD_EVERY`-th operation in a row that did not wait yields first, before its syscall, so a cancellation
+  there loses no data.
+- `aclose` always checkpoints, and closes even when cancelled (trio's contract). It wakes a task waiting on
+  the socket with `trio.ClosedResourceError` (`notify_closing` first, then close).
+- Errors are translated here, once, as trio's `SocketStream` does: an OSError is `trio.BrokenResourceError`
+  (raised from it), use after a close is `trio.ClosedResourceError`. Two tasks receiving (or sending) at
+  once is `trio.BusyResourceError`: one boolean per direction.
+- TLS stays `trio.SSLStream`, layered over this stream.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from typing import overload
+
+import trio
+
+__all__ = ["DEFAULT_RECEIVE_SIZE", "YIELD_EVERY", "SocketStream", "from_trio_stream"]
+
+# DESIGN: 64 KiB read buffers (measured on the trio skeleton); trio.SocketStream's default too.
+DEFAULT_RECEIVE_SIZE = 65536
+# Operations in a row that complete without waiting before one yields anyway: with 64 KiB chunks about
+# 1 MiB between yields. A request of a few small reads and writes waits for its peer long before that.
+# Measured with benchmarks/proxy.py, 1 MiB bodies, 10 s: 706 req/s yielding every 2, 865 every 4, 1,261
+# every 16 (trio.SocketStream, every operation: 638); longer runs between yields delay other connections.
+YIELD_EVERY = 16
+# trio's TCP defaults (trio.SocketStream): no Nagle delay; at most 16 KiB unsent in the kernel before the
+# socket stops being writable (trio issue #72).
+TCP_NOTSENT_LOWAT_BYTES = 2**14
+
+# A socket closed under us: what trio.SocketStream reports as ClosedResourceError too.
+_CLOSED_ERRNOS = frozenset({errno.EBADF, errno.ENOTSOCK})
+_wait_readable = trio.lowlevel.wait_readable
+_wait_writable = trio.lowlevel.wait_writable
+
+
+def _translate(exc: OSError) -> trio.BrokenResourceError | trio.ClosedResourceError:
+    if exc.errno in _CLOSED_ERRNOS:
+        return trio.ClosedResourceError("this socket was already closed")
+    return trio.BrokenResourceError(f"socket connection broken: {exc}")
+
+
+class SocketStream(trio.abc.HalfCloseableStream):
+    """A `trio.abc.HalfCloseableStream` over a connected stdlib `socket.socket` (set non-blocking here).
+
+    Args:
+        sock: a connected SOCK_STREAM socket (TCP or Unix); the stream owns it from now on.
+        configure: set trio's TCP defaults (TCP_NODELAY, TCP_NOTSENT_LOWAT); False when they are set already.
+
+    Attributes:
+        socket: the stdlib socket, for `getpeername`, `getsockname`, `fileno`; do not read or write it.
+    """
+
+    def __init__(self, sock: socket.socket, *, configure: bool = True) -> None:
+        if sock.type != socket.SOCK_STREAM:
+            raise ValueError(f"SocketStream needs a SOCK_STREAM socket, got {sock.type!r}")
+        sock.setblocking(False)
+        self.socket = sock
+        self._fd = sock.fileno()
+        self._closed = False
+        self._shut_wr = False
+        self._receiving = False
+        self._sending = False
+        # Operations in a row that did not wait (see YIELD_EVERY).
+        self._unyielded = 0
+        if configure and sock.family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+                if hasattr(socket, "TCP_NOTSENT_LOWAT"):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, TCP_NOTSENT_LOWAT_BYTES)
+            except OSError:
+                pass  # the defaults are an optimisation; a socket that refuses them still works (as in trio)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "half-closed" if self._shut_wr else "open"
+        return f"<SocketStream fd={self._fd} {state}>"
+
+    def fileno(self) -> int:
+        """The socket's file descriptor; -1 once it is closed."""
+        return self.socket.fileno()
+
+    # -- receiving -------------------------------------------------------------------------------------------
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        """Up to `max_bytes` (default `DEFAULT_RECEIVE_SIZE`) bytes; b"" at EOF.
+
+        Checkpoints only when it waits for data (and every `YIELD_EVERY`-th time in a row it does not).
+
+        Raises:
+            trio.BusyResourceError: another task is receiving on this stream.
+            trio.ClosedResourceError: the stream was closed, before or while waiting.
+            trio.BrokenResourceError: the connection failed (reset, ...), raised from the OSError.
+        """
+        if max_bytes is None:
+            max_bytes = DEFAULT_RECEIVE_SIZE
+        elif max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")
+        if self._receiving:
+            raise trio.BusyResourceError("another task is currently receiving data on this SocketStream")
+        if self._closed:
+            raise trio.ClosedResourceError("this SocketStream was closed")
+        self._receiving = True
+        try:
+            if self._unyielded >= YIELD_EVERY:
+                self._unyielded = 0
+                await trio.lowlevel.checkpoint()  # before the syscall: a cancellation here loses nothing
+            recv = self.socket.recv
+            try:
+                data = recv(max_bytes)
+            except BlockingIOError:
+                while True:
+                    await _wait_readable(self._fd)
+                    try:
+                        data = recv(max_bytes)
+                    except BlockingIOError:
+                        continue  # woken without data (a spurious wake-up): wait again
+                    self._unyielded = 0
+                    return data
+            self._unyielded += 1
+            return data
+        except OSError as exc:
+            raise _translate(exc) from exc
+        finally:
+            self._receiving = False
+
+    # -- sending ---------------------------------------------------------------------------------------------
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Send all of `data`, waiting for room in the socket buffer only when it is full.
+
+        Checkpoints only when it waits (and every `YIELD_EVERY`-th time in a row it does not). If
+        cancelled while waiting, part of `data` may have been sent: the stream is then unusable, as with
+        any trio stream.
+
+        Raises:
+            trio.BusyResourceError: another task is sending on this stream.
+            trio.ClosedResourceError: the stream was closed (before or while waiting), or `send_eof` was
+                called.
+            trio.BrokenResourceError: the connection failed (reset, EPIPE, ...), raised from the OSError.
+        """
+        if self._sending:
+            raise trio.BusyResourceError("another task is currently sending data on this SocketStream")
+        if self._closed:
+            raise trio.ClosedResourceError("this SocketStream was closed")
+        if self._shut_wr:
+            raise trio.ClosedResourceError("can't send data after sending EOF")
+        self._sending = True
+        try:
+            if self._unyielded >= YIELD_EVERY:
+                self._unyielded = 0
+                await trio.lowlevel.checkpoint()  # before the syscall: nothing is half sent if cancelled here
+            total = data.nbytes if isinstance(data, memoryview) else len(data)
+            if not total:
+                return
+            send = self.socket.send
+            try:
+                sent = send(data)
+            except BlockingIOError:
+                sent = 0
+            if sent == total:
+                self._unyielded += 1
+                return
+            with memoryview(data) as view, view.cast("B") as octets:
+                while sent < total:
+                    await _wait_writable(self._fd)
+                    try:
+                        with octets[sent:] as remaining:
+                            sent += send(remaining)
+                    except BlockingIOError:
+                        pass  # woken without room (a spurious wake-up): wait again
+            self._unyielded = 0
+        except OSError as exc:
+            raise _translate(exc) from exc
+        finally:
+            self._sending = False
+
+    async def wait_send_all_might_not_block(self) -> None:
+        """Wait until the socket is writable (always a checkpoint)."""
+        if self._sending:
+            raise trio.BusyResourceError("another task is currently sending data on this SocketStream")
+        if self._closed:
+            raise trio.ClosedResourceError("this SocketStream was closed")
+        self._sending = True
+        try:
+            await _wait_writable(self._fd)
+        except OSError as exc:
+            raise _translate(exc) from exc
+        finally:
+            self._sending = False
+
+    async def send_eof(self) -> None:
+        """Shut down the sending side (FIN); receiving goes on. Idempotent; does not checkpoint."""
+        if self._sending:
+            raise trio.BusyResourceError("another task is currently sending data on this SocketStream")
+        if self._closed:
+            raise trio.ClosedResourceError("this SocketStream was closed")
+        if self._shut_wr:
+            return
+        self._shut_wr = True
+        try:
+            self.socket.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            raise _translate(exc) from exc
+
+    # -- closing ---------------------------------------------------------------------------------------------
+
+    def close_nowait(self) -> None:
+        """Close the socket now, synchronously (`aclose` without its checkpoint); idempotent.
+
+        A task waiting to receive or send on the stream is woken with `trio.ClosedResourceError`.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        sock = self.socket
+        if sock.fileno() != -1:
+            # notify_closing before close, with no checkpoint in between (trio.lowlevel.notify_closing).
+            trio.lowlevel.notify_closing(sock)
+        sock.close()
+
+    async def aclose(self) -> None:
+        """Close the socket (see `close_nowait`), then checkpoint; idempotent."""
+        self.close_nowait()
+        await trio.lowlevel.checkpoint()
+
+    # -- socket options --------------------------------------------------------------------------------------
+
+    def setsockopt(self, level: int, option: int, value: int | bytes) -> None:
+        """Set an option on the socket (`socket.socket.setsockopt`)."""
+        self.socket.setsockopt(level, option, value)
+
+    @overload
+    def getsockopt(self, level: int, option: int) -> int: ...
+
+    @overload
+    def getsockopt(self, level: int, option: int, buffersize: int) -> bytes: ...
+
+    def getsockopt(self, level: int, option: int, buffersize: int = 0) -> int | bytes:
+        """Read an option of the socket (`socket.socket.getsockopt`)."""
+        if buffersize == 0:
+            return self.socket.getsockopt(level, option)
+        return self.socket.getsockopt(level, option, buffersize)
+
+
+def from_trio_stream(stream: trio.SocketStream) -> SocketStream:
+    """Move `stream`'s connected socket into a `SocketStream`; `stream` is left closed.
+
+    The descriptor keeps the options trio set on it (TCP_NODELAY, TCP_NOTSENT_LOWAT) and any set since.
+    """
+    trio_socket = stream.socket
+    family, kind, proto = trio_socket.family, trio_socket.type, trio_socket.proto
+    fd = trio_socket.detach()
+    try:
+        # Family, type and protocol given: socket() would otherwise ask the kernel for each.
+        sock = socket.socket(family, kind, proto, fd)
+    except BaseException:
+        socket.close(fd)
+        raise
+    return SocketStream(sock, configure=False)
