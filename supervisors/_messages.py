@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from actorproxy import DEFAULT_ASK_TIMEOUT, ActorProxyError, ActorRef, ExitReason
+from actorproxy import DEFAULT_ASK_TIMEOUT, ActorProxyError, ActorRef, ExitReason, MailboxFull
 
 from ._spec import ChildSpec, Restart
 
@@ -182,15 +182,21 @@ async def start_child_soon(
 ) -> None:
     """Have a `DynamicSupervisor` start a child with `args`, without waiting for it to start.
 
-    Returns as soon as the request is queued (waiting only while the supervisor's mailbox is full, which is
-    the caller's backpressure). If the child cannot be started, `on_refused()` is called, so the caller can
-    release what it handed over (a socket, say).
+    Returns as soon as the request is queued, without a schedule point unless the supervisor's mailbox is
+    full (then it waits for room: the caller's backpressure). If the child cannot be started,
+    `on_refused()` is called, so the caller can release what it handed over (a socket, say).
     """
     if not supervisor.is_alive:
         if on_refused is not None:
             on_refused()
         return
-    await supervisor.tell(StartChild(args=args, soon=True, on_refused=on_refused))
+    message = StartChild(args=args, soon=True, on_refused=on_refused)
+    try:
+        # No schedule point when the request can be queued at once: a burst of starts (an accept loop
+        # draining its backlog) then reaches the supervisor as one batch.
+        supervisor.tell_nowait(message)
+    except MailboxFull:
+        await supervisor.tell(message)
 
 
 async def terminate_child(
