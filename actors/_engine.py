@@ -149,13 +149,12 @@ async def _connect(peer: HttpPeer, pool: ConnectionPool, codec: Codec) -> tuple[
     key = peer.reuse_key()
     pooled = pool.checkout(key)
     if pooled is not None:
-        conn: ClientConnection = pooled.conn
-        return conn, True
+        reused: ClientConnection = pooled.conn
+        return reused, True
     options = peer.options
     stream = await connect_peer(peer)
-    return ClientConnection(
-        stream, read_timeout=options.read_timeout, write_timeout=options.write_timeout
-    ), False
+    conn = codec.client(stream, read_timeout=options.read_timeout, write_timeout=options.write_timeout)
+    return conn, False
 
 
 async def _proxy_to_upstream(runtime: ProxyRuntime, session: Session, ctx: Any) -> None:

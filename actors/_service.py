@@ -15,7 +15,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from actorproxy.http import ProxyHttp
+from actorproxy.http import ProxyHttp, select_codec
 from supervisors import ChildSpec, DynamicSupervisor, Restart, Strategy, Supervisor
 
 from ._connection import DEFAULT_KEEPALIVE_TIMEOUT, ConnectionActor
@@ -48,6 +48,8 @@ class HttpProxyService:
         self.pool = ConnectionPool(max_size=_conf(conf, "upstream_keepalive_pool_size", DEFAULT_POOL_SIZE))
         self.max_retries: int = _conf(conf, "max_retries", DEFAULT_MAX_RETRIES)
         self.keepalive_timeout: float | None = DEFAULT_KEEPALIVE_TIMEOUT
+        #: The HTTP/1.1 codec by name ("h11", "httptools"); None takes `select_codec()`'s choice.
+        self.codec: str | None = None
         #: Requests, statuses, errors and crashes seen by this service (kept across restarts).
         self.counters = ProxyCounters()
 
@@ -83,6 +85,7 @@ class HttpProxyService:
             self.app,
             self.pool,
             self.counters,
+            codec=select_codec(self.codec),
             max_retries=self.max_retries,
             keepalive_timeout=self.keepalive_timeout,
         )

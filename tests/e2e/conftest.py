@@ -11,6 +11,7 @@ import trustme
 from upstream import Upstream
 
 from actorproxy import ActorSystem, ProxyHttp, open_actor_system
+from actorproxy.http import available_codecs
 from actors import HttpProxyService, http_proxy_service
 
 
@@ -35,19 +36,21 @@ def ca() -> trustme.CA:
     return trustme.CA()
 
 
-@pytest.fixture
-def start_proxy(system: ActorSystem) -> Callable[..., Any]:
+@pytest.fixture(params=available_codecs())
+def start_proxy(system: ActorSystem, request: pytest.FixtureRequest) -> Callable[..., Any]:
     """`await start_proxy(app)` runs `app` behind a TCP listener and returns (base_url, service).
 
     `listen=callback` replaces the TCP listener: the callback adds the endpoints (`service.add_uds(path)`,
     `service.add_tls(...)`); the base URL is then that of the first endpoint (`http://localhost` for a Unix
-    socket, `https://` for TLS).
+    socket, `https://` for TLS). Every test using it runs once per available codec (`service.codec`).
     """
+    codec: str = request.param
 
     async def start(
         app: ProxyHttp, *, listen: Callable[[HttpProxyService], None] | None = None, **service_attrs: Any
     ) -> tuple[str, HttpProxyService]:
         service = http_proxy_service(None, app)
+        service.codec = codec
         for key, value in service_attrs.items():
             setattr(service, key, value)
         if listen is None:

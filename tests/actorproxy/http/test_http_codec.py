@@ -1,4 +1,7 @@
-"""ServerConnection and ClientConnection over memory streams, against raw bytes and each other."""
+"""The codecs' server and client connections over memory streams, against raw bytes and each other.
+
+Every test runs once per available codec (h11, and httptools when installed): both must behave the same.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import trio.testing
 
 from actorproxy.http import (
     ClientConnection,
+    Codec,
     Error,
     ErrorSource,
     ErrorType,
@@ -19,8 +23,16 @@ from actorproxy.http import (
     ResponseHeader,
     RetryType,
     ServerConnection,
+    available_codecs,
+    select_codec,
     status_for,
 )
+
+
+@pytest.fixture(params=available_codecs())
+def codec(request: pytest.FixtureRequest) -> Codec:
+    """Each available codec in turn."""
+    return select_codec(request.param)
 
 
 class RawPeer:
@@ -101,18 +113,18 @@ def broken(cause: BaseException) -> trio.BrokenResourceError:
     return error
 
 
-def server_pair(**options: int) -> tuple[ServerConnection, RawPeer, CountingStream]:
+def server_pair(codec: Codec, **options: int) -> tuple[ServerConnection, RawPeer, CountingStream]:
     ours, theirs = trio.testing.memory_stream_pair()
     counting = CountingStream(ours)
-    return ServerConnection(counting, **options), RawPeer(theirs), counting
+    return codec.server(counting, **options), RawPeer(theirs), counting
 
 
 def client_pair(
-    *, read_timeout: float | None = None, write_timeout: float | None = None
+    codec: Codec, *, read_timeout: float | None = None, write_timeout: float | None = None
 ) -> tuple[ClientConnection, RawPeer, CountingStream]:
     ours, theirs = trio.testing.memory_stream_pair()
     counting = CountingStream(ours)
-    conn = ClientConnection(counting, read_timeout=read_timeout, write_timeout=write_timeout)
+    conn = codec.client(counting, read_timeout=read_timeout, write_timeout=write_timeout)
     return conn, RawPeer(theirs), counting
 
 
@@ -131,8 +143,8 @@ def request(method: str = "GET", uri: str = "/", *fields: tuple[str, str]) -> Re
 # -- downstream: reading requests ------------------------------------------------------------------------
 
 
-async def test_request_with_content_length_body_keeps_header_case() -> None:
-    server, client, _ = server_pair()
+async def test_request_with_content_length_body_keeps_header_case(codec: Codec) -> None:
+    server, client, _ = server_pair(codec)
     sent = (
         b"POST /upload?x=1 HTTP/1.1\r\nHost: example.com\r\nX-Mixed-CASE: v\r\nContent-Length: 11\r\n\r\n"
         b"hello world"
@@ -155,8 +167,8 @@ async def test_request_with_content_length_body_keeps_header_case() -> None:
     assert server.bytes_read == len(sent)
 
 
-async def test_chunked_request_with_trailers_is_read() -> None:
-    server, client, _ = server_pair()
+async def test_chunked_request_with_trailers_is_read(codec: Codec) -> None:
+    server, client, _ = server_pair(codec)
     await client.send(
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"5\r\nhello\r\n6\r\n world\r\n0\r\nX-Checksum: abc\r\n\r\n"
@@ -166,22 +178,22 @@ async def test_chunked_request_with_trailers_is_read() -> None:
     assert server.request_trailers == Headers([("X-Checksum", "abc")])
 
 
-async def test_request_without_body_ends_at_once() -> None:
-    server, client, _ = server_pair()
+async def test_request_without_body_ends_at_once(codec: Codec) -> None:
+    server, client, _ = server_pair(codec)
     await client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
     assert await server.read_request() is not None
     assert await server.read_body() is None
 
 
-async def test_read_body_before_any_request_reads_nothing() -> None:
-    server, client, _ = server_pair()
+async def test_read_body_before_any_request_reads_nothing(codec: Codec) -> None:
+    server, client, _ = server_pair(codec)
     await client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
     assert await server.read_body() is None
     assert await server.read_request() is not None
 
 
-async def test_clean_close_before_a_request_is_none() -> None:
-    server, client, _ = server_pair()
+async def test_clean_close_before_a_request_is_none(codec: Codec) -> None:
+    server, client, _ = server_pair(codec)
     await client.close()
     assert await server.read_request() is None
 
@@ -191,8 +203,8 @@ async def test_clean_close_before_a_request_is_none() -> None:
     [b"GET / HTTP/1.1\r\nHost: h\r\n", b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc"],
     ids=["mid-head", "mid-body"],
 )
-async def test_client_closing_mid_request_is_connection_closed(sent: bytes) -> None:
-    server, client, _ = server_pair()
+async def test_client_closing_mid_request_is_connection_closed(codec: Codec, sent: bytes) -> None:
+    server, client, _ = server_pair(codec)
     await client.send(sent)
     await client.close()
     with pytest.raises(Error) as caught:
@@ -203,8 +215,8 @@ async def test_client_closing_mid_request_is_connection_closed(sent: bytes) -> N
     assert not server.keepalive
 
 
-async def test_malformed_request_has_status_hint_400_and_can_still_be_answered() -> None:
-    server, client, _ = server_pair()
+async def test_malformed_request_has_status_hint_400_and_can_still_be_answered(codec: Codec) -> None:
+    server, client, _ = server_pair(codec)
     await client.send(b"GET / HTTP/1.1\r\nHost: h\r\nBad Header: x\r\n\r\n")
     with pytest.raises(ProtocolError) as caught:
         await server.read_request()
@@ -222,16 +234,16 @@ async def test_malformed_request_has_status_hint_400_and_can_still_be_answered()
     assert not server.start_next_cycle()
 
 
-async def test_oversized_head_has_status_hint_431() -> None:
-    server, client, _ = server_pair(max_head_size=1024)
+async def test_oversized_head_has_status_hint_431(codec: Codec) -> None:
+    server, client, _ = server_pair(codec, max_head_size=1024)
     await client.send(b"GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + b"a" * 2000)
     with pytest.raises(ProtocolError) as caught:
         await server.read_request()
     assert (caught.value.status_hint, caught.value.etype) == (431, ErrorType.INVALID_HTTP_HEADER)
 
 
-async def test_unsupported_transfer_coding_has_status_hint_501() -> None:
-    server, client, _ = server_pair()
+async def test_unsupported_transfer_coding_has_status_hint_501(codec: Codec) -> None:
+    server, client, _ = server_pair(codec)
     await client.send(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n")
     with pytest.raises(ProtocolError) as caught:
         await server.read_request()
@@ -246,8 +258,8 @@ async def test_unsupported_transfer_coding_has_status_hint_501() -> None:
     ],
     ids=["content-length-and-transfer-encoding", "transfer-encoding-on-http-1.0"],
 )
-async def test_smuggling_prone_framing_is_refused(head: bytes) -> None:
-    server, client, _ = server_pair()
+async def test_smuggling_prone_framing_is_refused(codec: Codec, head: bytes) -> None:
+    server, client, _ = server_pair(codec)
     await client.send(head + b"3\r\nabc\r\n0\r\n\r\n")
     with pytest.raises(ProtocolError) as caught:
         await server.read_request()
@@ -255,8 +267,8 @@ async def test_smuggling_prone_framing_is_refused(head: bytes) -> None:
     assert not server.keepalive
 
 
-async def test_bad_chunk_in_request_body_is_h1_error() -> None:
-    server, client, _ = server_pair()
+async def test_bad_chunk_in_request_body_is_h1_error(codec: Codec) -> None:
+    server, client, _ = server_pair(codec)
     await client.send(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
     assert await server.read_request() is not None
     with pytest.raises(ProtocolError) as caught:
@@ -264,14 +276,14 @@ async def test_bad_chunk_in_request_body_is_h1_error() -> None:
     assert (caught.value.etype, caught.value.status_hint) == (ErrorType.H1_ERROR, 400)
 
 
-async def test_transport_failures_are_downstream_read_and_write_errors() -> None:
-    server = ServerConnection(BrokenStream(broken(ConnectionResetError())))
+async def test_transport_failures_are_downstream_read_and_write_errors(codec: Codec) -> None:
+    server = codec.server(BrokenStream(broken(ConnectionResetError())))
     with pytest.raises(Error) as caught:
         await server.read_request()
     assert (caught.value.etype, caught.value.source) == (ErrorType.READ_ERROR, ErrorSource.DOWNSTREAM)
     assert isinstance(caught.value.__cause__, trio.BrokenResourceError)
 
-    server, client, _ = server_pair()
+    server, client, _ = server_pair(codec)
     await client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
     assert await server.read_request() is not None
     await client.close()
@@ -282,8 +294,8 @@ async def test_transport_failures_are_downstream_read_and_write_errors() -> None
     assert not server.keepalive
 
 
-async def test_read_request_before_the_cycle_ends_is_internal_error() -> None:
-    server, client, _ = server_pair()
+async def test_read_request_before_the_cycle_ends_is_internal_error(codec: Codec) -> None:
+    server, client, _ = server_pair(codec)
     await client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
     assert await server.read_request() is not None
     with pytest.raises(Error) as caught:
@@ -291,8 +303,8 @@ async def test_read_request_before_the_cycle_ends_is_internal_error() -> None:
     assert caught.value.source is ErrorSource.INTERNAL
 
 
-async def test_cancellation_is_not_translated(autojump_clock: trio.testing.MockClock) -> None:
-    server, client, _ = server_pair()
+async def test_cancellation_is_not_translated(codec: Codec, autojump_clock: trio.testing.MockClock) -> None:
+    server, client, _ = server_pair(codec)
     with trio.move_on_after(5) as scope:
         await server.read_request()
     assert scope.cancelled_caught
@@ -304,8 +316,8 @@ async def test_cancellation_is_not_translated(autojump_clock: trio.testing.MockC
 # -- downstream: writing responses -----------------------------------------------------------------------
 
 
-async def test_response_head_and_body_go_out_in_one_write() -> None:
-    server, client, counting = server_pair()
+async def test_response_head_and_body_go_out_in_one_write(codec: Codec) -> None:
+    server, client, counting = server_pair(codec)
     await client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
     assert await server.read_request() is not None
     header = ResponseHeader(200, [("X-Mixed-CASE", "v")])
@@ -319,8 +331,8 @@ async def test_response_head_and_body_go_out_in_one_write() -> None:
     assert server.bytes_read == len(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
 
 
-async def test_chunked_response_with_trailers_is_written() -> None:
-    server, client, counting = server_pair()
+async def test_chunked_response_with_trailers_is_written(codec: Codec) -> None:
+    server, client, counting = server_pair(codec)
     await client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
     assert await server.read_request() is not None
     await server.write_response(ResponseHeader(200), b"ab")
@@ -336,8 +348,8 @@ async def test_chunked_response_with_trailers_is_written() -> None:
     assert server.start_next_cycle()
 
 
-async def test_trailers_are_dropped_without_chunked_framing() -> None:
-    server, client, counting = server_pair()
+async def test_trailers_are_dropped_without_chunked_framing(codec: Codec) -> None:
+    server, client, counting = server_pair(codec)
     await client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
     assert await server.read_request() is not None
     await server.write_response(ResponseHeader(200, [("Content-Length", "3")]))
@@ -346,8 +358,8 @@ async def test_trailers_are_dropped_without_chunked_framing() -> None:
     assert b"".join(counting.writes) == b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"
 
 
-async def test_100_continue_is_sent_once_on_request() -> None:
-    server, client, _ = server_pair()
+async def test_100_continue_is_sent_once_on_request(codec: Codec) -> None:
+    server, client, _ = server_pair(codec)
     await client.send(b"PUT /f HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
     assert await server.read_request() is not None
     assert server.expects_continue
@@ -372,8 +384,8 @@ async def test_100_continue_is_sent_once_on_request() -> None:
     ],
     ids=["no-expect", "no-body", "http-1.0"],
 )
-async def test_no_continue_unless_a_body_waits_for_it(head: bytes) -> None:
-    server, client, _ = server_pair()
+async def test_no_continue_unless_a_body_waits_for_it(codec: Codec, head: bytes) -> None:
+    server, client, _ = server_pair(codec)
     await client.send(head)
     assert await server.read_request() is not None
     assert not server.expects_continue
@@ -381,8 +393,8 @@ async def test_no_continue_unless_a_body_waits_for_it(head: bytes) -> None:
     assert server.bytes_written == 0
 
 
-async def test_response_to_head_has_no_body() -> None:
-    server, client, _ = server_pair()
+async def test_response_to_head_has_no_body(codec: Codec) -> None:
+    server, client, _ = server_pair(codec)
     await client.send(b"HEAD /f HTTP/1.1\r\nHost: h\r\n\r\n")
     assert await server.read_request() is not None
     await server.write_response(ResponseHeader(200, [("Content-Length", "5")]), b"hello")
@@ -394,8 +406,8 @@ async def test_response_to_head_has_no_body() -> None:
 
 
 @pytest.mark.parametrize("status", [204, 304])
-async def test_bodiless_statuses_drop_the_body(status: int) -> None:
-    server, client, _ = server_pair()
+async def test_bodiless_statuses_drop_the_body(codec: Codec, status: int) -> None:
+    server, client, _ = server_pair(codec)
     await client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
     assert await server.read_request() is not None
     await server.write_response(ResponseHeader(status), b"ignored", end=True)
@@ -408,8 +420,8 @@ async def test_bodiless_statuses_drop_the_body(status: int) -> None:
     assert await client.receive_rest() == b""
 
 
-async def test_http_1_0_client_gets_a_close_delimited_body() -> None:
-    server, client, _ = server_pair()
+async def test_http_1_0_client_gets_a_close_delimited_body(codec: Codec) -> None:
+    server, client, _ = server_pair(codec)
     await client.send(b"GET / HTTP/1.0\r\n\r\n")
     req = await server.read_request()
     assert req is not None
@@ -421,8 +433,8 @@ async def test_http_1_0_client_gets_a_close_delimited_body() -> None:
     assert not server.start_next_cycle()
 
 
-async def test_invalid_response_header_is_internal_and_leaves_the_connection_usable() -> None:
-    server, client, _ = server_pair()
+async def test_invalid_response_header_is_internal_and_leaves_the_connection_usable(codec: Codec) -> None:
+    server, client, _ = server_pair(codec)
     await client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
     assert await server.read_request() is not None
     for bad in (
@@ -440,8 +452,8 @@ async def test_invalid_response_header_is_internal_and_leaves_the_connection_usa
     assert (await client.receive_until(b"\r\n\r\n")).startswith(b"HTTP/1.1 500 ")
 
 
-async def test_body_past_content_length_is_internal_error() -> None:
-    server, client, _ = server_pair()
+async def test_body_past_content_length_is_internal_error(codec: Codec) -> None:
+    server, client, _ = server_pair(codec)
     await client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
     assert await server.read_request() is not None
     await server.write_response(ResponseHeader(200, [("Content-Length", "1")]), b"a")
@@ -454,8 +466,8 @@ async def test_body_past_content_length_is_internal_error() -> None:
 # -- downstream: keep-alive ------------------------------------------------------------------------------
 
 
-async def test_keepalive_serves_two_pipelined_requests_then_sees_the_close() -> None:
-    server, client, _ = server_pair()
+async def test_keepalive_serves_two_pipelined_requests_then_sees_the_close(codec: Codec) -> None:
+    server, client, _ = server_pair(codec)
     await client.send(b"GET /one HTTP/1.1\r\nHost: h\r\n\r\nGET /two HTTP/1.1\r\nHost: h\r\n\r\n")
     for name in (b"one", b"two"):
         req = await server.read_request()
@@ -471,8 +483,8 @@ async def test_keepalive_serves_two_pipelined_requests_then_sees_the_close() -> 
     assert await server.read_request() is None
 
 
-async def test_client_connection_close_ends_keepalive() -> None:
-    server, client, _ = server_pair()
+async def test_client_connection_close_ends_keepalive(codec: Codec) -> None:
+    server, client, _ = server_pair(codec)
     await client.send(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
     assert await server.read_request() is not None
     assert not server.keepalive
@@ -483,8 +495,8 @@ async def test_client_connection_close_ends_keepalive() -> None:
     assert not server.start_next_cycle()
 
 
-async def test_set_keepalive_false_adds_connection_close() -> None:
-    server, client, _ = server_pair()
+async def test_set_keepalive_false_adds_connection_close(codec: Codec) -> None:
+    server, client, _ = server_pair(codec)
     await client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
     assert await server.read_request() is not None
     server.set_keepalive(False)
@@ -494,8 +506,8 @@ async def test_set_keepalive_false_adds_connection_close() -> None:
     assert not server.start_next_cycle()
 
 
-async def test_response_with_connection_close_ends_keepalive() -> None:
-    server, client, _ = server_pair()
+async def test_response_with_connection_close_ends_keepalive(codec: Codec) -> None:
+    server, client, _ = server_pair(codec)
     await client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
     assert await server.read_request() is not None
     await server.write_response(ResponseHeader(200, [("Connection", "close")]), b"x", end=True)
@@ -503,8 +515,8 @@ async def test_response_with_connection_close_ends_keepalive() -> None:
     assert not server.start_next_cycle()
 
 
-async def test_unread_request_body_prevents_the_next_cycle() -> None:
-    server, client, _ = server_pair()
+async def test_unread_request_body_prevents_the_next_cycle(codec: Codec) -> None:
+    server, client, _ = server_pair(codec)
     await client.send(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello")
     assert await server.read_request() is not None
     await server.write_response(ResponseHeader(413), end=True)
@@ -520,8 +532,8 @@ UPGRADE_REQUEST = b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrad
 
 
 @pytest.mark.parametrize("read_body_first", [True, False])
-async def test_detach_after_101_returns_the_bytes_already_read(read_body_first: bool) -> None:
-    server, client, counting = server_pair()
+async def test_detach_after_101_returns_the_bytes_already_read(codec: Codec, read_body_first: bool) -> None:
+    server, client, counting = server_pair(codec)
     await client.send(UPGRADE_REQUEST + b"early-frame")
     req = await server.read_request()
     assert req is not None
@@ -542,8 +554,8 @@ async def test_detach_after_101_returns_the_bytes_already_read(read_body_first: 
     assert await stream.receive_some(100) == b"more"
 
 
-async def test_101_without_upgrade_request_is_refused_before_anything_is_sent() -> None:
-    server, client, _ = server_pair()
+async def test_101_without_upgrade_request_is_refused_before_anything_is_sent(codec: Codec) -> None:
+    server, client, _ = server_pair(codec)
     await client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
     assert await server.read_request() is not None
     with pytest.raises(Error) as caught:
@@ -552,8 +564,8 @@ async def test_101_without_upgrade_request_is_refused_before_anything_is_sent() 
     assert (server.response_started, server.bytes_written) == (False, 0)
 
 
-async def test_connect_is_an_upgrade_request() -> None:
-    server, client, _ = server_pair()
+async def test_connect_is_an_upgrade_request(codec: Codec) -> None:
+    server, client, _ = server_pair(codec)
     await client.send(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n\x16\x03\x01")
     req = await server.read_request()
     assert req is not None
@@ -569,8 +581,8 @@ async def test_connect_is_an_upgrade_request() -> None:
     assert leftover == b"\x16\x03\x01"
 
 
-async def test_plain_request_is_not_an_upgrade() -> None:
-    server, client, _ = server_pair()
+async def test_plain_request_is_not_an_upgrade(codec: Codec) -> None:
+    server, client, _ = server_pair(codec)
     await client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
     assert await server.read_request() is not None
     assert not server.upgrade_requested
@@ -579,8 +591,8 @@ async def test_plain_request_is_not_an_upgrade() -> None:
 # -- upstream --------------------------------------------------------------------------------------------
 
 
-async def test_exchange_in_one_write_then_reuse() -> None:
-    conn, upstream, counting = client_pair()
+async def test_exchange_in_one_write_then_reuse(codec: Codec) -> None:
+    conn, upstream, counting = client_pair(codec)
     await conn.write_request(request("POST", "/p", ("X-Mixed-CASE", "v")), b"hello", end=True)
     sent = b"POST /p HTTP/1.1\r\nHost: upstream\r\nX-Mixed-CASE: v\r\nContent-Length: 5\r\n\r\nhello"
     assert counting.writes == [sent]
@@ -608,8 +620,8 @@ async def test_exchange_in_one_write_then_reuse() -> None:
     assert (conn.bytes_written, conn.bytes_read) == (len(sent + again), len(answer + no_content))
 
 
-async def test_chunked_request_with_trailers_is_written() -> None:
-    conn, _, counting = client_pair()
+async def test_chunked_request_with_trailers_is_written(codec: Codec) -> None:
+    conn, _, counting = client_pair(codec)
     await conn.write_request(request("POST", "/", ("Transfer-Encoding", "chunked")), b"ab")
     await conn.write_body(b"cde")
     await conn.finish(Headers([("X-Checksum", "sum")]))
@@ -620,8 +632,8 @@ async def test_chunked_request_with_trailers_is_written() -> None:
     ]
 
 
-async def test_chunked_response_with_trailers_is_read() -> None:
-    conn, upstream, _ = client_pair()
+async def test_chunked_response_with_trailers_is_read(codec: Codec) -> None:
+    conn, upstream, _ = client_pair(codec)
     await conn.write_request(request(), end=True)
     await upstream.send(
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nX-Sum: 9\r\n\r\n"
@@ -632,16 +644,16 @@ async def test_chunked_response_with_trailers_is_read() -> None:
     assert conn.reusable
 
 
-async def test_request_body_without_framing_header_is_refused() -> None:
-    conn, _, _ = client_pair()
+async def test_request_body_without_framing_header_is_refused(codec: Codec) -> None:
+    conn, _, _ = client_pair(codec)
     await conn.write_request(request("POST", "/"))
     with pytest.raises(Error) as caught:
         await conn.write_body(b"x")
     assert (caught.value.etype, caught.value.source) == (ErrorType.H1_ERROR, ErrorSource.INTERNAL)
 
 
-async def test_informational_responses_are_collected() -> None:
-    conn, upstream, _ = client_pair()
+async def test_informational_responses_are_collected(codec: Codec) -> None:
+    conn, upstream, _ = client_pair(codec)
     await conn.write_request(request(), end=True)
     await upstream.send(
         b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
@@ -653,16 +665,16 @@ async def test_informational_responses_are_collected() -> None:
     assert conn.informational[1].headers.get("link") == "</a.css>"
 
 
-async def test_informational_responses_one_by_one() -> None:
-    conn, upstream, _ = client_pair()
+async def test_informational_responses_one_by_one(codec: Codec) -> None:
+    conn, upstream, _ = client_pair(codec)
     await conn.write_request(request(), end=True)
     await upstream.send(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
     assert (await conn.read_response(skip_informational=False)).status == 100
     assert (await conn.read_response(skip_informational=False)).status == 200
 
 
-async def test_101_is_returned_and_detach_gives_the_tunnel_bytes() -> None:
-    conn, upstream, counting = client_pair()
+async def test_101_is_returned_and_detach_gives_the_tunnel_bytes(codec: Codec) -> None:
+    conn, upstream, counting = client_pair(codec)
     await conn.write_request(
         request("GET", "/ws", ("Connection", "Upgrade"), ("Upgrade", "websocket")), end=True
     )
@@ -676,8 +688,8 @@ async def test_101_is_returned_and_detach_gives_the_tunnel_bytes() -> None:
     assert conn.detach() == (counting, b"server-frame")
 
 
-async def test_101_without_upgrade_request_is_invalid() -> None:
-    conn, upstream, _ = client_pair()
+async def test_101_without_upgrade_request_is_invalid(codec: Codec) -> None:
+    conn, upstream, _ = client_pair(codec)
     await conn.write_request(request(), end=True)
     await upstream.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n")
     with pytest.raises(ProtocolError) as caught:
@@ -685,8 +697,8 @@ async def test_101_without_upgrade_request_is_invalid() -> None:
     assert caught.value.source is ErrorSource.UPSTREAM
 
 
-async def test_upstream_response_to_head_has_no_body() -> None:
-    conn, upstream, _ = client_pair()
+async def test_upstream_response_to_head_has_no_body(codec: Codec) -> None:
+    conn, upstream, _ = client_pair(codec)
     await conn.write_request(request("HEAD", "/"), end=True)
     await upstream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
     assert (await conn.read_response()).headers.get("content-length") == "100"
@@ -694,8 +706,8 @@ async def test_upstream_response_to_head_has_no_body() -> None:
     assert conn.reusable
 
 
-async def test_close_delimited_response_is_not_reusable() -> None:
-    conn, upstream, _ = client_pair()
+async def test_close_delimited_response_is_not_reusable(codec: Codec) -> None:
+    conn, upstream, _ = client_pair(codec)
     await conn.write_request(request(), end=True)
     await upstream.send(b"HTTP/1.0 200 OK\r\n\r\nall of it")
     await upstream.close()
@@ -706,8 +718,8 @@ async def test_close_delimited_response_is_not_reusable() -> None:
     assert not conn.start_next_cycle()
 
 
-async def test_read_timeout(autojump_clock: trio.testing.MockClock) -> None:
-    conn, _, _ = client_pair(read_timeout=5.0)
+async def test_read_timeout(codec: Codec, autojump_clock: trio.testing.MockClock) -> None:
+    conn, _, _ = client_pair(codec, read_timeout=5.0)
     await conn.write_request(request(), end=True)
     start = trio.current_time()
     with pytest.raises(Error) as caught:
@@ -723,8 +735,10 @@ async def test_read_timeout(autojump_clock: trio.testing.MockClock) -> None:
     assert not conn.reusable
 
 
-async def test_read_timeout_applies_to_each_read(autojump_clock: trio.testing.MockClock) -> None:
-    conn, upstream, _ = client_pair(read_timeout=5.0)
+async def test_read_timeout_applies_to_each_read(
+    codec: Codec, autojump_clock: trio.testing.MockClock
+) -> None:
+    conn, upstream, _ = client_pair(codec, read_timeout=5.0)
     await conn.write_request(request(), end=True)
     await upstream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
     await conn.read_response()
@@ -741,17 +755,17 @@ async def test_read_timeout_applies_to_each_read(autojump_clock: trio.testing.Mo
     assert conn.reusable
 
 
-async def test_write_timeout(autojump_clock: trio.testing.MockClock) -> None:
+async def test_write_timeout(codec: Codec, autojump_clock: trio.testing.MockClock) -> None:
     ours, _theirs = trio.testing.lockstep_stream_pair()  # send_all blocks until the peer reads
-    conn = ClientConnection(ours, write_timeout=2.0)
+    conn = codec.client(ours, write_timeout=2.0)
     with pytest.raises(Error) as caught:
         await conn.write_request(request(), end=True)
     assert (caught.value.etype, caught.value.source) == (ErrorType.WRITE_TIMEDOUT, ErrorSource.UPSTREAM)
     assert not conn.reusable
 
 
-async def test_upstream_closing_mid_body_is_an_upstream_error() -> None:
-    conn, upstream, _ = client_pair()
+async def test_upstream_closing_mid_body_is_an_upstream_error(codec: Codec) -> None:
+    conn, upstream, _ = client_pair(codec)
     await conn.write_request(request(), end=True)
     await upstream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
     await upstream.close()
@@ -770,8 +784,8 @@ async def test_upstream_closing_mid_body_is_an_upstream_error() -> None:
     assert not conn.start_next_cycle()
 
 
-async def test_upstream_closing_before_the_response_is_retryable_if_reused() -> None:
-    conn, upstream, _ = client_pair()
+async def test_upstream_closing_before_the_response_is_retryable_if_reused(codec: Codec) -> None:
+    conn, upstream, _ = client_pair(codec)
     await conn.write_request(request(), end=True)
     await upstream.close()
     with pytest.raises(Error) as caught:
@@ -786,8 +800,8 @@ async def test_upstream_closing_before_the_response_is_retryable_if_reused() -> 
     assert not error.retry_for(reused=False)
 
 
-async def test_upstream_closing_mid_head_is_not_retryable() -> None:
-    conn, upstream, _ = client_pair()
+async def test_upstream_closing_mid_head_is_not_retryable(codec: Codec) -> None:
+    conn, upstream, _ = client_pair(codec)
     await conn.write_request(request(), end=True)
     await upstream.send(b"HTTP/1.1 200 OK\r\nContent-")
     await upstream.close()
@@ -805,9 +819,11 @@ async def test_upstream_closing_mid_head_is_not_retryable() -> None:
     ],
     ids=["os-error", "tls-error", "no-cause"],
 )
-async def test_transport_failure_retry_follows_pingora(cause: BaseException | None, retry: RetryType) -> None:
+async def test_transport_failure_retry_follows_pingora(
+    codec: Codec, cause: BaseException | None, retry: RetryType
+) -> None:
     error = trio.BrokenResourceError("broken") if cause is None else broken(cause)
-    conn = ClientConnection(BrokenStream(error))
+    conn = codec.client(BrokenStream(error))
     with pytest.raises(Error) as caught:
         await conn.write_request(request(), end=True)
     assert (caught.value.etype, caught.value.source, caught.value.retry) == (
@@ -818,7 +834,7 @@ async def test_transport_failure_retry_follows_pingora(cause: BaseException | No
     assert not conn.reusable
 
 
-async def test_read_error_after_response_bytes_is_not_retryable() -> None:
+async def test_read_error_after_response_bytes_is_not_retryable(codec: Codec) -> None:
     ours, theirs = trio.testing.memory_stream_pair()
     upstream = RawPeer(theirs)
 
@@ -831,7 +847,7 @@ async def test_read_error_after_response_bytes_is_not_retryable() -> None:
                 raise broken(ConnectionResetError())
             return await super().receive_some(max_bytes)
 
-    conn = ClientConnection(FailsSecondRead(ours))
+    conn = codec.client(FailsSecondRead(ours))
     await conn.write_request(request(), end=True)
     await upstream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
     await conn.read_response()
@@ -841,8 +857,8 @@ async def test_read_error_after_response_bytes_is_not_retryable() -> None:
     assert (caught.value.etype, caught.value.retry) == (ErrorType.READ_ERROR, RetryType.NEVER)
 
 
-async def test_invalid_response_is_upstream_protocol_error() -> None:
-    conn, upstream, _ = client_pair()
+async def test_invalid_response_is_upstream_protocol_error(codec: Codec) -> None:
+    conn, upstream, _ = client_pair(codec)
     await conn.write_request(request(), end=True)
     await upstream.send(b"HTTP/1.1 2xx Nope\r\n\r\n")
     with pytest.raises(ProtocolError) as caught:
@@ -866,8 +882,8 @@ async def test_invalid_response_is_upstream_protocol_error() -> None:
     ],
     ids=["content-length-and-chunked", "connection-close", "bytes-past-the-response"],
 )
-async def test_doubtful_responses_are_read_but_not_reused(response: bytes) -> None:
-    conn, upstream, _ = client_pair()
+async def test_doubtful_responses_are_read_but_not_reused(codec: Codec, response: bytes) -> None:
+    conn, upstream, _ = client_pair(codec)
     await conn.write_request(request(), end=True)
     await upstream.send(response)
     await conn.read_response()
@@ -875,8 +891,8 @@ async def test_doubtful_responses_are_read_but_not_reused(response: bytes) -> No
     assert not conn.reusable
 
 
-async def test_early_response_before_the_request_ends_is_not_reused() -> None:
-    conn, upstream, _ = client_pair()
+async def test_early_response_before_the_request_ends_is_not_reused(codec: Codec) -> None:
+    conn, upstream, _ = client_pair(codec)
     await conn.write_request(request("POST", "/", ("Content-Length", "10")), b"abc")
     await upstream.send(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n")
     assert (await conn.read_response()).status == 413
@@ -884,8 +900,8 @@ async def test_early_response_before_the_request_ends_is_not_reused() -> None:
     assert not conn.reusable
 
 
-async def test_invalid_request_header_is_internal_and_nothing_is_sent() -> None:
-    conn, upstream, _ = client_pair()
+async def test_invalid_request_header_is_internal_and_nothing_is_sent(codec: Codec) -> None:
+    conn, upstream, _ = client_pair(codec)
     with pytest.raises(Error) as caught:
         await conn.write_request(request("GET", "/", ("X-Bad", "a\r\nInjected: 1")), end=True)
     assert (caught.value.etype, caught.value.source) == (ErrorType.INVALID_HTTP_HEADER, ErrorSource.INTERNAL)
@@ -896,21 +912,21 @@ async def test_invalid_request_header_is_internal_and_nothing_is_sent() -> None:
     assert await upstream.receive_until(b"\r\n\r\n") == b"GET / HTTP/1.1\r\nHost: upstream\r\n\r\n"
 
 
-async def test_close_and_abort_tolerate_a_broken_stream() -> None:
-    conn, _, _ = client_pair()
+async def test_close_and_abort_tolerate_a_broken_stream(codec: Codec) -> None:
+    conn, _, _ = client_pair(codec)
     await conn.close()
     await conn.close()
-    server, _, _ = server_pair()
+    server, _, _ = server_pair(codec)
     await server.abort()
 
 
 # -- both sides together ---------------------------------------------------------------------------------
 
 
-async def test_server_and_client_connections_talk_keepalive() -> None:
+async def test_server_and_client_connections_talk_keepalive(codec: Codec) -> None:
     client_stream, server_stream = trio.testing.memory_stream_pair()
-    client = ClientConnection(client_stream)
-    server = ServerConnection(server_stream)
+    client = codec.client(client_stream)
+    server = codec.server(server_stream)
 
     async def serve() -> None:
         while (req := await server.read_request()) is not None:
