@@ -801,7 +801,11 @@ MODULES = (
     ("h11: HTTP/1.1 parsing and serializing", ("/h11/",)),
     ("trio run loop: scheduling, epoll, cancel scopes", ("/trio/_core/",)),
     ("trio sockets and streams, with the send/recv syscalls", ("/trio/",)),
-    ("our codec (actorproxy/http/_codec.py, _fastcodec.py)", ("/http/_codec.py", "/http/_fastcodec.py")),
+    (
+        "our codecs (actorproxy/http/_codec.py, _h1*.py, _fast*.py)",
+        ("/http/_codec.py", "/http/_h1base.py", "/http/_h1rules.py", "/http/_fast"),
+    ),
+    ("our socket streams, with the send/recv syscalls (actors/_sockets.py)", ("/actors/_sockets.py",)),
     ("our headers (actorproxy/http/_header.py)", ("/actorproxy/http/_header.py",)),
     ("our engine: phases, hop-by-hop (actors/_engine.py)", ("/actors/_engine.py",)),
     ("our connection actor (actors/_connection.py)", ("/actors/_connection.py",)),

@@ -1,9 +1,9 @@
 """HTTP/1.1 over a trio stream: `ServerConnection` faces the client, `ClientConnection` faces the upstream.
 
 Rules:
-- h11 is the protocol state machine; this module is the thin I/O adapter around it and the one place where
-  h11, trio and OS exceptions become `Error` (`raise Error(...) from exc`). `trio.Cancelled` always
-  propagates untouched.
+- h11 is the protocol state machine; this module is the thin adapter around it and the one place where h11
+  exceptions become `Error` (`raise Error(...) from exc`); trio and OS exceptions become `Error` in the
+  sides it shares with the httptools codec (`_h1base.py`). `trio.Cancelled` always propagates untouched.
 - The interface is messages, never h11 types: `RequestHeader` / `ResponseHeader` heads, body chunks as
   non-empty `bytes` (None marks the end), trailers as `Headers`. A faster parser can replace h11 behind it.
 - One stream write per call: a head goes out together with the first body piece and, with `end=True`, the
@@ -30,100 +30,35 @@ Rules:
 
 from __future__ import annotations
 
-import contextlib
-import ssl
 from collections.abc import Iterable
 from typing import Any, cast
 
 import h11
 import trio
 
-from ._error import Error, ErrorSource, ErrorType, RetryType
+from ._error import Error, ErrorSource, ErrorType
+from ._h1base import (
+    DEFAULT_MAX_HEAD_SIZE,
+    DEFAULT_READ_SIZE,
+    _ClientSide,
+    _H1Connection,
+    _ServerSide,
+)
+from ._h1rules import _check_status_line, _has_token, _invalid_head
 from ._header import Headers, RequestHeader, ResponseHeader
 
-__all__ = [
-    "DEFAULT_MAX_HEAD_SIZE",
-    "DEFAULT_READ_SIZE",
-    "ClientConnection",
-    "ProtocolError",
-    "ServerConnection",
-]
+__all__ = ["ClientConnection", "ServerConnection"]
 
-# 64 KiB reads: the buffer size measured best on the trio skeleton (DESIGN, "The request path").
-DEFAULT_READ_SIZE = 65536
-# Largest head buffered before answering 431. h11 defaults to 16 KiB, Pingora allows 1 MiB; 64 KiB fits
-# real traffic (large cookies and tokens) while bounding memory per connection.
-DEFAULT_MAX_HEAD_SIZE = 65536
-
-# What a broken or closed transport raises: trio wraps socket and TLS errors in BrokenResourceError;
-# ClosedResourceError means the stream was closed under us; plain OSError comes from raw streams.
-_IO_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 # What building an h11 event from our heads raises for a bad name, value, method or target.
 _HEAD_ERRORS = (h11.LocalProtocolError, UnicodeEncodeError)
 
 
-class ProtocolError(Error):
-    """A peer broke HTTP/1.1.
-
-    Attributes:
-        status_hint: the status to answer the client with: h11's hint for a bad request (400, 431 for a head
-            over `max_head_size`, 501 for an unsupported transfer coding), 502 for a bad upstream response.
-    """
-
-    def __init__(
-        self,
-        etype: ErrorType,
-        source: ErrorSource,
-        *,
-        status_hint: int,
-        context: str,
-        cause: BaseException | None = None,
-    ) -> None:
-        super().__init__(etype, source, context=context, cause=cause)
-        self.status_hint = status_hint
-
-
-class _H1Connection:
-    """What both sides share: the h11 state machine, the event loop over the stream, detach and close.
-
-    Attributes:
-        bytes_read: wire bytes received on this connection.
-        bytes_written: wire bytes sent on this connection.
-    """
+class _H11Connection(_H1Connection):
+    """What both sides share on h11: the state machine, the event loop over the stream, detach."""
 
     def __init__(self, stream: trio.abc.Stream, conn: h11.Connection, read_size: int) -> None:
-        self._stream = stream
+        super().__init__(stream, read_size)
         self._h11 = conn
-        self._read_size = read_size
-        self._failed = False  # an error happened: no further exchange on this connection
-        self._eof = False  # the peer closed its side
-        self._detached = False
-        self._in_body = False  # a body is being read: read_body may return data
-        self._chunked = False  # the message we are writing is chunked (may carry trailers)
-        self._trailers: Headers | None = None
-        self.bytes_read = 0
-        self.bytes_written = 0
-
-    @property
-    def body_done(self) -> bool:
-        """The current message's body has been read to its end (at once for a message without a body)."""
-        return not self._in_body
-
-    @property
-    def stream(self) -> trio.abc.Stream:
-        """The underlying stream (for a pool's idle watch); reading or writing it directly breaks framing."""
-        return self._stream
-
-    # -- I/O, specialised by each side -----------------------------------------------------------------
-
-    async def _receive(self) -> bytes | bytearray:
-        raise NotImplementedError
-
-    async def _send(self, data: bytes) -> None:
-        raise NotImplementedError
-
-    def _protocol_error(self, exc: h11.ProtocolError) -> Error:
-        raise NotImplementedError
 
     # -- shared machinery ------------------------------------------------------------------------------
 
@@ -149,8 +84,18 @@ class _H1Connection:
         except h11.LocalProtocolError as exc:
             self._failed = True
             raise Error(ErrorType.H1_ERROR, ErrorSource.INTERNAL, context=str(exc), cause=exc) from exc
+        except AttributeError as exc:
+            # h11 0.16 bug: refusing a second 101, or a 2xx to CONNECT, after a response started, its
+            # _SWITCH_UPGRADE / _SWITCH_CONNECT refusal formats `event_type.__name__` on a tuple. The refusal
+            # is the same LocalProtocolError as any event our state does not allow.
+            self._failed = True
+            context = f"can't handle event type {type(event).__name__} when role={self._h11.our_role}"
+            raise Error(ErrorType.H1_ERROR, ErrorSource.INTERNAL, context=context, cause=exc) from exc
         # A single part (a Content-Length body chunk) is returned as is by join, without a copy.
         return b"".join(parts)
+
+    def _encode_data(self, data: bytes) -> bytes:
+        return self._encode((h11.Data(data=data),))
 
     def _raw_headers(self, headers: Headers) -> list[tuple[bytes, bytes]]:
         try:
@@ -166,9 +111,7 @@ class _H1Connection:
         try:
             return h11.EndOfMessage(headers=trailers.raw())
         except _HEAD_ERRORS as exc:
-            raise Error(
-                ErrorType.INVALID_HTTP_HEADER, ErrorSource.INTERNAL, context=str(exc), cause=exc
-            ) from exc
+            raise _invalid_head(exc) from exc
 
     async def _take_empty_body(self) -> None:
         # h11 yields the end of an empty body without reading anything. Taking it with the head spares
@@ -234,23 +177,8 @@ class _H1Connection:
         leftover, _closed = self._h11.trailing_data
         return self._stream, leftover
 
-    async def close(self) -> None:
-        """Close the stream gracefully (a TLS close_notify, if any); a detached stream is left alone."""
-        if self._detached:
-            return
-        # The peer may be gone already; trio's aclose releases the stream whatever it raises.
-        with contextlib.suppress(*_IO_ERRORS):
-            await self._stream.aclose()
 
-    async def abort(self) -> None:
-        """Close the stream at once, without a graceful shutdown; a detached stream is left alone."""
-        if self._detached:
-            return
-        with contextlib.suppress(*_IO_ERRORS):
-            await trio.aclose_forcefully(self._stream)
-
-
-class ServerConnection(_H1Connection):
+class ServerConnection(_ServerSide, _H11Connection):
     """The downstream side of one client connection: read requests, write responses.
 
     One request/response cycle at a time: `read_request`, `read_body` until None, `write_response`,
@@ -283,67 +211,6 @@ class ServerConnection(_H1Connection):
         self._keepalive = True  # ours to decide: set_keepalive
         self._reset_cycle()
 
-    def _reset_cycle(self) -> None:
-        self._method: str | None = None  # of the request being served; None until its head is read
-        self._version: str | None = None
-        self._peer_keepalive = True  # the request allows another one after it
-        self._body_allowed = True  # the response being written may have a body
-        self._continue_sent = False
-        self._in_body = False
-        self._chunked = False
-        self._trailers = None
-        self.expects_continue = False
-        self.upgrade_requested = False
-        self.response_started = False
-        self.response_header: ResponseHeader | None = None
-
-    # -- I/O -------------------------------------------------------------------------------------------
-
-    async def _receive(self) -> bytes | bytearray:
-        try:
-            data = await self._stream.receive_some(self._read_size)
-        except _IO_ERRORS as exc:
-            self._failed = True
-            raise Error(
-                ErrorType.READ_ERROR,
-                ErrorSource.DOWNSTREAM,
-                context="while reading from the client",
-                cause=exc,
-            ) from exc
-        if not data:
-            self._eof = True
-        self.bytes_read += len(data)
-        return data
-
-    async def _send(self, data: bytes) -> None:
-        try:
-            await self._stream.send_all(data)
-        except _IO_ERRORS as exc:
-            self._failed = True
-            raise Error(
-                ErrorType.WRITE_ERROR,
-                ErrorSource.DOWNSTREAM,
-                context="while writing to the client",
-                cause=exc,
-            ) from exc
-        except BaseException:
-            self._failed = True  # cancelled mid-write: part of the data may be on the wire
-            raise
-        self.bytes_written += len(data)
-
-    def _protocol_error(self, exc: h11.ProtocolError) -> Error:
-        if self._eof:
-            return Error(
-                ErrorType.CONNECTION_CLOSED,
-                ErrorSource.DOWNSTREAM,
-                context="the client closed the connection in the middle of a request",
-                cause=exc,
-            )
-        etype = ErrorType.INVALID_HTTP_HEADER if self._method is None else ErrorType.H1_ERROR
-        return ProtocolError(
-            etype, ErrorSource.DOWNSTREAM, status_hint=exc.error_status_hint, context=str(exc), cause=exc
-        )
-
     # -- reading the request ---------------------------------------------------------------------------
 
     async def read_request(self) -> RequestHeader | None:
@@ -374,8 +241,8 @@ class ServerConnection(_H1Connection):
         self._method = request.method
         self._version = request.version
         self._in_body = True
-        self._check_request(request)
         headers = request.headers
+        self._check_framing(request.version, "transfer-encoding" in headers, "content-length" in headers)
         if "transfer-encoding" not in headers and headers.get("content-length", "0") == "0":
             await self._take_empty_body()
         http11 = request.version == "1.1"
@@ -383,33 +250,6 @@ class ServerConnection(_H1Connection):
         self.expects_continue = http11 and self._in_body and _has_token(headers, "expect", "100-continue")
         self.upgrade_requested = request.method == "CONNECT" or (http11 and "upgrade" in headers)
         return request
-
-    def _check_request(self, request: RequestHeader) -> None:
-        headers = request.headers
-        if "transfer-encoding" not in headers:
-            return
-        if "content-length" in headers:
-            reason = "both Content-Length and Transfer-Encoding (RFC 9112 §6.3)"
-        elif request.version != "1.1":
-            reason = f"Transfer-Encoding in an HTTP/{request.version} request (RFC 9112 §6.1)"
-        else:
-            return
-        self._failed = True
-        raise ProtocolError(
-            ErrorType.INVALID_HTTP_HEADER, ErrorSource.DOWNSTREAM, status_hint=400, context=reason
-        )
-
-    async def read_body(self) -> bytes | None:
-        """The next chunk of the request body (never empty), or None at its end.
-
-        A client that sent `Expect: 100-continue` may wait for `send_continue` before sending the body.
-        """
-        return await self._read_body()
-
-    @property
-    def request_trailers(self) -> Headers | None:
-        """The trailer fields of a chunked request body, once `read_body` returned None (None if none)."""
-        return self._trailers
 
     # -- writing the response --------------------------------------------------------------------------
 
@@ -484,29 +324,9 @@ class ServerConnection(_H1Connection):
         try:
             return kind(status_code=header.status, headers=raw, reason=header.reason.encode("latin-1"))
         except _HEAD_ERRORS as exc:
-            raise Error(
-                ErrorType.INVALID_HTTP_HEADER, ErrorSource.INTERNAL, context=str(exc), cause=exc
-            ) from exc
-
-    async def write_body(self, data: bytes) -> None:
-        """Write a piece of the response body (dropped if the response has no body)."""
-        if data and self._body_allowed:
-            await self._send(self._encode((h11.Data(data=data),)))
-
-    async def finish(self, trailers: Headers | None = None) -> None:
-        """End the response; trailers are written only if the body is chunked. A second call does nothing."""
-        await self._finish(trailers)
+            raise _invalid_head(exc) from exc
 
     # -- keep-alive ------------------------------------------------------------------------------------
-
-    @property
-    def keepalive(self) -> bool:
-        """Whether the connection may serve another request after this one."""
-        return self._keepalive and self._peer_keepalive and not self._failed and not self._detached
-
-    def set_keepalive(self, enabled: bool) -> None:
-        """Allow or refuse another request; refusing adds `Connection: close` to a response not yet sent."""
-        self._keepalive = enabled
 
     def next_request_ready(self) -> bool:
         """Whether the request and its response are both complete and the connection may serve another."""
@@ -528,7 +348,7 @@ class ServerConnection(_H1Connection):
         )
 
 
-class ClientConnection(_H1Connection):
+class ClientConnection(_ClientSide, _H11Connection):
     """The upstream side of one connection to a peer: write requests, read responses.
 
     One exchange at a time: `write_request`, `write_body`, `finish`, `read_response`, `read_body` until
@@ -562,100 +382,6 @@ class ClientConnection(_H1Connection):
         self.write_timeout = write_timeout
         self._reset_exchange()
 
-    def _reset_exchange(self) -> None:
-        self._method: str | None = None
-        self._request_start = self.bytes_read  # response bytes arrived once bytes_read moves past it
-        self._must_close = False
-        self._in_body = False
-        self._chunked = False
-        self._trailers = None
-        self.informational: list[ResponseHeader] = []
-
-    # -- I/O -------------------------------------------------------------------------------------------
-
-    def _retry(self, exc: BaseException | None) -> RetryType:
-        """The retry decision for a transport failure (`exc`, or None for EOF), as Pingora makes it.
-
-        Retryable on a reused connection only when no byte of the response arrived and the failure is
-        plain EOF or an OS error: the upstream probably closed the pooled connection meanwhile. A TLS error
-        is not retried.
-        """
-        if self.bytes_read != self._request_start:
-            return RetryType.NEVER
-        if exc is None:
-            return RetryType.REUSED_ONLY
-        root = exc.__cause__ if isinstance(exc, trio.BrokenResourceError) else exc
-        if isinstance(root, OSError) and not isinstance(root, ssl.SSLError):
-            return RetryType.REUSED_ONLY
-        return RetryType.NEVER
-
-    async def _receive(self) -> bytes | bytearray:
-        try:
-            if self.read_timeout is None:
-                data = await self._stream.receive_some(self._read_size)
-            else:
-                with trio.move_on_after(self.read_timeout) as scope:
-                    data = await self._stream.receive_some(self._read_size)
-                if scope.cancelled_caught:
-                    self._failed = True
-                    raise Error(
-                        ErrorType.READ_TIMEDOUT,
-                        ErrorSource.UPSTREAM,
-                        context=f"no data from the upstream within {self.read_timeout:g} s",
-                    )
-        except _IO_ERRORS as exc:
-            self._failed = True
-            raise Error(
-                ErrorType.READ_ERROR,
-                ErrorSource.UPSTREAM,
-                context="while reading from the upstream",
-                cause=exc,
-                retry=self._retry(exc),
-            ) from exc
-        if not data:
-            self._eof = True
-        self.bytes_read += len(data)
-        return data
-
-    async def _send(self, data: bytes) -> None:
-        try:
-            if self.write_timeout is None:
-                await self._stream.send_all(data)
-            else:
-                with trio.move_on_after(self.write_timeout) as scope:
-                    await self._stream.send_all(data)
-                if scope.cancelled_caught:
-                    raise Error(
-                        ErrorType.WRITE_TIMEDOUT,
-                        ErrorSource.UPSTREAM,
-                        context=f"the upstream took no data for {self.write_timeout:g} s",
-                    )
-        except _IO_ERRORS as exc:
-            self._failed = True
-            raise Error(
-                ErrorType.WRITE_ERROR,
-                ErrorSource.UPSTREAM,
-                context="while writing to the upstream",
-                cause=exc,
-                retry=self._retry(exc),
-            ) from exc
-        except BaseException:
-            self._failed = True  # timed out or cancelled mid-write: part of the data may be on the wire
-            raise
-        self.bytes_written += len(data)
-
-    def _protocol_error(self, exc: h11.ProtocolError) -> Error:
-        if self._eof:
-            return Error(
-                ErrorType.CONNECTION_CLOSED,
-                ErrorSource.UPSTREAM,
-                context="the upstream closed the connection before the response was complete",
-                cause=exc,
-                retry=self._retry(None),
-            )
-        etype = ErrorType.H1_ERROR if self._in_body else ErrorType.INVALID_HTTP_HEADER
-        return ProtocolError(etype, ErrorSource.UPSTREAM, status_hint=502, context=str(exc), cause=exc)
-
     # -- writing the request ---------------------------------------------------------------------------
 
     async def write_request(self, header: RequestHeader, body: bytes = b"", *, end: bool = False) -> None:
@@ -678,24 +404,13 @@ class ClientConnection(_H1Connection):
         try:
             request = h11.Request(method=header.method, target=header.uri, headers=raw)
         except _HEAD_ERRORS as exc:
-            raise Error(
-                ErrorType.INVALID_HTTP_HEADER, ErrorSource.INTERNAL, context=str(exc), cause=exc
-            ) from exc
+            raise _invalid_head(exc) from exc
         events: list[h11.Event] = [request]
         if body:
             events.append(h11.Data(data=body))
         if end:
             events.append(h11.EndOfMessage())
         await self._send(self._encode(events))
-
-    async def write_body(self, data: bytes) -> None:
-        """Write a piece of the request body."""
-        if data:
-            await self._send(self._encode((h11.Data(data=data),)))
-
-    async def finish(self, trailers: Headers | None = None) -> None:
-        """End the request; trailers are written only if the body is chunked. A second call does nothing."""
-        await self._finish(trailers)
 
     # -- reading the response --------------------------------------------------------------------------
 
@@ -744,15 +459,6 @@ class ClientConnection(_H1Connection):
                 ErrorType.H1_ERROR, f"no response expected now ({event!r})", ErrorSource.INTERNAL
             )
 
-    async def read_body(self) -> bytes | None:
-        """The next chunk of the response body (never empty), or None at its end."""
-        return await self._read_body()
-
-    @property
-    def response_trailers(self) -> Headers | None:
-        """The trailer fields of a chunked response body, once `read_body` returned None (None if none)."""
-        return self._trailers
-
     # -- reuse -----------------------------------------------------------------------------------------
 
     @property
@@ -793,23 +499,3 @@ def _response_header(event: h11.Response | h11.InformationalResponse) -> Respons
         reason=event.reason.decode("latin-1"),
         version=event.http_version.decode("latin-1"),
     )
-
-
-def _has_token(headers: Headers, name: str, token: str) -> bool:
-    """Whether a comma-separated header (Connection, Expect) lists `token` (lowercase), in any case."""
-    for value in headers.get_all(name):
-        for item in value.split(","):
-            if item.strip().lower() == token:
-                return True
-    return False
-
-
-def _check_status_line(header: ResponseHeader) -> None:
-    # h11 writes the reason phrase unchecked, so a CR or LF in it would split the response.
-    reason = header.reason
-    if not 100 <= header.status <= 999 or "\r" in reason or "\n" in reason or "\0" in reason:
-        raise Error.explain(
-            ErrorType.INVALID_HTTP_HEADER,
-            f"invalid status line: {header.status} {reason!r}",
-            ErrorSource.INTERNAL,
-        )

@@ -719,19 +719,7 @@ async def test_what_llhttp_would_refuse_is_read_as_h11_reads_it(
     assert field in request.headers.items()
 
 
-@pytest.mark.parametrize(
-    "codec_name",
-    [
-        pytest.param(
-            "h11",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="h11 0.16 formats this refusal with `event_type.__name__` on a tuple: AttributeError",
-            ),
-        ),
-        *OTHER_CODECS,
-    ],
-)
+@pytest.mark.parametrize("codec_name", available_codecs())
 @pytest.mark.parametrize(
     ("request_bytes", "first", "second"),
     [
