@@ -4,7 +4,8 @@ Rules:
 - `serve_request` runs the phases of one request in Pingora's order and always ends with `logging`, exactly
   once, whatever happened. Any error that ends the request goes through `fail_to_proxy`, which answers the
   client if it still can, and is logged with `request_summary` unless `suppress_error_log` says not to.
-- An exception from a user filter is an internal error (500), never a crash of the connection.
+- An exception from a user filter is an internal error: 500 for that request, then the connection closes
+  (as after a panic in Pingora); no other connection notices.
 - Retry loop, bounded by `max_retries`: a connect failure goes through `fail_to_connect` (nothing was sent
   upstream); a failure after connecting goes through `error_while_proxy`, and is retried only while no
   response has started downstream and the request body can be replayed from the retry buffer.
