@@ -1,7 +1,18 @@
-"""Load balancing: backends and the pure algorithms that choose between them (Pingora's load balancing)."""
+"""Load balancing (Pingora's): backends, the pure algorithms that choose between them, and the
+`LoadBalancer` that publishes selection snapshots, run by a `LoadBalancerActor` (`background_service`)."""
 
 from ._backend import Backend
 from ._backends import BackendHealth, Backends
+from ._background import (
+    BackgroundService,
+    LoadBalancerActor,
+    RunHealthCheck,
+    SelectBackend,
+    SetEnable,
+    UpdateBackends,
+    background_service,
+)
+from ._balancer import LoadBalancer, SelectionFactory, Snapshot, selection_factory
 from ._discovery import FileDiscovery, ServiceDiscovery, Static
 from ._health import (
     DEFAULT_HEALTH_CHECK_CONNECT_TIMEOUT,
@@ -39,6 +50,7 @@ __all__ = [
     "BackendHealth",
     "BackendSelection",
     "Backends",
+    "BackgroundService",
     "Consistent",
     "FNVHash",
     "FileDiscovery",
@@ -46,17 +58,27 @@ __all__ = [
     "HealthTracker",
     "HttpHealthCheck",
     "LeastConnections",
+    "LoadBalancer",
+    "LoadBalancerActor",
     "PowerOfTwoChoices",
     "Random",
     "RoundRobin",
+    "RunHealthCheck",
+    "SelectBackend",
     "SelectionAlgorithm",
+    "SelectionFactory",
     "ServiceDiscovery",
+    "SetEnable",
+    "Snapshot",
     "Static",
     "TcpHealthCheck",
     "UniqueIterator",
+    "UpdateBackends",
     "Weighted",
+    "background_service",
     "ketama_points",
     "run_checks",
     "select",
+    "selection_factory",
     "sorted_backends",
 ]
