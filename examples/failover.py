@@ -60,14 +60,19 @@ def backoff(tries: int) -> float:
     return min(BACKOFF_BASE * 2.0 ** min(tries - 1, 32), BACKOFF_MAX)
 
 
-def unused_port(host: str = DEMO_HOST) -> int:
-    """A port on `host` that nothing listens on: bound by us for a moment, then released.
+# Sockets held while the example runs, so the ports they took stay refused.
+_HELD: list[socket.socket] = []
 
-    Another process could take it in between; on a test machine's loopback that is rare enough.
+
+def unused_port(host: str = DEMO_HOST) -> int:
+    """A port on `host` that refuses connections: bound by us but never listening.
+
+    The socket stays open, so no other listener can be given the port while the example runs.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((host, 0))
+    _HELD.append(sock)
+    port: int = sock.getsockname()[1]
     return port
 
 

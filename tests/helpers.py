@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import trio
@@ -47,3 +48,20 @@ class Worker(Actor):
         if self.stop_delay:
             await trio.sleep(self.stop_delay)
         self.log.add("stop", self.ident, reason.kind.value)
+
+
+# Sockets held for the whole test run, so the ports they took stay refused.
+_HELD_PORTS: list[socket.socket] = []
+
+
+def refused_port() -> int:
+    """A loopback port that refuses connections, and that no later listener can be given.
+
+    Bound but never listening: a connect gets a reset (ECONNREFUSED), and while the socket stays open the
+    kernel hands the port to nobody else (a bound-then-closed port could be reused by the next listener).
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    _HELD_PORTS.append(sock)
+    port: int = sock.getsockname()[1]
+    return port

@@ -7,7 +7,6 @@ that never answers cannot be timed out on the autojump clock while the kernel ow
 from __future__ import annotations
 
 import functools
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,6 +14,7 @@ import attrs
 import h11
 import pytest
 import trio
+from helpers import refused_port
 
 from actorproxy.http import Error, ErrorType, ResponseHeader
 from actors.lb import Backend, HealthTracker, HttpHealthCheck, TcpHealthCheck, run_checks
@@ -77,11 +77,7 @@ async def serving(server: HealthServer) -> AsyncIterator[Backend]:
 
 
 def closed_port() -> int:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port: int = sock.getsockname()[1]
-    sock.close()
-    return port
+    return refused_port()
 
 
 # -- TCP -----------------------------------------------------------------------------------------------------

@@ -6,19 +6,12 @@ from typing import Any
 
 import httpx
 import trio
+from helpers import refused_port
 from rawhttp import exchange, open_stream
 from upstream import Upstream
 
 from actorproxy import HttpPeer, ProxyHttp, Session
 from actorproxy.http import Error, ErrorType
-
-
-async def refused_port() -> int:
-    """A loopback port nothing listens on (bound, then closed)."""
-    listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
-    port: int = listener.socket.getsockname()[1]
-    await listener.aclose()
-    return port
 
 
 class ToPort(ProxyHttp):
@@ -64,7 +57,7 @@ async def test_filter_errors_under_200_concurrent_requests(
 
 
 async def test_refused_upstream_answers_502(start_proxy: Any) -> None:
-    base, _ = await start_proxy(ToPort(await refused_port()))
+    base, _ = await start_proxy(ToPort(refused_port()))
     async with httpx.AsyncClient(base_url=base) as client:
         response = await client.get("/echo")
     assert response.status_code == 502
@@ -97,7 +90,7 @@ class Failover(ProxyHttp):
 
 
 async def test_retry_fails_over_to_the_second_peer(upstreams: list[Upstream], start_proxy: Any) -> None:
-    dead = await refused_port()
+    dead = refused_port()
     app = Failover(dead, upstreams[1].port)
     base, _ = await start_proxy(app)
     async with httpx.AsyncClient(base_url=base) as client:
@@ -110,7 +103,7 @@ async def test_retry_fails_over_to_the_second_peer(upstreams: list[Upstream], st
 
 
 async def test_failover_gives_up_when_the_second_peer_fails_too(start_proxy: Any) -> None:
-    first, second = await refused_port(), await refused_port()
+    first, second = refused_port(), refused_port()
     app = Failover(first, second)
     base, _ = await start_proxy(app)
     async with httpx.AsyncClient(base_url=base) as client:
@@ -164,7 +157,7 @@ class AlwaysRetry(ToPort):
 
 
 async def test_max_retries_bounds_the_attempts(start_proxy: Any) -> None:
-    app = AlwaysRetry(await refused_port())
+    app = AlwaysRetry(refused_port())
     base, service = await start_proxy(app, max_retries=3)
     async with httpx.AsyncClient(base_url=base) as client:
         response = await client.get("/echo")

@@ -13,19 +13,12 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from helpers import refused_port
 from rawhttp import exchange, open_stream
 from upstream import Upstream
 
 from actorproxy import BodyChunk, HttpPeer, ProxyHttp, Session
 from actorproxy.http import Error, ErrorType, ResponseHeader
-
-
-async def refused_port() -> int:
-    """A loopback port nothing listens on (bound, then closed)."""
-    listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
-    port: int = listener.socket.getsockname()[1]
-    await listener.aclose()
-    return port
 
 
 class App(ProxyHttp):
@@ -108,7 +101,7 @@ async def test_logging_runs_exactly_once_per_request(
     upstreams: list[Upstream], start_proxy: Any, case: tuple[str, str, int, ErrorType | None]
 ) -> None:
     where, target, status, etype = case
-    port = upstreams[0].port if where == "upstream" else await refused_port()
+    port = upstreams[0].port if where == "upstream" else refused_port()
     app = Raises(port)
     base, _ = await start_proxy(app)
     async with await open_stream(base) as stream:
