@@ -7,9 +7,12 @@ and cluster "two", two upstreams each. The request chooses its cluster:
 - else by path, as in Pingora's example: paths under /one/ go to cluster one;
 - everything else goes to cluster two.
 
-Each cluster keeps its own turn, so traffic to one never shifts the rotation of the other. Pingora holds a
-`LoadBalancer<RoundRobin>` (with a health check) per cluster; until this project's LoadBalancer actor lands
-(issue 4) an `itertools.cycle` per cluster stands in, without health checks.
+Each cluster is a round-robin `LoadBalancer`, health-checked over TCP every second, as Pingora's
+`LoadBalancer<RoundRobin>` per cluster; each keeps its own turn, so traffic to one never shifts the rotation
+of the other. The two run as background services (their actors discover the backends, check them and
+publish what is ready); they are added to the server before the proxy, so the listener opens only once both
+have done their first health round. `Router.upstream_peer` reads the chosen cluster's published snapshot
+(`select`: no message, no await).
 
 Run it with `python examples/multi_cluster.py` and try:
 
@@ -20,15 +23,14 @@ Run it with `python examples/multi_cluster.py` and try:
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from urllib.parse import urlsplit
 
 import trio
 from demo_upstreams import DEMO_HOST, Address, run, serve_proxy, start_demo_upstreams
 
-from actorproxy import HttpPeer, ProxyHttp, RequestHeader, Session
-from actors import http_proxy_service
+from actorproxy import Error, ErrorSource, ErrorType, HttpPeer, ProxyHttp, RequestHeader, Session
+from actors import LoadBalancer, RoundRobin, TcpHealthCheck, background_service, http_proxy_service
 from supervisors import Server
 
 # The guide's port; loopback rather than its 0.0.0.0, so the demo is not reachable from the network.
@@ -47,17 +49,22 @@ def request_host(req: RequestHeader) -> str | None:
         return None
 
 
-class Router(ProxyHttp):
-    """Routes each request to cluster "one" or "two", round robin inside the cluster."""
+def load_balancer(upstreams: Iterable[Address]) -> LoadBalancer:
+    """A round-robin LoadBalancer over `upstreams`, health-checked over TCP every second."""
+    addresses = [f"{host}:{port}" for host, port in upstreams]
+    if not addresses:
+        raise ValueError("Router: each cluster needs at least one upstream")
+    lb = LoadBalancer.try_from_iter(addresses, selection=RoundRobin)
+    lb.set_health_check(TcpHealthCheck())
+    lb.health_check_frequency = 1.0
+    return lb
 
-    def __init__(self, cluster_one: Sequence[Address], cluster_two: Sequence[Address]) -> None:
-        if not cluster_one or not cluster_two:
-            raise ValueError("Router: each cluster needs at least one upstream")
-        # One stand-in for LoadBalancer<RoundRobin> per cluster until issue 4 (then `.select(b"", 256)`).
-        self.clusters: dict[str, Iterator[Address]] = {
-            "one": itertools.cycle(cluster_one),
-            "two": itertools.cycle(cluster_two),
-        }
+
+class Router(ProxyHttp):
+    """Routes each request to cluster "one" or "two", round robin over the healthy backends of the cluster."""
+
+    def __init__(self, cluster_one: LoadBalancer, cluster_two: LoadBalancer) -> None:
+        self.clusters: dict[str, LoadBalancer] = {"one": cluster_one, "two": cluster_two}
 
     def new_ctx(self) -> None:
         return None
@@ -70,10 +77,14 @@ class Router(ProxyHttp):
         return "one" if req.path.startswith("/one/") else "two"
 
     async def upstream_peer(self, session: Session, ctx: None) -> HttpPeer:
-        cluster = self.clusters[self.cluster_for(session.req_header)]
-        upstream = next(cluster)
+        name = self.cluster_for(session.req_header)
+        backend = self.clusters[name].select(b"", 256)  # hash doesn't matter for round robin
+        if backend is None:
+            raise Error.explain(
+                ErrorType.http_status(503), f"no healthy upstream in cluster {name}", ErrorSource.INTERNAL
+            )
         # Plain HTTP to a demo upstream; Pingora's example uses TLS with SNI one.one.one.one.
-        return HttpPeer(upstream, tls=False, sni="")
+        return HttpPeer(backend.addr, tls=False, sni="")
 
 
 async def start(
@@ -83,9 +94,14 @@ async def start(
     my_server = server or Server()
     one = await start_demo_upstreams(nursery, CLUSTER_UPSTREAMS["one"])
     two = await start_demo_upstreams(nursery, CLUSTER_UPSTREAMS["two"])
-    router = Router([(DEMO_HOST, port) for port in one], [(DEMO_HOST, port) for port in two])
+    cluster_one = background_service("cluster one", load_balancer((DEMO_HOST, port) for port in one))
+    cluster_two = background_service("cluster two", load_balancer((DEMO_HOST, port) for port in two))
+    router = Router(cluster_one.task(), cluster_two.task())
     my_proxy = http_proxy_service(my_server.configuration, router)
     my_proxy.add_tcp(listen)
+    # First: the listener opens once both clusters' backends are checked.
+    my_server.add_service(cluster_one)
+    my_server.add_service(cluster_two)
     my_server.add_service(my_proxy)
     return await serve_proxy(nursery, my_server, my_proxy), router
 

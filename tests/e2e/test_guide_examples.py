@@ -268,22 +268,35 @@ async def test_modify_response_head_has_no_body(nursery: trio.Nursery) -> None:
 async def test_multi_cluster_picks_the_cluster_then_takes_turns_inside_it(nursery: trio.Nursery) -> None:
     url, _ = await multi_cluster.start(nursery)
     requests = [
-        ("/one/a", None, "one-a"),
-        ("/", None, "two-a"),
-        ("/one/b", None, "one-b"),
-        ("/x", "one.demo.internal", "one-a"),
-        ("/one/c", "two.demo.internal:8080", "two-b"),  # the Host names a cluster: it wins over the path
-        ("/", "elsewhere.example", "two-a"),
-        ("/one", None, "two-b"),  # not under /one/
-        ("/ONE/", "ONE.demo.internal", "one-b"),  # host names are case-insensitive, paths are not
+        ("/one/a", None, "one"),
+        ("/", None, "two"),
+        ("/one/b", None, "one"),
+        ("/x", "one.demo.internal", "one"),
+        ("/one/c", "two.demo.internal:8080", "two"),  # the Host names a cluster: it wins over the path
+        ("/", "elsewhere.example", "two"),
+        ("/one", None, "two"),  # not under /one/
+        ("/ONE/", "ONE.demo.internal", "one"),  # host names are case-insensitive, paths are not
     ]
     async with httpx.AsyncClient(base_url=url) as client:
         seen = []
         for path, host, _ in requests:
             response = await client.get(path, headers={"Host": host} if host else {})
             assert response.status_code == 200
+            assert response.json()["path"] == path
             seen.append(response.headers["x-upstream"])
-    assert seen == [upstream for _, _, upstream in requests]
+    # Each request reached an upstream of the cluster it was routed to.
+    assert [upstream.partition("-")[0] for upstream in seen] == [cluster for _, _, cluster in requests]
+    # Round robin inside each cluster, over its backends in their sorted order (by address): each backend
+    # takes its turn, then again, whatever the other cluster's traffic in between.
+    for cluster, names in multi_cluster.CLUSTER_UPSTREAMS.items():
+        turns = [upstream for upstream, (_, _, c) in zip(seen, requests, strict=True) if c == cluster]
+        assert len(turns) == 4
+        assert sorted(turns[:2]) == sorted(names) and turns[2:] == turns[:2]
+
+
+def test_multi_cluster_needs_an_upstream_per_cluster() -> None:
+    with pytest.raises(ValueError, match="at least one upstream"):
+        multi_cluster.load_balancer([])
 
 
 # -- running as scripts ----------------------------------------------------------------------------------
