@@ -51,21 +51,9 @@ __all__ = ["FastClientConnection"]
 
 
 class FastClientConnection(_ClientSide, _FastH1):
-    """The upstream side of one connection to a peer: write requests, read responses (on llhttp).
+    """The upstream side of one connection, on llhttp.
 
-    One exchange at a time: `write_request`, `write_body`, `finish`, `read_response`, `read_body` until
-    None, then `start_next_cycle` if `reusable` (the pool's decision) or close.
-
-    Args:
-        stream: the connection to the upstream.
-        read_size: bytes per read.
-        max_head_size: largest response head accepted.
-        read_timeout: seconds each single read may take; None waits forever.
-        write_timeout: seconds each single write may take; None waits forever.
-
-    Attributes:
-        read_timeout, write_timeout: as above; a pool may change them per peer between exchanges.
-        informational: the 1xx responses (other than 101) of the current exchange, in order.
+    Same interface, arguments, attributes and contract as `ClientConnection` (see its docstrings).
     """
 
     _role = "CLIENT"
@@ -97,15 +85,7 @@ class FastClientConnection(_ClientSide, _FastH1):
     # -- writing the request ---------------------------------------------------------------------------
 
     async def write_request(self, header: RequestHeader, body: bytes = b"", *, end: bool = False) -> None:
-        """Write a request head, with the first piece of the body, in one write.
-
-        The headers decide the framing: a request with a body needs Content-Length or
-        Transfer-Encoding: chunked, except with `end=True`, where a missing Content-Length is added.
-        Requests are always written as HTTP/1.1 (h11 requires a Host header).
-
-        Raises:
-            Error: `WRITE_ERROR` / `WRITE_TIMEDOUT` from the upstream; `INTERNAL` for a head h11 refuses.
-        """
+        """As `ClientConnection.write_request`."""
         self._reset_exchange()
         self._method = method = header.method
         headers = header.headers
@@ -155,20 +135,7 @@ class FastClientConnection(_ClientSide, _FastH1):
     # -- reading the response --------------------------------------------------------------------------
 
     async def read_response(self, *, skip_informational: bool = True) -> ResponseHeader:
-        """Read the response head.
-
-        Args:
-            skip_informational: collect 1xx responses (other than 101) in `informational` and return the
-                final one; False returns each 1xx as it comes (to relay a 100 Continue, say).
-
-        Returns:
-            The final response, or a 101 (protocols switched: `detach` next).
-
-        Raises:
-            ProtocolError: an invalid response (`status_hint` 502).
-            Error: `CONNECTION_CLOSED` / `READ_ERROR` (retryable on a reused connection if no response byte
-                arrived), `READ_TIMEDOUT`.
-        """
+        """As `ClientConnection.read_response`."""
         while True:
             response = await self._next_response()
             if response.status >= 200:

@@ -51,23 +51,9 @@ __all__ = ["FastServerConnection"]
 
 
 class FastServerConnection(_ServerSide, _FastH1):
-    """The downstream side of one client connection: read requests, write responses (on llhttp).
+    """The downstream side of one client connection, on llhttp.
 
-    One request/response cycle at a time: `read_request`, `read_body` until None, `write_response`,
-    `write_body`, `finish`, then `start_next_cycle` to keep the connection alive (or close it).
-
-    Args:
-        stream: the accepted connection.
-        read_size: bytes per read.
-        max_head_size: largest request head accepted; a larger one raises `ProtocolError` with hint 431.
-
-    Attributes:
-        expects_continue: the request carried `Expect: 100-continue` (HTTP/1.1) and has a body; the client
-            may wait for `send_continue` before sending it.
-        upgrade_requested: the request asks to switch protocols: an `Upgrade` header on HTTP/1.1 (Pingora's
-            `is_upgrade_req`), or CONNECT.
-        response_started: a final response head (or a 101) has been written, so no other response can be.
-        response_header: that head, as given to `write_response`.
+    Same interface, arguments, attributes and contract as `ServerConnection` (see its docstrings).
     """
 
     def __init__(
@@ -89,15 +75,7 @@ class FastServerConnection(_ServerSide, _FastH1):
     # -- reading the request ---------------------------------------------------------------------------
 
     async def read_request(self) -> RequestHeader | None:
-        """Read the next request head.
-
-        Returns:
-            The head, or None when the client closed the connection cleanly before starting a request.
-
-        Raises:
-            ProtocolError: a malformed or refused head (`status_hint` says what to answer).
-            Error: `CONNECTION_CLOSED` if the client closed mid-head, `READ_ERROR` on a transport failure.
-        """
+        """As `ServerConnection.read_request`."""
         if self._their is not _IDLE:
             raise Error.explain(
                 ErrorType.INTERNAL_ERROR, "read_request before start_next_cycle", ErrorSource.INTERNAL
