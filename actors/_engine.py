@@ -11,6 +11,10 @@ Rules:
   response has started downstream and the request body can be replayed from the retry buffer.
 - Pool checkout and checkin are synchronous steps; I/O comes after. A connection that saw any error is
   never returned to the pool.
+- When `upstream_peer` returns the backend a `LoadBalancer` just picked, the attempt is tracked (see
+  `_feedback`): in flight until it ends, then reported as success, 5xx, connect failure or broken exchange
+  (upstream side), or abandoned (client side, filters, cancellation), for least-connections and passive
+  health.
 - Bodies stream in both directions at once: the request body is pumped upstream while the response is read.
   The two pumps live and die with the request (a request-scoped nursery: the request is the unit of
   structured concurrency here); no chunk travels through a mailbox.
@@ -39,8 +43,10 @@ from actorproxy.http import (
     select_codec,
 )
 
+from . import _feedback
 from ._connector import connect_peer
 from ._pool import ConnectionPool
+from .lb._outlier import Outcome
 
 __all__ = ["DEFAULT_MAX_RETRIES", "ProxyCounters", "ProxyRuntime", "serve_request"]
 
@@ -160,43 +166,67 @@ async def _connect(peer: HttpPeer, pool: ConnectionPool, codec: Codec) -> tuple[
 
 async def _proxy_to_upstream(runtime: ProxyRuntime, session: Session, ctx: Any) -> None:
     app = runtime.app
-    pool = runtime.pool
     retries = 0
     while True:
         if retries:
             runtime.counters.retries += 1
+        _feedback.clear()
         peer = await app.upstream_peer(session, ctx)
+        attempt = _feedback.claim(peer.address)
         try:
-            conn, reused = await _connect(peer, pool, runtime.codec)
-        except Error as exc:
-            exc = app.fail_to_connect(session, peer, ctx, exc)
-            if exc.retry_for(False) and retries < runtime.max_retries:
-                retries += 1
-                continue
-            raise exc
-        try:
-            await app.connected_to_upstream(session, reused, peer, ctx)
-            await _exchange(app, session, ctx, conn)
-        except Exception as exc:
-            await conn.abort()
-            error = exc if isinstance(exc, Error) else _internal(exc, f"{type(exc).__name__} in a filter")
-            if error.source is ErrorSource.DOWNSTREAM or session.response_written() is not None:
-                raise error from None
-            error = app.error_while_proxy(peer, session, error, ctx, reused)
-            retry = error.retry_for(reused) and retries < runtime.max_retries
-            if retry and not session.retry_buffer_truncated:
-                retries += 1
-                continue
+            retry = await _attempt(runtime, session, ctx, peer=peer, attempt=attempt, retries=retries)
+        finally:
+            attempt.finish(Outcome.ABANDONED)
+        if not retry:
+            return
+        retries += 1
+
+
+async def _attempt(
+    runtime: ProxyRuntime,
+    session: Session,
+    ctx: Any,
+    *,
+    peer: HttpPeer,
+    attempt: _feedback.Attempt,
+    retries: int,
+) -> bool:
+    """One try at `peer`; True when it failed in a way worth another try."""
+    app = runtime.app
+    pool = runtime.pool
+    try:
+        conn, reused = await _connect(peer, pool, runtime.codec)
+    except Error as exc:
+        attempt.finish(Outcome.CONNECT_FAILURE)
+        exc = app.fail_to_connect(session, peer, ctx, exc)
+        if exc.retry_for(False) and retries < runtime.max_retries:
+            return True
+        raise exc
+    try:
+        await app.connected_to_upstream(session, reused, peer, ctx)
+        status = await _exchange(app, session, ctx, conn)
+    except Exception as exc:
+        await conn.abort()
+        error = exc if isinstance(exc, Error) else _internal(exc, f"{type(exc).__name__} in a filter")
+        attempt.finish(Outcome.FAILURE if error.source is ErrorSource.UPSTREAM else Outcome.ABANDONED)
+        if error.source is ErrorSource.DOWNSTREAM or session.response_written() is not None:
             raise error from None
-        if not (conn.reusable and conn.start_next_cycle()) or not pool.checkin(
-            peer.reuse_key(), conn, conn.stream, peer.options.idle_timeout
-        ):
-            await conn.close()
-        return
+        error = app.error_while_proxy(peer, session, error, ctx, reused)
+        retry = error.retry_for(reused) and retries < runtime.max_retries
+        if retry and not session.retry_buffer_truncated:
+            return True
+        raise error from None
+    attempt.finish(Outcome.SERVER_ERROR if status >= 500 else Outcome.SUCCESS)
+    if not (conn.reusable and conn.start_next_cycle()) or not pool.checkin(
+        peer.reuse_key(), conn, conn.stream, peer.options.idle_timeout
+    ):
+        await conn.close()
+    return False
 
 
-async def _exchange(app: ProxyHttp, session: Session, ctx: Any, conn: ClientConnection) -> None:
-    """Send the request upstream and stream the response back, both bodies at once."""
+async def _exchange(app: ProxyHttp, session: Session, ctx: Any, conn: ClientConnection) -> int:
+    """Send the request upstream and stream the response back, both bodies at once; return the upstream's
+    status."""
     upstream_request = session.req_header.copy()
     upgrade = session.is_upgrade_req()
     if not upgrade:
@@ -206,15 +236,15 @@ async def _exchange(app: ProxyHttp, session: Session, ctx: Any, conn: ClientConn
     await app.upstream_request_filter(session, upstream_request, ctx)
     if not _request_has_body(session):
         await conn.write_request(upstream_request, end=True)
-        await _relay_response(app, session, ctx, conn, upgrade)
-        return
+        return await _relay_response(app, session, ctx, conn, upgrade)
     await conn.write_request(upstream_request)
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_pump_request_body, app, session, ctx, conn)
-            await _relay_response(app, session, ctx, conn, upgrade)
+            status = await _relay_response(app, session, ctx, conn, upgrade)
     except BaseExceptionGroup as group:
         raise _first_error(group) from None
+    return status
 
 
 def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -282,8 +312,10 @@ async def _send_request_piece(
 
 async def _relay_response(
     app: ProxyHttp, session: Session, ctx: Any, conn: ClientConnection, upgrade: bool
-) -> None:
+) -> int:
+    """Relay the response; return its status as the upstream sent it."""
     response: ResponseHeader = await conn.read_response()
+    status = response.status
     if response.status == 101:
         if not upgrade:
             raise Error.explain(
@@ -292,7 +324,7 @@ async def _relay_response(
         await app.upstream_response_filter(session, response, ctx)
         await app.response_filter(session, response, ctx)
         await _tunnel(session, conn, response)
-        return
+        return status
     if upgrade:
         # The upstream refused the upgrade: its answer goes through as usual, and the connection ends.
         session.set_keepalive(None)
@@ -312,10 +344,10 @@ async def _relay_response(
         whole = end and conn.response_trailers is None
         await downstream.write_response(response, chunk.data or b"", end=whole)
         if whole:
-            return
+            return status
         if end:
             await _finish_response(app, session, ctx, conn)
-            return
+            return status
     while True:
         chunk.data = await conn.read_body()
         end = chunk.data is None
@@ -324,7 +356,7 @@ async def _relay_response(
             await downstream.write_body(chunk.data)
         if end:
             await _finish_response(app, session, ctx, conn)
-            return
+            return status
 
 
 async def _filter_response_piece(

@@ -42,7 +42,17 @@ class BodyChunk:
 
 
 class ProxyHttp:
-    """Subclass and override the phases you need; `upstream_peer` is required."""
+    """Subclass and override the phases you need; `upstream_peer` is required.
+
+    Attributes:
+        retry_idempotent_on_fresh_connection: also retry an idempotent request, whose body is still whole in
+            the retry buffer, when a new upstream connection closed or reset before any byte of the response
+            (nginx's `proxy_next_upstream error`). Off by default: Pingora retries that only on a reused
+            connection, since the upstream may have acted on the request. Turn it on to ride through an
+            upstream dying under load.
+    """
+
+    retry_idempotent_on_fresh_connection: bool = False
 
     def new_ctx(self) -> Any:
         """Per-request state shared by all phases of one request."""
@@ -110,12 +120,14 @@ class ProxyHttp:
     def error_while_proxy(
         self, peer: HttpPeer, session: Session, e: Error, ctx: Any, client_reused: bool
     ) -> Error:
-        """An error after connecting. By default a retry is allowed only on a reused upstream connection,
-        for an idempotent request whose body is still whole in the retry buffer."""
+        """An error after connecting. By default a retry is allowed only on a reused upstream connection
+        (or any, with `retry_idempotent_on_fresh_connection`), for an idempotent request whose body is still
+        whole in the retry buffer."""
         if e.context is None:
             e.context = f"peer: {peer}"
         if e.retry is RetryType.REUSED_ONLY:
-            safe = client_reused and not session.retry_buffer_truncated
+            safe = client_reused or self.retry_idempotent_on_fresh_connection
+            safe = safe and not session.retry_buffer_truncated
             safe = safe and session.req_header.method in IDEMPOTENT_METHODS
             e.retry = RetryType.ALWAYS if safe else RetryType.NEVER
         return e

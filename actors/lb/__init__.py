@@ -9,11 +9,19 @@ from ._background import (
     RunHealthCheck,
     SelectBackend,
     SetEnable,
+    SweepEjections,
     UpdateBackends,
     background_service,
 )
 from ._balancer import LoadBalancer, SelectionFactory, Snapshot, selection_factory
 from ._discovery import FileDiscovery, ServiceDiscovery, Static
+from ._dns import (
+    DEFAULT_DNS_MAX_TTL,
+    DEFAULT_DNS_MIN_TTL,
+    DEFAULT_DNS_QUERY_TIMEOUT,
+    DnsDiscovery,
+    DnsDiscoveryError,
+)
 from ._health import (
     DEFAULT_HEALTH_CHECK_CONNECT_TIMEOUT,
     DEFAULT_HEALTH_CHECK_READ_TIMEOUT,
@@ -24,6 +32,7 @@ from ._health import (
     run_checks,
 )
 from ._ketama import POINT_MULTIPLE, Consistent, ketama_points
+from ._outlier import Outcome, OutlierDetection, OutlierTracker
 from ._selection import (
     FNV_OFFSET_BASIS,
     FNV_PRIME,
@@ -41,6 +50,9 @@ from ._selection import (
 )
 
 __all__ = [
+    "DEFAULT_DNS_MAX_TTL",
+    "DEFAULT_DNS_MIN_TTL",
+    "DEFAULT_DNS_QUERY_TIMEOUT",
     "DEFAULT_HEALTH_CHECK_CONNECT_TIMEOUT",
     "DEFAULT_HEALTH_CHECK_READ_TIMEOUT",
     "FNV_OFFSET_BASIS",
@@ -52,6 +64,8 @@ __all__ = [
     "Backends",
     "BackgroundService",
     "Consistent",
+    "DnsDiscovery",
+    "DnsDiscoveryError",
     "FNVHash",
     "FileDiscovery",
     "HealthCheck",
@@ -60,6 +74,9 @@ __all__ = [
     "LeastConnections",
     "LoadBalancer",
     "LoadBalancerActor",
+    "Outcome",
+    "OutlierDetection",
+    "OutlierTracker",
     "PowerOfTwoChoices",
     "Random",
     "RoundRobin",
@@ -71,6 +88,7 @@ __all__ = [
     "SetEnable",
     "Snapshot",
     "Static",
+    "SweepEjections",
     "TcpHealthCheck",
     "UniqueIterator",
     "UpdateBackends",

@@ -4,7 +4,8 @@ Rules:
 - `LoadBalancerActor` is the only writer of its load balancer's state. Its `on_start` runs discovery, then
   one health round when a check is set, and publishes the snapshot: the start handshake (the supervisor's,
   the server's) is the readiness signal. Then keyed periodic timers send it `RunHealthCheck` every
-  `health_check_frequency` and `UpdateBackends` every `update_frequency` (None: never again).
+  `health_check_frequency` and `UpdateBackends` every `update_frequency` (None: never again), and with
+  passive health `SweepEjections` every `sweep_interval`, which brings back backends whose ejection is over.
 - A discovery that fails at the very first start fails the start (a server must not come up with no
   backends because a file is broken); later it is logged and the last set is kept, as in Pingora.
 - A crash loses nothing requests need: the snapshot is on the `LoadBalancer`, and the restarted actor
@@ -34,6 +35,7 @@ __all__ = [
     "RunHealthCheck",
     "SelectBackend",
     "SetEnable",
+    "SweepEjections",
     "UpdateBackends",
     "background_service",
 ]
@@ -68,7 +70,13 @@ class SetEnable:
     enabled: bool
 
 
+@attrs.frozen
+class SweepEjections:
+    """Bring back the ejected backends whose time is up; an ask answers them."""
+
+
 _HEALTH_TIMER = "health check"
+_SWEEP_TIMER = "ejection sweep"
 _UPDATE_TIMER = "update"
 
 
@@ -93,6 +101,9 @@ class LoadBalancerActor(Actor):
             self.timers.start_periodic(_HEALTH_TIMER, RunHealthCheck(), lb.health_check_frequency)
         if lb.update_frequency is not None:
             self.timers.start_periodic(_UPDATE_TIMER, UpdateBackends(), lb.update_frequency)
+        outliers = lb.outlier_detection
+        if outliers is not None:
+            self.timers.start_periodic(_SWEEP_TIMER, SweepEjections(), outliers.sweep_interval)
 
     async def receive(self, message: Any) -> Any:
         lb = self.lb
@@ -104,6 +115,8 @@ class LoadBalancerActor(Actor):
             return await self._update(first=False)
         if isinstance(message, SetEnable):
             return lb.set_enable(message.backend, message.enabled)
+        if isinstance(message, SweepEjections):
+            return lb.sweep_ejections()
         return await super().receive(message)
 
     async def on_stop(self, reason: ExitReason) -> None:

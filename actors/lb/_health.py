@@ -340,13 +340,21 @@ class HealthTracker:
 
 
 async def run_checks(
-    check: HealthCheck, backends: Iterable[Backend], tracker: HealthTracker, *, parallel: bool = False
+    check: HealthCheck,
+    backends: Iterable[Backend],
+    tracker: HealthTracker,
+    *,
+    parallel: bool = False,
+    verdicts: dict[Backend, bool] | None = None,
 ) -> dict[Backend, bool]:
     """Probe every backend once and record the verdicts (Pingora's `run_health_check`).
 
     With `parallel`, the probes run at once in a nursery opened for this round only and closed before the
     verdicts are recorded (the round is the unit of structured concurrency here, as a request is for the
     engine's body pumps); the caller's supervisor owns the loop that repeats rounds.
+
+    Args:
+        verdicts: filled with every probed backend's verdict of this round (True: passed), when given.
 
     Returns:
         The backends that flipped, with their new health, in the order given.
@@ -374,6 +382,8 @@ async def run_checks(
             await probe(backend)
 
     flips: dict[Backend, bool] = {}
+    if verdicts is not None:
+        verdicts.update((backend, error is None) for backend, error in errors.items())
     for backend in order:
         error = errors[backend]
         flipped = tracker.record(backend, error is None)

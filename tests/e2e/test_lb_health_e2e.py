@@ -17,7 +17,7 @@ import trio
 from helpers import refused_port
 
 from actorproxy.http import Error, ErrorType, ResponseHeader
-from actors.lb import Backend, HealthTracker, HttpHealthCheck, TcpHealthCheck, run_checks
+from actors.lb import Backend, Backends, HealthTracker, HttpHealthCheck, Static, TcpHealthCheck, run_checks
 
 SHORT_TIMEOUT = 0.2
 
@@ -195,3 +195,34 @@ async def test_run_checks_over_real_backends() -> None:
             assert await run_checks(check, [backend, down], tracker, parallel=parallel) == {}
             assert await run_checks(check, [backend, down], tracker, parallel=parallel) == {down: False}
             assert tracker.healthy(backend)
+
+
+# -- the seed's `Backends` tests, on loopback ----------------------------------------------------------------
+
+
+@asynccontextmanager
+async def two_good_one_bad() -> AsyncIterator[tuple[Backend, Backend, Backend]]:
+    async with serving(HealthServer([200])) as good1, serving(HealthServer([200])) as good2:
+        yield good1, good2, Backend(("127.0.0.1", closed_port()))
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+async def test_backends_update_callback_and_health(parallel: bool) -> None:
+    """Pingora's `test_backends` and `test_parallel_health_check`."""
+    async with two_good_one_bad() as (good1, good2, bad):
+        discovery = Static()
+        for backend in (good1, good2, bad):
+            discovery.add(backend)
+        backends = Backends.new(discovery)
+        backends.set_health_check(TcpHealthCheck())
+
+        updated: list[frozenset[Backend]] = []
+        assert await backends.update(updated.append)  # new backends discovered: the callback runs
+        assert updated == [frozenset({good1, good2, bad})]
+        assert not await backends.update(updated.append)  # nothing new: it does not
+        assert len(updated) == 1
+
+        await backends.run_health_check(parallel)
+        assert backends.get_backend() == {good1, good2, bad}
+        assert backends.ready(good1) and backends.ready(good2)
+        assert not backends.ready(bad)

@@ -31,14 +31,20 @@ class Upstream:
         self.dropped = 0  # requests closed without an answer (`/drop-on-reuse`)
         self.requests: list[dict[str, Any]] = []
         self.port = 0
+        #: When set, every request is answered with this status and an empty body.
+        self.force_status: int | None = None
+        #: `/hold` requests set `held` on arrival and wait for `release`.
+        self.held = trio.Event()
+        self.release = trio.Event()
 
     async def serve(
         self,
         ssl_context: ssl.SSLContext | None = None,
         *,
+        port: int = 0,
         task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        listeners: list[Any] = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        listeners: list[Any] = await trio.open_tcp_listeners(port, host="127.0.0.1")
         self.port = listeners[0].socket.getsockname()[1]
         if ssl_context is not None:
             listeners = [trio.SSLListener(listener, ssl_context) for listener in listeners]
@@ -121,6 +127,12 @@ class Upstream:
             "trailers": [(k.decode(), v.decode()) for k, v in trailers],
         }
         self.requests.append(record)
+        if self.force_status is not None:
+            await self._send(conn, stream, self.force_status, [("content-length", "0")], b"")
+            return
+        if path == "/hold":
+            self.held.set()
+            await self.release.wait()
         if path.startswith("/slow"):
             await trio.sleep(float(params.get("delay", "1")))
         if path.startswith("/status/"):

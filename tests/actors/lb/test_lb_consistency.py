@@ -55,7 +55,7 @@ async def test_selection_stays_consistent_while_the_set_is_swapped(selection: An
     lb = LoadBalancer.from_backends(discovery, selection=selection)
     assert lb.select(b"key", 256) is None  # nothing discovered yet
     assert await lb.update()
-    assert lb.backends() == SET_A
+    assert lb.backends().get_backend() == SET_A
 
     published = SET_A  # the set the last finished update published
     pending: frozenset[Backend] | None = None  # the set an update in progress is publishing
@@ -98,7 +98,7 @@ async def test_selection_stays_consistent_while_the_set_is_swapped(selection: An
 
     final = SET_B if SWAPS % 2 else SET_A
     assert published == final
-    assert lb.backends() == final and len(lb.ready_backends()) == EXPECTED
+    assert lb.backends().get_backend() == final and len(lb.ready_backends()) == EXPECTED
     for n in range(5 * BATCH):
         backend = lb.select(f"after {n}".encode(), 256)
         assert backend is not None and backend in final
@@ -115,7 +115,7 @@ async def test_update_publishes_all_backends_at_once() -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(update)
         while not counts or counts[-1] == 0:
-            counts.append(len(lb.backends()))
+            counts.append(len(lb.backends().get_backend()))
             await trio.lowlevel.checkpoint()
 
     assert set(counts) <= {0, EXPECTED}  # never a partial set

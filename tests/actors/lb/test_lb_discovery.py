@@ -146,7 +146,7 @@ def test_ext_is_ignored_when_comparing_sets() -> None:
 def test_repr_shows_live_state() -> None:
     backends = Backends([GOOD1, GOOD2])
     backends.set_health(GOOD1, False)
-    assert repr(backends) == "<Backends version=2 backends=2 ready=1>"
+    assert repr(backends) == "<Backends version=2 backends=2 ready=1 ejected=0 discovery=<Static backends=2>>"
 
 
 # FileDiscovery
