@@ -3,6 +3,7 @@
 This layer sits on top of the kernel (`actorproxy`) and of `supervisors`.
 """
 
+from ._background import background_service
 from ._connection import DEFAULT_KEEPALIVE_TIMEOUT, ConnectionActor
 from ._connector import connect_peer, tls_context
 from ._engine import DEFAULT_MAX_RETRIES, ProxyCounters, ProxyRuntime, serve_request
@@ -19,14 +20,20 @@ from ._pool import (
 from ._service import HttpProxyService, http_proxy_service
 from .lb import (
     Backend,
+    Backends,
     Consistent,
+    DnsDiscovery,
+    FileDiscovery,
     FNVHash,
     HttpHealthCheck,
+    LeastConnections,
     LoadBalancer,
+    OutlierDetection,
+    PowerOfTwoChoices,
     Random,
     RoundRobin,
+    Static,
     TcpHealthCheck,
-    background_service,
 )
 
 __all__ = [
@@ -34,23 +41,30 @@ __all__ = [
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_POOL_SIZE",
     "Backend",
+    "Backends",
     "ConnectionActor",
     "ConnectionPool",
     "Consistent",
+    "DnsDiscovery",
     "Endpoint",
     "FNVHash",
+    "FileDiscovery",
     "GetPoolStatistics",
     "HttpHealthCheck",
     "HttpProxyService",
+    "LeastConnections",
     "ListenerActor",
     "LoadBalancer",
+    "OutlierDetection",
     "PeerPoolActor",
     "PoolStatistics",
     "PooledConnection",
+    "PowerOfTwoChoices",
     "ProxyCounters",
     "ProxyRuntime",
     "Random",
     "RoundRobin",
+    "Static",
     "TcpHealthCheck",
     "background_service",
     "connect_peer",

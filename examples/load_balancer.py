@@ -3,8 +3,8 @@
 `LB.upstream_peer` asks the `LoadBalancer` for the next healthy backend (`select` reads a published snapshot:
 no message, no await) and `upstream_request_filter` sets the Host header the upstreams serve. The load
 balancer runs as a background service: its actor discovers the backends, checks them every second and
-publishes what is ready. It is added to the server before the proxy, so the listener opens only once the
-first health round is done.
+publishes what is ready. The proxy service depends on it, so the listener opens only once the first
+health round is done.
 
 Run it with `python examples/load_balancer.py` and repeat:
 
@@ -76,8 +76,8 @@ async def start(
     lb_app = LB(background.task())
     lb = http_proxy_service(my_server.configuration, lb_app)
     lb.add_tcp(listen)
-    my_server.add_service(background)  # first: the listener opens once the backends are checked
-    my_server.add_service(lb)
+    my_server.add_service(background)
+    my_server.add_service(lb, depends_on=[background])  # the listener opens once the backends are checked
     return await serve_proxy(nursery, my_server, lb), lb_app
 
 

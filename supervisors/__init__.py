@@ -1,5 +1,12 @@
 """OTP supervision for actorproxy actors: strategies, restart types, intensity, shutdown, auto-shutdown."""
 
+from ._background import (
+    BackgroundService,
+    BackgroundTaskActor,
+    GenBackgroundService,
+    ServiceReadyNotifier,
+    ShutdownWatch,
+)
 from ._dynamic import DynamicSupervisor
 from ._events import (
     ChildCrashed,
@@ -28,7 +35,7 @@ from ._messages import (
     terminate_child,
     which_children,
 )
-from ._server import Server, Service
+from ._server import Server, Service, ServiceDependencyError, ServiceHandle
 from ._signals import shutdown_on_signals
 from ._spec import BRUTAL, INFINITY, AutoShutdown, Backoff, ChildSpec, Restart, Strategy
 from ._supervisor import Supervisor
@@ -37,6 +44,8 @@ __all__ = [
     "BRUTAL",
     "INFINITY",
     "AutoShutdown",
+    "BackgroundService",
+    "BackgroundTaskActor",
     "Backoff",
     "ChildCounts",
     "ChildCrashed",
@@ -48,11 +57,16 @@ __all__ = [
     "ChildTerminated",
     "DynamicSupervisor",
     "Escalation",
+    "GenBackgroundService",
     "Restart",
     "RestartFailed",
     "RestartIntensity",
     "Server",
     "Service",
+    "ServiceDependencyError",
+    "ServiceHandle",
+    "ServiceReadyNotifier",
+    "ShutdownWatch",
     "Strategy",
     "Supervisor",
     "SupervisorError",

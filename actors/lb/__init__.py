@@ -1,17 +1,17 @@
 """Load balancing (Pingora's): backends, the pure algorithms that choose between them, and the
-`LoadBalancer` that publishes selection snapshots, run by a `LoadBalancerActor` (`background_service`)."""
+`LoadBalancer` that publishes selection snapshots, run by a `LoadBalancerActor` (see
+`actors.background_service`)."""
 
 from ._backend import Backend
 from ._backends import BackendHealth, Backends
 from ._background import (
-    BackgroundService,
     LoadBalancerActor,
+    LoadBalancerService,
     RunHealthCheck,
     SelectBackend,
     SetEnable,
     SweepEjections,
     UpdateBackends,
-    background_service,
 )
 from ._balancer import LoadBalancer, SelectionFactory, Snapshot, selection_factory
 from ._discovery import FileDiscovery, ServiceDiscovery, Static
@@ -62,7 +62,6 @@ __all__ = [
     "BackendHealth",
     "BackendSelection",
     "Backends",
-    "BackgroundService",
     "Consistent",
     "DnsDiscovery",
     "DnsDiscoveryError",
@@ -74,6 +73,7 @@ __all__ = [
     "LeastConnections",
     "LoadBalancer",
     "LoadBalancerActor",
+    "LoadBalancerService",
     "Outcome",
     "OutlierDetection",
     "OutlierTracker",
@@ -93,7 +93,6 @@ __all__ = [
     "UniqueIterator",
     "UpdateBackends",
     "Weighted",
-    "background_service",
     "ketama_points",
     "run_checks",
     "select",

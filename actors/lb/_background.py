@@ -1,4 +1,4 @@
-"""The actor that runs a `LoadBalancer`, and `background_service`, which puts it in a server's tree.
+"""The actor that runs a `LoadBalancer`, and `LoadBalancerService`, which puts it in a server's tree.
 
 Rules:
 - `LoadBalancerActor` is the only writer of its load balancer's state. Its `on_start` runs discovery, then
@@ -10,9 +10,9 @@ Rules:
   backends because a file is broken); later it is logged and the last set is kept, as in Pingora.
 - A crash loses nothing requests need: the snapshot is on the `LoadBalancer`, and the restarted actor
   runs discovery and a health round again before it counts as started.
-- `background_service(name, lb)`: `Server.serve` starts services in the order they were added and waits
-  for each to start, so adding it before the proxy service opens the listeners only once the load balancer
-  is ready. (An explicit dependency between services is not there yet.)
+- `LoadBalancerService` is what `actors.background_service(name, lb)` returns for a load balancer. Its start
+  is the load balancer's readiness, so a proxy service added with `depends_on=[service]` opens its
+  listeners only once the first discovery and health round are done.
 """
 
 from __future__ import annotations
@@ -30,14 +30,13 @@ from ._backend import Backend
 from ._balancer import LoadBalancer
 
 __all__ = [
-    "BackgroundService",
     "LoadBalancerActor",
+    "LoadBalancerService",
     "RunHealthCheck",
     "SelectBackend",
     "SetEnable",
     "SweepEjections",
     "UpdateBackends",
-    "background_service",
 ]
 
 logger = logging.getLogger("actorproxy.lb")
@@ -135,8 +134,9 @@ class LoadBalancerActor(Actor):
             return False
 
 
-class BackgroundService:
-    """A load balancer run as a service of `supervisors.Server` (Pingora's `background_service`).
+class LoadBalancerService:
+    """A load balancer run as a service of `supervisors.Server` (what Pingora's `background_service` makes of
+    a `LoadBalancer`; not the `supervisors.BackgroundService` trait, which other background tasks implement).
 
     Args:
         name: the service name (its actor path under the server).
@@ -161,9 +161,4 @@ class BackgroundService:
         return ChildSpec(id=self.name, start=lambda: Supervisor([spec], intensity=10, period=10))
 
     def __repr__(self) -> str:
-        return f"<BackgroundService {self.name} {self.lb!r}>"
-
-
-def background_service(name: str, task: LoadBalancer) -> BackgroundService:
-    """Run `task` (a `LoadBalancer`) as a service named `name`; hand `bg.task()` to the proxy app."""
-    return BackgroundService(name, task)
+        return f"<LoadBalancerService {self.name} {self.lb!r}>"

@@ -42,7 +42,7 @@ failover = load("failover", "guide_example_failover")
 modify_response = load("modify_response", "guide_example_modify_response")
 multi_cluster = load("multi_cluster", "guide_example_multi_cluster")
 
-SCRIPTS = ["load_balancer", "gateway", "ctx", "failover", "modify_response", "multi_cluster"]
+SCRIPTS = ["load_balancer", "gateway", "ctx", "failover", "modify_response", "multi_cluster", "dns_discovery"]
 
 
 # -- load_balancer ---------------------------------------------------------------------------------------

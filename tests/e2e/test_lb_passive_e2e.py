@@ -15,13 +15,13 @@ import trio
 from upstream import Upstream
 
 from actorproxy import ActorSystem, Error, ErrorSource, ErrorType, HttpPeer, ProxyHttp, Session
+from actors import background_service
 from actors.lb import (
     Backend,
     LeastConnections,
     LoadBalancer,
     OutlierDetection,
     TcpHealthCheck,
-    background_service,
 )
 
 INTERVAL = 0.5

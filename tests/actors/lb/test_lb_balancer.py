@@ -15,6 +15,7 @@ import trio.lowlevel
 
 from actorproxy import ActorRef, ActorSystem
 from actors import LoadBalancer as PublicLoadBalancer
+from actors import background_service
 from actors.lb import (
     Backend,
     Backends,
@@ -30,7 +31,6 @@ from actors.lb import (
     Static,
     UpdateBackends,
     Weighted,
-    background_service,
 )
 from supervisors import Supervisor, which_children
 
