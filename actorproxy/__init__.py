@@ -5,7 +5,6 @@ dead letters and events. `supervisors` builds OTP supervision on it; `actors` bu
 """
 
 from ._actor import Actor
-from ._config import ServerConf
 from ._context import CLEANUP_TIMEOUT, ActorContext
 from ._deadletters import DeadLetter, DeadLetters
 from ._errors import (
@@ -28,6 +27,7 @@ from ._registry import Registry
 from ._statistics import ActorStatistics, TreeNode
 from ._system import ActorFactory, ActorSystem, open_actor_system
 from ._timers import Timers
+from .config import ServerConf
 from .http import (
     BodyChunk,
     Error,

@@ -1,9 +1,12 @@
 """`ListenerActor`: one endpoint's accept loop, handing each socket to the ConnectionSupervisor.
 
 Rules:
-- Binding happens in `on_start`, so a port in use fails the start and the supervisor sees it at once.
-- Accepting stops on a stop request (the listening socket closes in `on_stop`); connections already handed
-  over are the ConnectionSupervisor's to drain.
+- The listening socket is borrowed from the server's `ListenFds`: one bound before the event loop started
+  or handed over by the previous server on an upgrade is taken as it is; otherwise `on_start` binds it (a
+  port in use fails the start, and the supervisor sees it at once) and registers it there.
+- Accepting stops on a stop request; `on_stop` gives the socket back to `ListenFds`, which keeps it open for
+  a restarted listener while the server runs and closes it once the server drains. Connections already
+  handed over are the ConnectionSupervisor's to drain.
 - The accept loop never waits for a connection to start: it queues the start with the
   ConnectionSupervisor (waiting only when that mailbox is full: backpressure). A connection that cannot be
   started is closed; the accept loop goes on.
@@ -13,7 +16,9 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import ipaddress
 import logging
 import os
 import socket
@@ -26,7 +31,7 @@ import attrs
 import trio
 
 from actorproxy import Actor, ActorRef, ExitReason
-from supervisors import start_child_soon
+from supervisors import ListenFds, endpoint_key, start_child_soon
 
 from ._sockets import SocketStream
 
@@ -45,9 +50,13 @@ class Endpoint:
     permissions: int | None = None
     ssl_context: ssl.SSLContext | None = attrs.field(default=None, eq=False)
 
+    @property
+    def key(self) -> str:
+        """The bind key in `ListenFds`: "host:port" or "unix:/path"."""
+        return endpoint_key(self.host, self.port, self.path)
+
     def __str__(self) -> str:
-        where = f"unix:{self.path}" if self.path else f"{self.host}:{self.port}"
-        return f"{'tls://' if self.ssl_context else ''}{where}"
+        return f"{'tls://' if self.ssl_context else ''}{self.key}"
 
 
 # accept() errors that concern one aborted connection, not the listening socket (trio ignores the same).
@@ -59,23 +68,61 @@ RESOURCE_BACKOFF = 0.1
 ACCEPT_BATCH = 64
 
 
-async def _open(endpoint: Endpoint) -> socket.socket:
-    """Bind and listen; return the listening socket as a non-blocking stdlib socket."""
+# The kernel caps it at net.core.somaxconn; ask for as much as it allows, as trio does.
+LISTEN_BACKLOG = 0xFFFF
+
+
+def bind_endpoint(endpoint: Endpoint) -> socket.socket:
+    """Bind and listen on `endpoint`; return the listening socket, non-blocking.
+
+    Blocking only to resolve a host name; call it off the event loop unless the host is an IP literal.
+
+    Raises:
+        OSError: the address is in use, not local, or not allowed.
+    """
     if endpoint.path is not None:
         # A socket file left by a previous run would make bind fail.
-        await trio.Path(endpoint.path).unlink(missing_ok=True)
-        listening = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
-        await listening.bind(endpoint.path)
-        if endpoint.permissions is not None:
-            os.chmod(endpoint.path, endpoint.permissions)
-        listening.listen(1024)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(endpoint.path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(endpoint.path)
+            if endpoint.permissions is not None:
+                os.chmod(endpoint.path, endpoint.permissions)
+            sock.listen(LISTEN_BACKLOG)
+        except BaseException:
+            sock.close()
+            raise
     else:
-        [listener] = (await trio.open_tcp_listeners(endpoint.port, host=endpoint.host))[:1]
-        listening = listener.socket
-    family, kind, proto = listening.family, listening.type, listening.proto
-    sock = socket.socket(family, kind, proto, fileno=listening.detach())
+        family, kind, proto, _, address = socket.getaddrinfo(
+            endpoint.host, endpoint.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(LISTEN_BACKLOG)
+        except BaseException:
+            sock.close()
+            raise
     sock.setblocking(False)
     return sock
+
+
+def _is_ip_literal(host: str | None) -> bool:
+    try:
+        ipaddress.ip_address((host or "").partition("%")[0])
+    except ValueError:
+        return False
+    return True
+
+
+async def _open(endpoint: Endpoint) -> socket.socket:
+    if endpoint.path is not None or _is_ip_literal(endpoint.host):
+        return bind_endpoint(endpoint)
+    return await trio.to_thread.run_sync(bind_endpoint, endpoint)
 
 
 def _wrap(conn: socket.socket, ssl_context: ssl.SSLContext | None) -> trio.abc.Stream:
@@ -97,15 +144,29 @@ def _close_now(stream: trio.abc.Stream) -> None:
 
 
 class ListenerActor(Actor):
-    """Accepts on `endpoint` and starts a connection child per socket under `connections`."""
+    """Accepts on `endpoint` and starts a connection child per socket under `connections`.
+
+    Args:
+        endpoint: where to listen.
+        connections: the registered name of the ConnectionSupervisor.
+        on_bound: called with the bound address once listening.
+        listen_fds: where the socket is borrowed from and given back to; a private table that closes it on
+            stop when omitted.
+    """
 
     def __init__(
-        self, endpoint: Endpoint, connections: str, on_bound: Callable[[Any], object] | None = None
+        self,
+        endpoint: Endpoint,
+        connections: str,
+        on_bound: Callable[[Any], object] | None = None,
+        listen_fds: ListenFds | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.connections_name = connections
         self.on_bound = on_bound
+        self.listen_fds = listen_fds if listen_fds is not None else ListenFds(closing=True)
         self.socket: socket.socket | None = None
+        self._key = endpoint.key
         self.accepted = 0
 
     @property
@@ -115,8 +176,18 @@ class ListenerActor(Actor):
         return self.socket.getsockname()
 
     async def on_start(self) -> None:
-        self.socket = await _open(self.endpoint)
-        logger.info("listening on %s", self.endpoint)
+        fds = self.listen_fds
+        sock = fds.take(self._key)
+        if sock is None:
+            sock = await _open(self.endpoint)
+            if self.endpoint.path is None and self.endpoint.port == 0:
+                host, port = sock.getsockname()[:2]
+                self._key = endpoint_key(host, port, None)  # port 0 is never inherited: key the real one
+            fds.register(self._key, sock)
+            logger.info("listening on %s", self.endpoint)
+        else:
+            logger.info("listening on %s (inherited socket)", self.endpoint)
+        self.socket = sock
         if self.on_bound is not None:
             self.on_bound(self.address)
 
@@ -163,6 +234,5 @@ class ListenerActor(Actor):
     async def on_stop(self, reason: ExitReason) -> None:
         if self.socket is not None:
             trio.lowlevel.notify_closing(self.socket)
-            self.socket.close()
-        if self.endpoint.path is not None:
-            await trio.Path(self.endpoint.path).unlink(missing_ok=True)
+            self.listen_fds.release(self._key, self.socket)
+            self.socket = None

@@ -16,14 +16,18 @@ from functools import partial
 from typing import Any
 
 from actorproxy.http import ProxyHttp, select_codec
-from supervisors import ChildSpec, DynamicSupervisor, Restart, Strategy, Supervisor
+from supervisors import ChildSpec, DynamicSupervisor, ListenFds, Restart, Strategy, Supervisor
 
 from ._connection import DEFAULT_KEEPALIVE_TIMEOUT, ConnectionActor
 from ._engine import DEFAULT_MAX_RETRIES, ProxyCounters, ProxyRuntime
-from ._listener import Endpoint, ListenerActor
+from ._listener import Endpoint, ListenerActor, bind_endpoint
 from ._pool import DEFAULT_POOL_SIZE, ConnectionPool, PeerPoolActor
 
-__all__ = ["HttpProxyService", "http_proxy_service"]
+__all__ = ["DEFAULT_GRACE_PERIOD", "HttpProxyService", "http_proxy_service"]
+
+# Pingora's EXIT_TIMEOUT: how long a draining server waits for requests in flight when
+# `grace_period_seconds` is not set.
+DEFAULT_GRACE_PERIOD = 300.0
 
 SniCallback = Callable[[ssl.SSLSocket | ssl.SSLObject, str | None, ssl.SSLContext], Any]
 
@@ -52,6 +56,11 @@ class HttpProxyService:
         self.codec: str | None = None
         #: Requests, statuses, errors and crashes seen by this service (kept across restarts).
         self.counters = ProxyCounters()
+        #: The server's listening sockets (`Server` hands its table over); None: private to this service.
+        self.listen_fds: ListenFds | None = None
+        #: Seconds a request in flight may take to finish once the service drains (Pingora's
+        #: `grace_period_seconds`); then its connection is cancelled.
+        self.grace_period: float = _conf(conf, "grace_period_seconds", DEFAULT_GRACE_PERIOD)
 
     def __repr__(self) -> str:
         return f"<HttpProxyService {self.name} {[str(e) for e in self.endpoints]}>"
@@ -79,6 +88,24 @@ class HttpProxyService:
             context.sni_callback = sni_callback
         self.endpoints.append(Endpoint(host=host, port=port, ssl_context=context))
 
+    def use_listen_fds(self, fds: ListenFds) -> None:
+        """Borrow listening sockets from `fds` (the server's), and register those bound here."""
+        self.listen_fds = fds
+
+    def bind_listeners(self, fds: ListenFds) -> None:
+        """Bind every endpoint not in `fds` yet, now (before the event loop: workers inherit them).
+
+        Raises:
+            OSError: an address is in use or not allowed; the message names the endpoint.
+        """
+        for endpoint in self.endpoints:
+            if endpoint.key in fds or (endpoint.path is None and endpoint.port == 0):
+                continue
+            try:
+                fds.adopt({endpoint.key: bind_endpoint(endpoint)})
+            except OSError as exc:
+                raise OSError(exc.errno, f"{self.name}: cannot listen on {endpoint}: {exc.strerror}") from exc
+
     def runtime(self) -> ProxyRuntime:
         """What the service's connections share, built from the service's current settings."""
         return ProxyRuntime(
@@ -90,13 +117,14 @@ class HttpProxyService:
             keepalive_timeout=self.keepalive_timeout,
         )
 
-    def _listener(self, index: int, endpoint: Endpoint, connections: str) -> ListenerActor:
-        return ListenerActor(endpoint, connections, partial(self.bound.__setitem__, index))
+    def _listener(self, index: int, endpoint: Endpoint, connections: str, fds: ListenFds) -> ListenerActor:
+        return ListenerActor(endpoint, connections, partial(self.bound.__setitem__, index), fds)
 
     def child_spec(self) -> ChildSpec:
         """The service's subtree as a child of the server's root supervisor."""
         connections = f"{self.name}/connections"
         runtime = self.runtime()
+        fds = self.listen_fds if self.listen_fds is not None else ListenFds(closing=True)
 
         def build() -> Supervisor:
             children = [
@@ -109,12 +137,13 @@ class HttpProxyService:
                             id="conn",
                             start=partial(ConnectionActor, runtime=runtime),
                             restart=Restart.TEMPORARY,
+                            shutdown=self.grace_period,
                         )
                     ),
                 ),
             ]
             children += [
-                ChildSpec(id=f"listener-{n}", start=partial(self._listener, n, endpoint, connections))
+                ChildSpec(id=f"listener-{n}", start=partial(self._listener, n, endpoint, connections, fds))
                 for n, endpoint in enumerate(self.endpoints)
             ]
             return Supervisor(children, strategy=Strategy.REST_FOR_ONE, intensity=10, period=10)

@@ -20,6 +20,7 @@ from ._events import (
     SupervisorShutdown,
 )
 from ._intensity import RestartIntensity
+from ._listenfds import ListenFds, endpoint_key
 from ._messages import (
     ChildCounts,
     ChildInfo,
@@ -39,6 +40,7 @@ from ._server import Server, Service, ServiceDependencyError, ServiceHandle
 from ._signals import shutdown_on_signals
 from ._spec import BRUTAL, INFINITY, AutoShutdown, Backoff, ChildSpec, Restart, Strategy
 from ._supervisor import Supervisor
+from ._upgrade import UpgradeError, receive_listen_fds, send_listen_fds
 
 __all__ = [
     "BRUTAL",
@@ -58,6 +60,7 @@ __all__ = [
     "DynamicSupervisor",
     "Escalation",
     "GenBackgroundService",
+    "ListenFds",
     "Restart",
     "RestartFailed",
     "RestartIntensity",
@@ -74,9 +77,13 @@ __all__ = [
     "SupervisorEvent",
     "SupervisorShutdown",
     "SupervisorStatistics",
+    "UpgradeError",
     "count_children",
     "delete_child",
+    "endpoint_key",
+    "receive_listen_fds",
     "restart_child",
+    "send_listen_fds",
     "shutdown_on_signals",
     "start_child",
     "start_child_soon",

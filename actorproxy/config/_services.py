@@ -1,0 +1,195 @@
+"""The declarative proxy's front half: services, the addresses they listen on, and their routes.
+
+A service is what a proxy process runs: listeners accept connections, and each request goes to the first
+route whose conditions all hold (a route without conditions matches everything). The records only describe;
+building the running services from them happens outside this package.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
+
+import attrs
+
+from ._checks import DOC, DUMP, Check, Where, check_class, doc, each, each_item, non_empty, parsed_by
+from ._frozen import EMPTY, freeze_mapping
+from ._rules import HEADER_NAME, HEADER_VALUE, LISTEN_ADDRESS, NAME, NON_NEGATIVE, PATH, POSITIVE
+
+__all__ = ["HeaderEditsConf", "ListenerConf", "RouteConf", "ServiceConf", "TlsConf"]
+
+# A route's host: a name, or `*.` and a name for its subdomains; no port (the Host header's port is ignored).
+_ROUTE_HOST = re.compile(r"(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?")
+# The largest Unix file mode with no special bits: rwxrwxrwx.
+_MAX_MODE = 0o777
+
+
+def _route_host(value: str) -> None:
+    if not _ROUTE_HOST.fullmatch(value):
+        raise ValueError(f"not a host name (or *.name): {value!r}")
+
+
+def _path_prefix(value: str) -> None:
+    if not value.startswith("/"):
+        raise ValueError(f"a path prefix starts with '/', got {value!r}")
+
+
+def _octal(value: Any) -> Any:
+    # PyYAML reads YAML 1.1, where 0660 is octal but 0o660 (YAML 1.2's spelling) is a string.
+    if isinstance(value, str) and re.fullmatch(r"0o?[0-7]{1,4}", value):
+        return int(value.removeprefix("0o"), 8)
+    return value
+
+
+def _mode_rule(value: int) -> Iterator[tuple[Where, str]]:
+    if not 0 <= value <= _MAX_MODE:
+        yield None, f"expected a file mode in 0..0o777, got {value:#o}" if value >= 0 else ""
+
+
+def _dump_mode(value: int | None) -> str | None:
+    return None if value is None else f"{value:#o}"
+
+
+PERMISSIONS = Check(
+    "in 0..0o777",
+    _mode_rule,
+    {"minimum": 0, "maximum": _MAX_MODE},
+    alternative_schema={"type": "string", "pattern": "^0o?[0-7]{1,4}$"},
+    coerce=_octal,
+)
+
+
+@attrs.frozen(kw_only=True)
+class TlsConf:
+    """The certificate a TCP listener terminates TLS with."""
+
+    cert: str = attrs.field(validator=PATH, metadata=doc("Path of the certificate chain, PEM."))
+    key: str = attrs.field(validator=PATH, metadata=doc("Path of the private key, PEM."))
+
+
+@attrs.frozen(kw_only=True)
+class ListenerConf:
+    """One address a service accepts connections on: TCP (`address`, maybe with `tls`) or a Unix socket."""
+
+    __one_of__: ClassVar[tuple[str, ...]] = ("address", "path")
+
+    address: str | None = attrs.field(
+        default=None,
+        validator=LISTEN_ADDRESS,
+        metadata=doc("TCP address to listen on: host:port, [v6]:port; port 0 lets the OS pick."),
+    )
+    path: str | None = attrs.field(
+        default=None, validator=PATH, metadata=doc("Unix socket path to listen on.")
+    )
+    permissions: int | None = attrs.field(
+        default=None,
+        validator=PERMISSIONS,
+        metadata={
+            DOC: "File mode of the Unix socket, as 0o660 or 0660; null: as the umask leaves it.",
+            DUMP: _dump_mode,
+        },
+    )
+    tls: TlsConf | None = attrs.field(
+        default=None, metadata=doc("Terminate TLS on this TCP listener with this certificate and key.")
+    )
+
+    def __attrs_post_init__(self) -> None:
+        check_class(self)
+
+    def _problems(self) -> Iterator[tuple[str, str]]:
+        if self.tls is not None and self.address is None:
+            yield "tls", "only a TCP listener (with an address) takes tls"
+        if self.permissions is not None and self.path is None:
+            yield "permissions", "only a Unix socket listener (with a path) takes permissions"
+
+
+@attrs.frozen(kw_only=True)
+class HeaderEditsConf:
+    """Header changes applied to a message on its way through the proxy: removals first, then sets."""
+
+    set: Mapping[str, str] = attrs.field(
+        default=EMPTY,
+        converter=freeze_mapping,
+        hash=False,
+        validator=each_item(HEADER_NAME, HEADER_VALUE),
+        metadata=doc("Headers to set, each replacing every header of that name."),
+    )
+    remove: tuple[str, ...] = attrs.field(
+        default=(), validator=each(HEADER_NAME), metadata=doc("Names of headers to remove.")
+    )
+
+
+@attrs.frozen(kw_only=True)
+class RouteConf:
+    """Which requests go to which upstream cluster, and how they are handled on the way."""
+
+    host: str | None = attrs.field(
+        default=None,
+        validator=parsed_by(_route_host, pattern=_ROUTE_HOST.pattern),
+        metadata=doc("Match this Host (port ignored, any case); *.example.com matches its subdomains."),
+    )
+    path_prefix: str | None = attrs.field(
+        default=None,
+        validator=parsed_by(_path_prefix, pattern="^/"),
+        metadata=doc("Match request paths starting with this prefix."),
+    )
+    header: Mapping[str, str] = attrs.field(
+        default=EMPTY,
+        converter=freeze_mapping,
+        hash=False,
+        validator=each_item(HEADER_NAME, HEADER_VALUE),
+        metadata=doc("Match requests carrying each of these headers with exactly this value."),
+    )
+    upstream: str = attrs.field(validator=NAME, metadata=doc("Name of the upstream cluster to send to."))
+    request_headers: HeaderEditsConf = attrs.field(
+        factory=HeaderEditsConf, metadata=doc("Edits of the request before it goes upstream.")
+    )
+    response_headers: HeaderEditsConf = attrs.field(
+        factory=HeaderEditsConf, metadata=doc("Edits of the response before it goes back downstream.")
+    )
+    retries: int | None = attrs.field(
+        default=None,
+        validator=NON_NEGATIVE,
+        metadata=doc("Retries of a retry-able failure; null: up to the server's max_retries."),
+    )
+    connect_timeout: float | None = attrs.field(
+        default=None,
+        validator=POSITIVE,
+        metadata=doc("Seconds to open the upstream connection; null: no limit."),
+    )
+    read_timeout: float | None = attrs.field(
+        default=None,
+        validator=POSITIVE,
+        metadata=doc("Seconds each read from the upstream may wait; null: no limit."),
+    )
+    write_timeout: float | None = attrs.field(
+        default=None,
+        validator=POSITIVE,
+        metadata=doc("Seconds each write to the upstream may take; null: no limit."),
+    )
+    total_timeout: float | None = attrs.field(
+        default=None,
+        validator=POSITIVE,
+        metadata=doc(
+            "Seconds to open the upstream connection including the TLS handshake (Pingora's"
+            " total_connection_timeout); null: no limit."
+        ),
+    )
+
+
+@attrs.frozen(kw_only=True)
+class ServiceConf:
+    """A proxy service: where it listens and how it routes."""
+
+    name: str = attrs.field(validator=NAME, metadata=doc("The service's name, unique among services."))
+    listeners: tuple[ListenerConf, ...] = attrs.field(
+        validator=non_empty("listener"), metadata=doc("Where the service accepts connections.")
+    )
+    routes: tuple[RouteConf, ...] = attrs.field(
+        validator=non_empty("route"), metadata=doc("Routes tried in order; the first that matches is taken.")
+    )
+
+
+for _cls in (TlsConf, ListenerConf, HeaderEditsConf, RouteConf, ServiceConf):
+    attrs.resolve_types(_cls)
