@@ -225,6 +225,12 @@ class ActorSystem:
             await context.terminate(grace)
             self._top.pop(context, None)
 
+    def cancel(self) -> None:
+        """Cancel every actor at once, with no stop request (what leaving `open_actor_system` by a
+        BaseException does); for a drain that has run out of time. Idempotent."""
+        self._closing = True
+        self._nursery.cancel_scope.cancel()
+
     # -- introspection -------------------------------------------------------------------------------------
 
     def tree(self) -> tuple[TreeNode, ...]:

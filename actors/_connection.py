@@ -3,8 +3,10 @@
 Rules:
 - The actor runs its own loop (`run`), not a mailbox loop: read a request head, run the phases, repeat
   while keep-alive holds. Between requests the wait for the next head is bounded by the keep-alive idle
-  timeout and interrupted by a stop request (shutdown ends idle connections at once, and lets the request in
-  flight finish with keep-alive turned off).
+  timeout. A stop request (the server drains) lets the request in flight finish with keep-alive turned off
+  (when its response head is not out yet), and gives an idle connection, or one whose last response already
+  promised keep-alive, `DRAIN_LINGER` seconds for one more request, answered with `Connection: close`:
+  closing at once would race with a client already sending on it, which would see its request fail.
 - A crash (a bug in our code) answers 500 if no response has started, closes the socket, and then
   propagates to the ConnectionSupervisor, which counts it. Other connections never notice.
 """
@@ -22,12 +24,14 @@ from actorproxy.http import Error, ResponseHeader, ServerConnection, Session
 
 from ._engine import ProxyRuntime, serve_request
 
-__all__ = ["DEFAULT_KEEPALIVE_TIMEOUT", "ConnectionActor"]
+__all__ = ["DEFAULT_KEEPALIVE_TIMEOUT", "DRAIN_LINGER", "ConnectionActor"]
 
 logger = logging.getLogger("actorproxy.proxy")
 
 # Pingora's downstream keep-alive idle timeout.
 DEFAULT_KEEPALIVE_TIMEOUT = 60.0
+# How long a draining server waits for one more request on an idle keep-alive connection.
+DRAIN_LINGER = 1.0
 
 
 class ConnectionActor(Actor):
@@ -74,11 +78,9 @@ class ConnectionActor(Actor):
                     keepalive_timeout=self.runtime.keepalive_timeout,
                 )
                 await serve_request(self.runtime, session)
-                if (
-                    self.context.stop_requested
-                    or not downstream.keepalive
-                    or not downstream.start_next_cycle()
-                ):
+                # A response that went out keep-alive before a stop request promised the client another
+                # turn: the next wait lingers, and that request is answered with `Connection: close`.
+                if not downstream.keepalive or not downstream.start_next_cycle():
                     return
                 await trio.lowlevel.checkpoint()  # streams yield only when they wait (actors._sockets)
         except Error as exc:
@@ -90,9 +92,10 @@ class ConnectionActor(Actor):
 
     async def _next_request(self) -> Any:
         """The next request head, or None when the connection should end (EOF, idle timeout, stop)."""
-        if self.context.stop_requested:
-            return None
         timeout = self.runtime.keepalive_timeout if self.requests else None
+        if self.context.stop_requested:
+            # Accepted just before the drain began: its first request is on its way.
+            timeout = DRAIN_LINGER if timeout is None else min(timeout, DRAIN_LINGER)
         # One scope per wait, cancelled by the keep-alive deadline or by a stop request (on_stop_request).
         scope = self._idle = trio.CancelScope()
         if timeout is not None:
@@ -103,9 +106,13 @@ class ConnectionActor(Actor):
         return None if scope.cancelled_caught else header
 
     def on_stop_request(self) -> None:
-        # Shutdown ends a connection waiting for its next request at once; one in a request finishes it.
-        if self._idle is not None:
-            self._idle.cancel()
+        # A connection waiting for its next request gets a last chance to send it; one in a request
+        # finishes it (with keep-alive off).
+        idle = self._idle
+        if idle is not None:
+            idle.deadline = min(idle.deadline, trio.current_time() + DRAIN_LINGER)
+        elif self.downstream.response_header is None:
+            self.downstream.set_keepalive(False)  # the response still to come says `Connection: close`
 
     async def _answer_crash(self) -> None:
         if self.downstream.response_header is None:

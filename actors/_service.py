@@ -10,24 +10,35 @@ The subtree (rest_for_one, so what depends on a crashed actor restarts after it)
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from actorproxy import ActorSystem
 from actorproxy.http import ProxyHttp, select_codec
-from supervisors import ChildSpec, DynamicSupervisor, ListenFds, Restart, Strategy, Supervisor
+from supervisors import (
+    DEFAULT_GRACE_PERIOD,
+    ChildSpec,
+    DynamicSupervisor,
+    ListenFds,
+    Restart,
+    Strategy,
+    Supervisor,
+    terminate_child,
+    which_children,
+)
 
 from ._connection import DEFAULT_KEEPALIVE_TIMEOUT, ConnectionActor
 from ._engine import DEFAULT_MAX_RETRIES, ProxyCounters, ProxyRuntime
 from ._listener import Endpoint, ListenerActor, bind_endpoint
 from ._pool import DEFAULT_POOL_SIZE, ConnectionPool, PeerPoolActor
 
-__all__ = ["DEFAULT_GRACE_PERIOD", "HttpProxyService", "http_proxy_service"]
+__all__ = ["HttpProxyService", "http_proxy_service"]
 
-# Pingora's EXIT_TIMEOUT: how long a draining server waits for requests in flight when
-# `grace_period_seconds` is not set.
-DEFAULT_GRACE_PERIOD = 300.0
+logger = logging.getLogger("actorproxy.proxy")
+
 
 SniCallback = Callable[[ssl.SSLSocket | ssl.SSLObject, str | None, ssl.SSLContext], Any]
 
@@ -99,12 +110,30 @@ class HttpProxyService:
             OSError: an address is in use or not allowed; the message names the endpoint.
         """
         for endpoint in self.endpoints:
-            if endpoint.key in fds or (endpoint.path is None and endpoint.port == 0):
-                continue
+            if endpoint.key in fds:
+                continue  # handed over by the previous server, or a second "host:0" (bound at start)
             try:
                 fds.adopt({endpoint.key: bind_endpoint(endpoint)})
             except OSError as exc:
                 raise OSError(exc.errno, f"{self.name}: cannot listen on {endpoint}: {exc.strerror}") from exc
+
+    async def begin_drain(self, system: ActorSystem) -> None:
+        """Stop every listener (they stay stopped) and ask every connection to finish: requests in flight
+        complete with keep-alive off, idle connections get a last request (`DRAIN_LINGER`)."""
+        supervisor = system.whereis(self.name)
+        if supervisor is None:
+            return
+        for index in range(len(self.endpoints)):
+            try:
+                await terminate_child(supervisor, f"listener-{index}")
+            except Exception as exc:  # the supervisor is stopping, or already stopped, that child
+                logger.debug("%s: listener-%d: %r", self.name, index, exc)
+        connections = system.whereis(f"{self.name}/connections")
+        children = [] if connections is None else await which_children(connections)
+        for child in children:
+            if child.ref is not None:
+                child.ref.request_stop()
+        logger.info("%s: stopped accepting; %d connections finishing", self.name, len(children))
 
     def runtime(self) -> ProxyRuntime:
         """What the service's connections share, built from the service's current settings."""

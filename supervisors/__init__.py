@@ -7,6 +7,7 @@ from ._background import (
     ServiceReadyNotifier,
     ShutdownWatch,
 )
+from ._daemon import daemonize, drop_privileges, write_pid_file
 from ._dynamic import DynamicSupervisor
 from ._events import (
     ChildCrashed,
@@ -36,14 +37,18 @@ from ._messages import (
     terminate_child,
     which_children,
 )
-from ._server import Server, Service, ServiceDependencyError, ServiceHandle
+from ._server import DEFAULT_GRACE_PERIOD, DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT, Server
+from ._services import ListeningService, Service, ServiceDependencyError, ServiceHandle
 from ._signals import shutdown_on_signals
 from ._spec import BRUTAL, INFINITY, AutoShutdown, Backoff, ChildSpec, Restart, Strategy
 from ._supervisor import Supervisor
 from ._upgrade import UpgradeError, receive_listen_fds, send_listen_fds
+from ._workers import WorkerPool
 
 __all__ = [
     "BRUTAL",
+    "DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT",
+    "DEFAULT_GRACE_PERIOD",
     "INFINITY",
     "AutoShutdown",
     "BackgroundService",
@@ -61,6 +66,7 @@ __all__ = [
     "Escalation",
     "GenBackgroundService",
     "ListenFds",
+    "ListeningService",
     "Restart",
     "RestartFailed",
     "RestartIntensity",
@@ -78,8 +84,11 @@ __all__ = [
     "SupervisorShutdown",
     "SupervisorStatistics",
     "UpgradeError",
+    "WorkerPool",
     "count_children",
+    "daemonize",
     "delete_child",
+    "drop_privileges",
     "endpoint_key",
     "receive_listen_fds",
     "restart_child",
@@ -90,4 +99,5 @@ __all__ = [
     "supervisor_statistics",
     "terminate_child",
     "which_children",
+    "write_pid_file",
 ]

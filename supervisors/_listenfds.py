@@ -89,6 +89,10 @@ class ListenFds:
         else:
             self._idle[key] = sock
 
+    def addresses(self) -> dict[str, object]:
+        """Every open socket's bound address by key."""
+        return {key: sock.getsockname() for key, sock in (self._idle | self._lent).items()}
+
     def fds(self) -> dict[str, int]:
         """Every open socket's descriptor by key (what a handover sends)."""
         return {key: sock.fileno() for key, sock in (self._idle | self._lent).items()}
