@@ -292,10 +292,14 @@ class Server:
         except OSError as exc:
             print(f"actorproxy: {exc}", file=sys.stderr)
             raise SystemExit(1) from None
-        if conf.daemon:
-            daemonize(error_log=conf.error_log, working_directory=conf.working_directory)
-            write_pid_file(conf.pid_file)
-        drop_privileges(conf.user, conf.group)
+        try:
+            if conf.daemon:
+                daemonize(error_log=conf.error_log, working_directory=conf.working_directory)
+                write_pid_file(conf.pid_file)
+            drop_privileges(conf.user, conf.group)
+        except (OSError, ValueError) as exc:
+            print(f"actorproxy: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None
         if conf.threads > 1:
             pool = WorkerPool(
                 conf.threads,
