@@ -18,6 +18,7 @@ from ._pool import (
     get_pool_statistics,
 )
 from ._service import HttpProxyService, http_proxy_service
+from .declared import DeclaredProxy, DeclaredProxyHandle, build_proxy
 from .lb import (
     Backend,
     Backends,
@@ -45,6 +46,8 @@ __all__ = [
     "ConnectionActor",
     "ConnectionPool",
     "Consistent",
+    "DeclaredProxy",
+    "DeclaredProxyHandle",
     "DnsDiscovery",
     "Endpoint",
     "FNVHash",
@@ -67,6 +70,7 @@ __all__ = [
     "Static",
     "TcpHealthCheck",
     "background_service",
+    "build_proxy",
     "connect_peer",
     "get_pool_statistics",
     "http_proxy_service",

@@ -78,12 +78,12 @@ class ServerConf:
     )
     daemon: bool = attrs.field(default=False, metadata=doc("Run in the background."))
     error_log: str | None = attrs.field(
-        default=None, metadata=doc("File the error log goes to when running as a daemon; null: stderr.")
+        default=None, metadata=doc("File stdout and stderr go to in daemon mode (appended); null: discarded.")
     )
     pid_file: str = attrs.field(
         default=DEFAULT_PID_FILE,
         metadata=doc(
-            "File the process id is written to when running as a daemon (Pingora: /tmp/pingora.pid)."
+            "File the daemon writes its process id to, removed when it exits (Pingora: /tmp/pingora.pid)."
         ),
     )
     upgrade_sock: str = attrs.field(
@@ -93,16 +93,33 @@ class ServerConf:
             " (Pingora: /tmp/pingora_upgrade.sock)."
         ),
     )
-    user: str | None = attrs.field(default=None, metadata=doc("User to switch to after daemonizing."))
-    group: str | None = attrs.field(default=None, metadata=doc("Group to switch to after daemonizing."))
+    user: str | None = attrs.field(
+        default=None, metadata=doc("User (name or id) to switch to once the listeners are bound.")
+    )
+    group: str | None = attrs.field(
+        default=None, metadata=doc("Group (name or id) to switch to once the listeners are bound.")
+    )
     working_directory: str | None = attrs.field(
         default=None, metadata=doc("Directory to change to after daemonizing; null: stay.")
     )
-    threads: int = attrs.field(default=1, validator=at_least(1), metadata=doc("Worker threads per service."))
+    threads: int = attrs.field(
+        default=1,
+        validator=at_least(1),
+        metadata=doc(
+            "Worker processes (Python runs one thread of code at a time per process): 1 serves in the"
+            " server's process; N > 1 forks N workers sharing the listening sockets under a master."
+        ),
+    )
     listener_tasks_per_fd: int = attrs.field(
         default=1, validator=at_least(1), metadata=doc("Accept loops per listening socket.")
     )
-    work_stealing: bool = attrs.field(default=True, metadata=doc("Let a service's threads share work."))
+    work_stealing: bool = attrs.field(
+        default=True,
+        metadata=doc(
+            "Pingora: a service's threads take each other's tasks. No effect here: a connection stays in"
+            " the worker process that accepted it; the shared accept queue spreads new ones."
+        ),
+    )
     ca_file: str | None = attrs.field(
         default=None,
         metadata=doc("CA bundle that upstream certificates are checked against; null: the system's."),
@@ -111,13 +128,14 @@ class ServerConf:
         default=None,
         validator=NON_NEGATIVE,
         metadata=doc(
-            "Seconds between the shutdown signal and the final shutdown step; null: the server's default."
+            "Seconds requests in flight get to finish after SIGTERM or SIGQUIT before they are cancelled;"
+            " null: 300 (Pingora's)."
         ),
     )
     graceful_shutdown_timeout_seconds: float | None = attrs.field(
         default=None,
         validator=NON_NEGATIVE,
-        metadata=doc("Seconds the final shutdown step may take; null: the server's default."),
+        metadata=doc("Seconds the cancellation after the grace period may take; null: 5 (Pingora's)."),
     )
     client_bind_to_ipv4: tuple[str, ...] = attrs.field(
         default=(), validator=_ipv(4), metadata=doc("Source IPv4 addresses for connections to upstreams.")
