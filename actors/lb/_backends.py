@@ -248,6 +248,7 @@ class Backends:
         backends = sorted_backends(self._backends)
         verdicts: dict[Backend, bool] = {}
         before = self._version
+        started = trio.current_time()
         try:
             return await run_checks(check, backends, tracker, parallel=parallel, verdicts=verdicts)
         finally:
@@ -259,7 +260,7 @@ class Backends:
             if outliers is not None and outliers.config.uneject_on_active_success:
                 now = trio.current_time()
                 for backend, ok in verdicts.items():
-                    if ok and outliers.uneject(backend, now):
+                    if ok and outliers.uneject(backend, now, probed_at=started):
                         self._set(backend, ejected=False)
                         logger.info("%r is back: an active health check passed", backend)
             if self._version != before:

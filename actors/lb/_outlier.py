@@ -13,9 +13,10 @@ Rules:
 - At most `max_ejection_percent` of the backends are out at once, rounded down but at least one, and never
   all of them: a cluster of one is never ejected (a request to a doubtful backend beats a certain 502).
   An ejection over the cap does not happen; the streak goes on, so the next failure asks again.
-- An ejected backend returns when its time is up (`sweep`) or when an active health check passes
-  (`uneject`). Each whole `base_ejection_time` it then stays in without being ejected again takes one off
-  its ejection count, so the cool-down shrinks back after the backend recovers.
+- An ejected backend returns when its time is up (`sweep`) or when an active health check that started
+  after the ejection passes (`uneject`; one that started before saw the backend before it failed). Each
+  whole `base_ejection_time` it then stays in without being ejected again takes one off its ejection
+  count, so the cool-down shrinks back after the backend recovers.
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ class _Record:
     failures: int = 0
     ejections: int = 0
     ejected_until: float | None = None
+    ejected_at: float = 0.0
     # When the backend last came back, or last had its ejection count decreased.
     back_since: float = 0.0
 
@@ -158,6 +160,7 @@ class OutlierTracker:
         record.ejections += 1
         config = self.config
         cool_down = min(config.base_ejection_time * record.ejections, config.max_ejection_time)
+        record.ejected_at = now
         record.ejected_until = now + cool_down
         return True
 
@@ -201,10 +204,17 @@ class OutlierTracker:
                 del self._records[backend]
         return returned
 
-    def uneject(self, backend: Backend, now: float) -> bool:
-        """Bring `backend` back before its time (an active check passed); True when it was out."""
+    def uneject(self, backend: Backend, now: float, *, probed_at: float | None = None) -> bool:
+        """Bring `backend` back before its time (an active check passed); True when it was out.
+
+        Args:
+            probed_at: when the passing probe started; a probe that started before the ejection saw the
+                backend before it failed, and brings nothing back.
+        """
         record = self._records.get(backend)
         if record is None or record.ejected_until is None:
+            return False
+        if probed_at is not None and probed_at < record.ejected_at:
             return False
         record.ejected_until = None
         record.failures = 0

@@ -281,3 +281,30 @@ def test_power_of_two_choices_reads_the_balancers_counts() -> None:
     )
     lb.begin(B[0])
     assert picks(lb, 20) == Counter({B[1]: 20})
+
+
+async def test_a_check_that_started_before_the_ejection_does_not_end_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    gate = trio.Event()
+
+    @attrs.define
+    class Slow:
+        consecutive_success: int = 1
+        consecutive_failure: int = 1
+        health_changed: Any = None
+
+        async def check(self, backend: Backend) -> None:
+            await gate.wait()  # the probe connected before the backend died; its verdict comes late
+
+    lb = balancer()
+    lb.set_health_check(Slow())
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(lb.run_health_check)
+        await trio.sleep(1.0)
+        fail(lb, B[2], 3)
+        assert not lb.ready(B[2])
+        gate.set()
+    assert not lb.ready(B[2])
+    await lb.run_health_check()  # a round that starts after the ejection may end it
+    assert lb.ready(B[2])
