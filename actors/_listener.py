@@ -10,6 +10,9 @@ Rules:
 - The accept loop never waits for a connection to start: it queues the start with the
   ConnectionSupervisor (waiting only when that mailbox is full: backpressure). A connection that cannot be
   started is closed; the accept loop goes on.
+- Connection limits: at `max_connections` connections open at once, the listener stops accepting until one
+  closes (new connections wait in the kernel's backlog: none is refused for it); a client address that
+  already has `max_connections_per_client` open gets a `503` and its connection closed at once.
 - Each accepted socket becomes a `SocketStream` (syscall first, wait only when it would block; see
   `actors._sockets`), with TLS layered over it as a `trio.SSLStream` here, not by a `trio.SSLListener`.
 """
@@ -40,6 +43,67 @@ __all__ = ["Endpoint", "ListenerActor"]
 logger = logging.getLogger("actorproxy.proxy")
 
 
+def _limit(instance: object, attribute: attrs.Attribute[int | None], value: int | None) -> None:
+    if value is not None and (type(value) is not int or value < 1):
+        raise ValueError(f"{attribute.name}: must be an int >= 1 or None, got {value!r}")
+
+
+# What a client over its per-address limit reads before its connection closes.
+_TOO_MANY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
+)
+
+
+class ConnectionSlots:
+    """How many connections one listener has open, in all and per client address."""
+
+    __slots__ = ("_room", "active", "by_client", "limit", "per_client")
+
+    def __init__(self, limit: int | None, per_client: int | None) -> None:
+        self.limit = limit
+        self.per_client = per_client
+        self.active = 0
+        self.by_client: dict[object, int] = {}
+        self._room = trio.Event()
+
+    @property
+    def full(self) -> bool:
+        return self.limit is not None and self.active >= self.limit
+
+    async def wait_for_room(self) -> None:
+        while self.full:
+            await self._room.wait()
+
+    def admit(self, client: object) -> bool:
+        """Take a slot for a connection from `client`; False when that address has too many already."""
+        if self.per_client is not None:
+            count = self.by_client.get(client, 0)
+            if count >= self.per_client:
+                return False
+            self.by_client[client] = count + 1
+        self.active += 1
+        return True
+
+    def release(self, client: object) -> None:
+        self.active -= 1
+        if self.per_client is not None:
+            left = self.by_client.get(client, 1) - 1
+            if left:
+                self.by_client[client] = left
+            else:
+                self.by_client.pop(client, None)
+        room, self._room = self._room, trio.Event()
+        room.set()
+
+
+def _refuse_now(conn: socket.socket) -> None:
+    """Tell a client over its limit (best effort, never waiting), then close."""
+    with contextlib.suppress(OSError):
+        conn.setblocking(False)
+        conn.send(_TOO_MANY)
+    conn.close()
+
+
 @attrs.frozen(kw_only=True)
 class Endpoint:
     """Where a service listens: a TCP address, a Unix socket path, optionally TLS."""
@@ -49,6 +113,10 @@ class Endpoint:
     path: str | None = None
     permissions: int | None = None
     ssl_context: ssl.SSLContext | None = attrs.field(default=None, eq=False)
+    #: Connections open at once through this endpoint; None: no limit.
+    max_connections: int | None = attrs.field(default=None, validator=_limit)
+    #: Connections open at once from one client address; None: no limit.
+    max_connections_per_client: int | None = attrs.field(default=None, validator=_limit)
 
     @property
     def key(self) -> str:
@@ -125,8 +193,11 @@ async def _open(endpoint: Endpoint) -> socket.socket:
     return await trio.to_thread.run_sync(bind_endpoint, endpoint)
 
 
-def _wrap(conn: socket.socket, ssl_context: ssl.SSLContext | None) -> trio.abc.Stream:
+def _wrap(
+    conn: socket.socket, ssl_context: ssl.SSLContext | None, on_close: Callable[[], object] | None = None
+) -> trio.abc.Stream:
     stream = SocketStream(conn)
+    stream.on_close = on_close
     if ssl_context is None:
         return stream
     # As trio.SSLListener would; the handshake happens on the connection's first read or write.
@@ -168,6 +239,9 @@ class ListenerActor(Actor):
         self.socket: socket.socket | None = None
         self._key = endpoint.key
         self.accepted = 0
+        #: Connections refused for their client address's limit.
+        self.refused = 0
+        self.slots = ConnectionSlots(endpoint.max_connections, endpoint.max_connections_per_client)
 
     @property
     def address(self) -> Any:
@@ -198,13 +272,17 @@ class ListenerActor(Actor):
         connections: ActorRef | None = self.system.whereis(self.connections_name)
         if connections is None:
             raise RuntimeError(f"no connection supervisor named {self.connections_name!r}")
+        slots = self.slots
+        limited = slots.limit is not None or slots.per_client is not None
         in_a_row = 0
         with self.context.cancel_on_stop():
             while True:
+                if slots.full:
+                    await slots.wait_for_room()  # connections wait in the kernel's backlog meanwhile
                 # Drain the backlog without a schedule point per connection (trio's accept() yields even
                 # when a connection is waiting): a burst of N connections costs one pass, not N.
                 try:
-                    conn, _ = sock.accept()
+                    conn, address = sock.accept()
                 except BlockingIOError:
                     in_a_row = 0
                     await trio.lowlevel.wait_readable(sock)
@@ -213,7 +291,15 @@ class ListenerActor(Actor):
                     await self._accept_failed(exc)
                     continue
                 self.accepted += 1
-                stream = _wrap(conn, ssl_context)
+                release: Callable[[], object] | None = None
+                if limited:
+                    client = address[0] if isinstance(address, tuple) else address
+                    if not slots.admit(client):
+                        self.refused += 1
+                        _refuse_now(conn)
+                        continue
+                    release = partial(slots.release, client)
+                stream = _wrap(conn, ssl_context, release)
                 # Queue the decision and go straight back to accepting: the connection starts when the
                 # ConnectionSupervisor gets to it (waiting here only while its mailbox is full).
                 await start_child_soon(connections, stream, on_refused=partial(_close_now, stream))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Callable
 from typing import overload
 
 import trio
@@ -73,6 +74,8 @@ class SocketStream(trio.abc.HalfCloseableStream):
         self._sending = False
         # Operations in a row that did not wait (see YIELD_EVERY).
         self._unyielded = 0
+        #: Called once when the stream closes (a listener's connection slot is given back).
+        self.on_close: Callable[[], object] | None = None
         if configure and sock.family in (socket.AF_INET, socket.AF_INET6):
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
@@ -227,6 +230,9 @@ class SocketStream(trio.abc.HalfCloseableStream):
             # notify_closing before close, with no checkpoint in between (trio.lowlevel.notify_closing).
             trio.lowlevel.notify_closing(sock)
         sock.close()
+        on_close, self.on_close = self.on_close, None
+        if on_close is not None:
+            on_close()
 
     async def aclose(self) -> None:
         """Close the socket (see `close_nowait`), then checkpoint; idempotent."""
