@@ -193,6 +193,10 @@ class Server:
         """
         order = self.start_order()
         fds = self.listen_fds
+        blocking = self.configuration.max_blocking_threads
+        if blocking is not None:
+            # File reads, host-name lookups and other blocking calls run in trio's worker threads.
+            trio.to_thread.current_default_thread_limiter().total_tokens = blocking
         for service in order:
             if isinstance(service, ListeningService):
                 service.use_listen_fds(fds)
