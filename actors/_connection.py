@@ -9,6 +9,13 @@ Rules:
   closing at once would race with a client already sending on it, which would see its request fail.
 - A crash (a bug in our code) answers 500 if no response has started, closes the socket, and then
   propagates to the ConnectionSupervisor, which counts it. Other connections never notice.
+- Requests are read with the service's `HttpLimits`, through the codec's strict checks. A head they refuse
+  is answered with its status (400, 414, 417, 431, 501, 505, ...), `Connection: close`, and the connection
+  ends: nothing of it, or of what follows it on the connection, reaches the phases or an upstream.
+- A connection that ends with client bytes left unread (a refused head, a body not read) is closed the way
+  nginx's lingering close does it: the write side first (the answer is followed by a FIN), then what the
+  client still sends is read and dropped for up to `LINGER_TIMEOUT` seconds, so that closing with unread
+  data does not reset the connection and destroy the answer before the client reads it.
 """
 
 from __future__ import annotations
@@ -20,11 +27,11 @@ from typing import Any
 import trio
 
 from actorproxy import Actor, ExitReason
-from actorproxy.http import Error, ResponseHeader, ServerConnection, Session
+from actorproxy.http import Error, ProtocolError, ResponseHeader, ServerConnection, Session, status_for
 
 from ._engine import ProxyRuntime, serve_request
 
-__all__ = ["DEFAULT_KEEPALIVE_TIMEOUT", "DRAIN_LINGER", "ConnectionActor"]
+__all__ = ["DEFAULT_KEEPALIVE_TIMEOUT", "DRAIN_LINGER", "LINGER_TIMEOUT", "ConnectionActor"]
 
 logger = logging.getLogger("actorproxy.proxy")
 
@@ -32,6 +39,13 @@ logger = logging.getLogger("actorproxy.proxy")
 DEFAULT_KEEPALIVE_TIMEOUT = 60.0
 # How long a draining server waits for one more request on an idle keep-alive connection.
 DRAIN_LINGER = 1.0
+# How long a connection closed with client bytes unread keeps reading (and dropping) them after its last
+# answer, and how many bytes at most: nginx's `lingering_timeout` is 5 s and `lingering_time` 30 s; a client
+# that reads its answer closes at once, so 2 s only holds a socket from one that does not.
+LINGER_TIMEOUT = 2.0
+LINGER_MAX_BYTES = 1 << 20
+# How long the answer to a refused head may take to write: a client that does not read loses it.
+REJECT_WRITE_TIMEOUT = 5.0
 
 
 class ConnectionActor(Actor):
@@ -43,7 +57,7 @@ class ConnectionActor(Actor):
     def __init__(self, stream: trio.abc.Stream, runtime: ProxyRuntime) -> None:
         self.stream = stream
         self.runtime = runtime
-        self.downstream: ServerConnection = runtime.codec.server(stream)
+        self.downstream: ServerConnection = runtime.codec.server(stream, limits=runtime.limits)
         self.requests = 0
         self._idle: trio.CancelScope | None = None
 
@@ -64,7 +78,11 @@ class ConnectionActor(Actor):
         downstream = self.downstream
         try:
             while True:
-                header = await self._next_request()
+                try:
+                    header = await self._next_request()
+                except ProtocolError as exc:
+                    await self._reject(exc, client_addr)
+                    return
                 if header is None:
                     return
                 self.requests += 1
@@ -81,6 +99,8 @@ class ConnectionActor(Actor):
                 # A response that went out keep-alive before a stop request promised the client another
                 # turn: the next wait lingers, and that request is answered with `Connection: close`.
                 if not downstream.keepalive or not downstream.start_next_cycle():
+                    if not downstream.body_done:
+                        await self._linger()
                     return
                 await trio.lowlevel.checkpoint()  # streams yield only when they wait (actors._sockets)
         except Error as exc:
@@ -104,6 +124,42 @@ class ConnectionActor(Actor):
             header = await self.downstream.read_request()
         self._idle = None
         return None if scope.cancelled_caught else header
+
+    async def _reject(self, error: ProtocolError, client_addr: Any) -> None:
+        """Answer a head the strict checks refused with its status and `Connection: close`, then close."""
+        self.runtime.counters.rejected += 1
+        logger.debug("request from %s refused: %s", client_addr, error)
+        downstream = self.downstream
+        status = status_for(error)
+        if status is None or downstream.response_started:
+            return
+        header = ResponseHeader.build(status)
+        header.insert_header("Content-Length", "0")
+        header.insert_header("Cache-Control", "private, no-store")
+        downstream.set_keepalive(False)  # the answer says `Connection: close`
+        try:
+            with trio.fail_after(REJECT_WRITE_TIMEOUT):
+                await downstream.write_response(header, end=True)
+        except (Error, trio.TooSlowError):
+            return  # the client is gone, or does not read: nothing left to say
+        await self._linger()
+
+    async def _linger(self) -> None:
+        """Close the write side, then read and drop what the client still sends, for a bounded time."""
+        stream = self.stream
+        if not isinstance(stream, trio.abc.HalfCloseableStream):
+            return  # TLS has no half-close: its close_notify follows the answer
+        with (
+            trio.move_on_after(LINGER_TIMEOUT),
+            contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError),
+        ):
+            await stream.send_eof()
+            dropped = 0
+            while dropped < LINGER_MAX_BYTES:
+                data = await stream.receive_some(65536)
+                if not data:
+                    return
+                dropped += len(data)
 
     def on_stop_request(self) -> None:
         # A connection waiting for its next request gets a last chance to send it; one in a request

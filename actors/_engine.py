@@ -18,6 +18,15 @@ Rules:
 - Bodies stream in both directions at once: the request body is pumped upstream while the response is read.
   The two pumps live and die with the request (a request-scoped nursery: the request is the unit of
   structured concurrency here); no chunk travels through a mailbox.
+- A request body the client frames badly (a bad chunk, a body over the limit) fails the exchange as a
+  downstream error: the upstream connection, which has the head and part of the body, is aborted, never
+  pooled or retried, so nothing after the bad bytes reaches an upstream; the client gets the error's status
+  if no response has started, and its connection closes.
+- What goes upstream (`Forwarding`, see `actorproxy.http._forward`): the connection's own fields are removed
+  (hop-by-hop, and those the Connection field names, except the framing and Host); Via is added to the
+  request and to the response; X-Forwarded-For / -Proto / -Host when the service asks for them; a TRACE or
+  OPTIONS is answered here when its Max-Forwards is 0 (TRACE is refused unless allowed), and its
+  Max-Forwards decremented otherwise. All of it happens before the user's filters see the head.
 """
 
 from __future__ import annotations
@@ -29,12 +38,15 @@ import attrs
 import trio
 
 from actorproxy.http import (
+    DEFAULT_LIMITS,
     BodyChunk,
     ClientConnection,
     Codec,
     Error,
     ErrorSource,
     ErrorType,
+    Forwarding,
+    HttpLimits,
     HttpPeer,
     ProxyHttp,
     RequestHeader,
@@ -58,6 +70,15 @@ DEFAULT_MAX_RETRIES = 16
 # Hop-by-hop fields (RFC 9110 §7.6.1) are the connection's own business, never forwarded. Transfer-Encoding is
 # not in the list: the codec frames the body by it again on the next hop.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "upgrade"})
+# Fields a Connection option cannot remove: the message's framing and its Host. RFC 9110 §7.6.1 asks a proxy
+# to drop every field Connection names, but `Connection: Content-Length` (or `Host`) would then leave a body
+# without its length, or a request without its authority: the codec frames the first again, and the second
+# is the routing the request was accepted with.
+_KEPT_ON_THE_WAY = frozenset({"transfer-encoding", "content-length", "host"})
+# What an upgrade keeps of the connection's own fields: the upgrade is asked of the next hop too.
+_UPGRADE_FIELDS = frozenset({"connection", "upgrade"})
+# RFC 9110 §7.6.2: the methods whose Max-Forwards a proxy checks and decrements.
+_MAX_FORWARDS_METHODS = frozenset({"TRACE", "OPTIONS"})
 
 
 @attrs.define
@@ -70,6 +91,7 @@ class ProxyCounters:
     internal_errors: int = 0  # exceptions from filters or from our own code
     retries: int = 0
     connection_crashes: int = 0
+    rejected: int = 0  # request heads refused by the strict checks (answered 4xx/5xx, connection closed)
 
     def count_response(self, status: int) -> None:
         key = status // 100
@@ -86,6 +108,8 @@ class ProxyRuntime:
     codec: Codec = attrs.Factory(select_codec)
     max_retries: int = DEFAULT_MAX_RETRIES
     keepalive_timeout: float | None = 60.0
+    limits: HttpLimits = DEFAULT_LIMITS
+    forwarding: Forwarding = attrs.Factory(Forwarding)
 
 
 def _internal(exc: Exception, what: str) -> Error:
@@ -166,6 +190,9 @@ async def _connect(peer: HttpPeer, pool: ConnectionPool, codec: Codec) -> tuple[
 
 async def _proxy_to_upstream(runtime: ProxyRuntime, session: Session, ctx: Any) -> None:
     app = runtime.app
+    method = session.req_header.method
+    if method in _MAX_FORWARDS_METHODS and await _answer_here(runtime.forwarding, session):
+        return
     retries = 0
     while True:
         if retries:
@@ -204,7 +231,7 @@ async def _attempt(
         raise exc
     try:
         await app.connected_to_upstream(session, reused, peer, ctx)
-        status = await _exchange(app, session, ctx, conn)
+        status = await _exchange(app, session, ctx, conn, runtime.forwarding)
     except Exception as exc:
         await conn.abort()
         error = exc if isinstance(exc, Error) else _internal(exc, f"{type(exc).__name__} in a filter")
@@ -224,24 +251,45 @@ async def _attempt(
     return False
 
 
-async def _exchange(app: ProxyHttp, session: Session, ctx: Any, conn: ClientConnection) -> int:
+async def _answer_here(forwarding: Forwarding, session: Session) -> bool:
+    """Answer a TRACE or OPTIONS that must not go upstream (RFC 9110 §7.6.2, §9.3.8); True when answered.
+
+    Raises:
+        Error: `HTTPStatus(400)` for an invalid Max-Forwards.
+    """
+    answer = forwarding.answer(session.req_header)
+    if answer is None:
+        return False
+    response, body = answer
+    if not session.request_body_done:
+        session.set_keepalive(None)  # the body was not read: the connection cannot carry another request
+    await session.write_response_header(response, end_of_stream=not body)
+    if body:
+        await session.write_response_body(body, end_of_stream=True)
+    return True
+
+
+async def _exchange(
+    app: ProxyHttp, session: Session, ctx: Any, conn: ClientConnection, forwarding: Forwarding
+) -> int:
     """Send the request upstream and stream the response back, both bodies at once; return the upstream's
     status."""
     upstream_request = session.req_header.copy()
     upgrade = session.is_upgrade_req()
-    if not upgrade:
-        _remove_hop_by_hop(upstream_request)
+    _remove_hop_by_hop(upstream_request, upgrade=upgrade)
     # The proxy answers `Expect: 100-continue` itself when it reads the body; the upstream need not.
     upstream_request.remove_header("expect")
+    scheme = "https" if isinstance(session.downstream.stream, trio.SSLStream) else "http"
+    forwarding.on_request(session.req_header, upstream_request, session.client_addr, scheme)
     await app.upstream_request_filter(session, upstream_request, ctx)
     if not _request_has_body(session):
         await conn.write_request(upstream_request, end=True)
-        return await _relay_response(app, session, ctx, conn, upgrade)
+        return await _relay_response(app, session, ctx, conn, upgrade, forwarding=forwarding)
     await conn.write_request(upstream_request)
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_pump_request_body, app, session, ctx, conn)
-            status = await _relay_response(app, session, ctx, conn, upgrade)
+            status = await _relay_response(app, session, ctx, conn, upgrade, forwarding=forwarding)
     except BaseExceptionGroup as group:
         raise _first_error(group) from None
     return status
@@ -263,17 +311,24 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return leaf
 
 
-def _remove_hop_by_hop(header: RequestHeader | ResponseHeader) -> None:
-    """Drop the connection's own fields, and those the Connection field names, in one pass."""
+def _remove_hop_by_hop(header: RequestHeader | ResponseHeader, *, upgrade: bool = False) -> None:
+    """Drop the connection's own fields, and those the Connection field names, in one pass.
+
+    An upgrade request keeps `Connection: Upgrade` and its Upgrade field: the switch is asked of the
+    upstream too; the other fields Connection names still go.
+    """
     headers = header.headers
     names = HOP_BY_HOP
     if "connection" in headers:
         named = {
             token.strip().lower() for value in headers.get_all("connection") for token in value.split(",")
         }
-        named.discard("transfer-encoding")
-        names = names | named
-    headers.remove_all(names)
+        names = names | (named - _KEPT_ON_THE_WAY)
+    if not upgrade:
+        headers.remove_all(names)
+        return
+    headers.remove_all(names - _UPGRADE_FIELDS)
+    headers.set("Connection", "Upgrade")
 
 
 def _request_has_body(session: Session) -> bool:
@@ -311,11 +366,18 @@ async def _send_request_piece(
 
 
 async def _relay_response(
-    app: ProxyHttp, session: Session, ctx: Any, conn: ClientConnection, upgrade: bool
+    app: ProxyHttp,
+    session: Session,
+    ctx: Any,
+    conn: ClientConnection,
+    upgrade: bool,
+    *,
+    forwarding: Forwarding,
 ) -> int:
     """Relay the response; return its status as the upstream sent it."""
     response: ResponseHeader = await conn.read_response()
     status = response.status
+    forwarding.on_response(response)
     if response.status == 101:
         if not upgrade:
             raise Error.explain(

@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any
 
 from actorproxy import ActorSystem
-from actorproxy.http import ProxyHttp, select_codec
+from actorproxy.http import Forwarding, HttpLimits, ProxyHttp, select_codec
 from supervisors import (
     DEFAULT_GRACE_PERIOD,
     ChildSpec,
@@ -65,6 +65,11 @@ class HttpProxyService:
         self.keepalive_timeout: float | None = DEFAULT_KEEPALIVE_TIMEOUT
         #: The HTTP/1.1 codec by name ("h11", "httptools"); None takes `select_codec()`'s choice.
         self.codec: str | None = None
+        #: How large a request from a client may be (request line, head, fields, body, chunk lines); past a
+        #: limit the request is answered 413 / 414 / 431 / 400 and its connection closed (docs/security.md).
+        self.limits: HttpLimits = HttpLimits()
+        #: What the proxy adds to forwarded messages (Via, X-Forwarded-*) and whether it forwards TRACE.
+        self.forwarding: Forwarding = Forwarding()
         #: Requests, statuses, errors and crashes seen by this service (kept across restarts).
         self.counters = ProxyCounters()
         #: The server's listening sockets (`Server` hands its table over); None: private to this service.
@@ -144,6 +149,8 @@ class HttpProxyService:
             codec=select_codec(self.codec),
             max_retries=self.max_retries,
             keepalive_timeout=self.keepalive_timeout,
+            limits=self.limits,
+            forwarding=self.forwarding,
         )
 
     def _listener(self, index: int, endpoint: Endpoint, connections: str, fds: ListenFds) -> ListenerActor:

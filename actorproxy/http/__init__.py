@@ -1,18 +1,22 @@
-"""HTTP/1.1 for the proxy: errors, message heads, the h11 codec, peers, sessions and the phases."""
+"""HTTP/1.1 for the proxy: errors, heads, the codecs and their strict checks, peers, sessions, phases."""
 
 from ._codec import ClientConnection, ServerConnection
 from ._codecs import CODEC_ENV, Codec, available_codecs, register_codec, select_codec
 from ._error import Error, ErrorSource, ErrorType, RetryType, status_for
+from ._forward import DEFAULT_VIA_PSEUDONYM, Forwarding
 from ._h1base import DEFAULT_MAX_HEAD_SIZE, DEFAULT_READ_SIZE, ProtocolError
 from ._header import Headers, RequestHeader, ResponseHeader
 from ._peer import HttpPeer, PeerOptions, TcpKeepalive
 from ._phases import IDEMPOTENT_METHODS, BodyChunk, ProxyHttp
 from ._session import RETRY_BUFFER_SIZE, Session
+from ._strict import DEFAULT_LIMITS, HttpLimits
 
 __all__ = [
     "CODEC_ENV",
+    "DEFAULT_LIMITS",
     "DEFAULT_MAX_HEAD_SIZE",
     "DEFAULT_READ_SIZE",
+    "DEFAULT_VIA_PSEUDONYM",
     "IDEMPOTENT_METHODS",
     "RETRY_BUFFER_SIZE",
     "BodyChunk",
@@ -21,7 +25,9 @@ __all__ = [
     "Error",
     "ErrorSource",
     "ErrorType",
+    "Forwarding",
     "Headers",
+    "HttpLimits",
     "HttpPeer",
     "PeerOptions",
     "ProtocolError",

@@ -13,13 +13,13 @@ Rules:
   written with `end=True` and no framing header gets `Content-Length` of its body. A response that has no
   body (to HEAD, 1xx, 204, 304, 2xx to CONNECT) drops body bytes; trailers are dropped unless chunked.
   Responses are always written as HTTP/1.1.
-- Requests are checked in front of h11 for what h11 accepts and a proxy must not forward (request
-  smuggling): Content-Length together with Transfer-Encoding (RFC 9112 §6.3), Transfer-Encoding on an
-  HTTP/1.0 request (RFC 9112 §6.1). An upstream response with both is read (Transfer-Encoding wins) but
-  its connection is not reused.
+- Requests are checked in front of h11 by the strict checks (`_strict.py`) for what h11 accepts and a proxy
+  must not forward (request smuggling, limits): the head before h11 reads it, a chunked body as h11 reads
+  it (h11 gets no chance to hand over a byte past a violation). An upstream response with both
+  Content-Length and Transfer-Encoding is read (Transfer-Encoding wins) but its connection is not reused.
 - A peer's protocol violation raises `ProtocolError`, an `Error` with the status to answer the client with:
-  h11's hint (400, 431, 501) for a bad request, 502 for a bad response. A violation of our own (an invalid
-  header set by a filter, body after the end) is an `INTERNAL` `Error`.
+  the strict checks' status or h11's hint for a bad request, 502 for a bad response. A violation of our own
+  (an invalid header set by a filter, body after the end) is an `INTERNAL` `Error`.
 - After an error on the wire (I/O, timeout, protocol, cancellation mid-write) the connection serves no
   further request and is never reused; the caller closes it. A head refused before anything was sent
   (an invalid header) leaves the connection as it was, so the caller can still answer 500.
@@ -42,10 +42,20 @@ from ._h1base import (
     DEFAULT_READ_SIZE,
     _ClientSide,
     _H1Connection,
+    _server_limits,
     _ServerSide,
 )
 from ._h1rules import _check_status_line, _has_token, _invalid_head
 from ._header import Headers, RequestHeader, ResponseHeader
+from ._strict import (
+    DEFAULT_LIMITS,
+    ChunkedBodyCheck,
+    HeadScanner,
+    HttpLimits,
+    check_head,
+    check_request,
+    noted_fields,
+)
 
 __all__ = ["ClientConnection", "ServerConnection"]
 
@@ -59,21 +69,35 @@ class _H11Connection(_H1Connection):
     def __init__(self, stream: trio.abc.Stream, conn: h11.Connection, read_size: int) -> None:
         super().__init__(stream, read_size)
         self._h11 = conn
+        # The strict chunk rules over a chunked request body (server side), and the body bytes handed over.
+        self._body_check: ChunkedBodyCheck | None = None
+        self._delivered = 0
 
     # -- shared machinery ------------------------------------------------------------------------------
+
+    def _held_error(self) -> None:
+        """Raise the strict checks' verdict on the body once the bytes before the violation are handed over:
+        h11 would read on past it (a bare CR in a chunk extension, framing fields in trailers)."""
+        check = self._body_check
+        if check is not None and check.error is not None and self._delivered >= check.error_after:
+            raise check.error
 
     async def _next_event(self) -> h11.Event | type[h11.PAUSED] | type[h11.NEED_DATA]:
         conn = self._h11
         while True:
             try:
+                self._held_error()
                 event = conn.next_event()
             except h11.ProtocolError as exc:
                 self._failed = True
                 raise self._protocol_error(exc) from exc
             if event is not h11.NEED_DATA:
                 return event
+            data = await self._receive()
+            if self._body_check is not None:
+                self._body_check.feed(data)
             # h11 takes any bytes-like object (its docstring), though it annotates `bytes`.
-            conn.receive_data(cast(bytes, await self._receive()))
+            conn.receive_data(cast(bytes, data))
 
     def _encode(self, events: Iterable[h11.Event]) -> bytes:
         send = self._h11.send_with_data_passthrough
@@ -139,6 +163,7 @@ class _H11Connection(_H1Connection):
         """
         while self._in_body:
             try:
+                self._held_error()
                 event = self._h11.next_event()
             except h11.ProtocolError as exc:
                 self._failed = True
@@ -152,7 +177,10 @@ class _H11Connection(_H1Connection):
 
     def _body_event(self, event: Any) -> bytes | None:
         if isinstance(event, h11.Data):
-            return bytes(event.data) if event.data else None
+            if not event.data:
+                return None
+            self._delivered += len(event.data)
+            return bytes(event.data)
         # EndOfMessage, or PAUSED after a switch of protocols (101, CONNECT): no more body.
         self._in_body = False
         if isinstance(event, h11.EndOfMessage) and event.headers:
@@ -184,12 +212,18 @@ class ServerConnection(_ServerSide, _H11Connection):
     One request/response cycle at a time: `read_request`, `read_body` until None, `write_response`,
     `write_body`, `finish`, then `start_next_cycle` to keep the connection alive (or close it).
 
+    Requests go through the strict checks (`_strict.py`) before h11 parses them: a head is delimited and held
+    to the limits here, on a copy of what h11 buffers, and a chunked body is followed by `ChunkedBodyCheck`.
+
     Args:
         stream: the accepted connection.
         read_size: bytes per read.
-        max_head_size: largest request head accepted; a larger one raises `ProtocolError` with hint 431.
+        limits: how large a request may be (`HttpLimits`).
+        max_head_size: replaces `limits.max_header_bytes`: the largest request head accepted; a larger one
+            raises `ProtocolError` with hint 431.
 
     Attributes:
+        limits: the limits requests are held to (`max_head_size` applied).
         expects_continue: the request carried `Expect: 100-continue` (HTTP/1.1) and has a body; the client
             may wait for `send_continue` before sending it.
         upgrade_requested: the request asks to switch protocols: an `Upgrade` header on HTTP/1.1 (Pingora's
@@ -203,11 +237,15 @@ class ServerConnection(_ServerSide, _H11Connection):
         stream: trio.abc.Stream,
         *,
         read_size: int = DEFAULT_READ_SIZE,
-        max_head_size: int = DEFAULT_MAX_HEAD_SIZE,
+        limits: HttpLimits = DEFAULT_LIMITS,
+        max_head_size: int | None = None,
     ) -> None:
+        limits = _server_limits(limits, max_head_size)
         super().__init__(
-            stream, h11.Connection(h11.SERVER, max_incomplete_event_size=max_head_size), read_size
+            stream, h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes), read_size
         )
+        self.limits = limits
+        self._scanner = HeadScanner(limits)
         self._keepalive = True  # ours to decide: set_keepalive
         self._reset_cycle()
 
@@ -223,11 +261,29 @@ class ServerConnection(_ServerSide, _H11Connection):
             ProtocolError: a malformed or refused head (`status_hint` says what to answer).
             Error: `CONNECTION_CLOSED` if the client closed mid-head, `READ_ERROR` on a transport failure.
         """
-        if self._h11.their_state is not h11.IDLE:
+        conn = self._h11
+        if conn.their_state is not h11.IDLE or self._failed:
             raise Error.explain(
                 ErrorType.INTERNAL_ERROR, "read_request before start_next_cycle", ErrorSource.INTERNAL
             )
-        event = await self._next_event()
+        self._body_check = None
+        self._scanner.reset()
+        # What h11 holds (a pipelined request's first bytes), then every read: the head as the client sent it.
+        buf = bytearray(conn.trailing_data[0])
+        end = -1
+        while True:
+            try:
+                if buf and end < 0:
+                    end = self._check_head(buf)
+                event = conn.next_event()
+            except h11.ProtocolError as exc:
+                self._failed = True
+                raise self._protocol_error(exc) from exc
+            if event is not h11.NEED_DATA:
+                break
+            data = await self._receive()
+            conn.receive_data(cast(bytes, data))
+            buf += data
         if isinstance(event, h11.ConnectionClosed):
             return None
         if not isinstance(event, h11.Request):  # unreachable from IDLE, whatever the client sends
@@ -241,15 +297,26 @@ class ServerConnection(_ServerSide, _H11Connection):
         self._method = request.method
         self._version = request.version
         self._in_body = True
+        self._delivered = 0
         headers = request.headers
-        self._check_framing(request.version, "transfer-encoding" in headers, "content-length" in headers)
-        if "transfer-encoding" not in headers and headers.get("content-length", "0") == "0":
+        if "transfer-encoding" in headers:
+            self._body_check = ChunkedBodyCheck(self.limits)
+            self._body_check.feed(buf[end:])
+        elif headers.get("content-length", "0") == "0":
             await self._take_empty_body()
         http11 = request.version == "1.1"
         self._peer_keepalive = http11 and not _has_token(headers, "connection", "close")
         self.expects_continue = http11 and self._in_body and _has_token(headers, "expect", "100-continue")
         self.upgrade_requested = request.method == "CONNECT" or (http11 and "upgrade" in headers)
         return request
+
+    def _check_head(self, buf: bytearray) -> int:
+        """The strict checks on the head at the start of `buf`, before h11 reads it: where it ends, or -1."""
+        end = self._scanner.scan(buf, 0)
+        if end >= 0:
+            method, target, version, start = check_head(buf, 0, end, self._scanner.match)
+            check_request(method, target, version, noted_fields(buf, start, end), self.limits)
+        return end
 
     # -- writing the response --------------------------------------------------------------------------
 

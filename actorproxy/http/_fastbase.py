@@ -8,6 +8,7 @@ Rules:
   `max_head_size` across reads (431, as h11), and scanning resumes where the last read stopped.
 - Bodies are framed exactly as h11 frames them: Content-Length, chunked with trailers (h11's ChunkedReader,
   step for step), or read to EOF. Bytes past a message stay in the buffer for the next cycle or for `detach`.
+  A chunked request body is read with the strict chunk rules instead (`_strict.py`), at the same steps.
 - Writes are framed as h11's body writers frame them; a body piece and the end of a message are joined
   with what precedes them, so a call is one stream write.
 """
@@ -34,6 +35,7 @@ from ._h1rules import (
     _OutFields,
 )
 from ._header import Headers
+from ._strict import HttpLimits, check_trailers, chunk_line, trailers_end
 
 # Protocol states, h11's names. DONE stands for h11's MUST_CLOSE too: `_keep_alive` tells them apart.
 _IDLE: Final = "IDLE"
@@ -81,6 +83,9 @@ class _FastH1(_H1Connection):
         self._rdiscard = b""  # what must follow a chunk's data (the rest of its CRLF)
         self._rtrailer = False  # the last chunk was read: trailers come next
         self._rfields: list[tuple[str, str]] = []  # the trailers read
+        self._rtotal = 0  # content bytes of the chunked body so far (for `max_body_size`)
+        # The strict chunk rules (`_strict.py`), for requests from clients; None reads chunks as h11 does.
+        self._strict: HttpLimits | None = None
         self._fields = _Fields([], [])  # those of the last head read
         # Our message (h11's our_state and writer), and what both directions share.
         self._our = _IDLE
@@ -161,6 +166,7 @@ class _FastH1(_H1Connection):
         self._rdiscard = b""
         self._rtrailer = False
         self._rfields = []
+        self._rtotal = 0
 
     # -- bodies ----------------------------------------------------------------------------------------
 
@@ -201,14 +207,26 @@ class _FastH1(_H1Connection):
         return self._chunk_event()
 
     def _chunk_event(self) -> bytes | _Sentinel | None:
-        """h11's ChunkedReader, step for step."""
-        if self._rtrailer:
-            lines = self._extract_lines()
-            if lines is None:
-                return None
-            self._rfields = _framing_fields(_h11_fields(lines), h11.RemoteProtocolError)
-            return _END
+        """h11's ChunkedReader, step for step; a request's chunk lines and trailers under the strict chunk
+        rules (`_strict.py`), at the same steps, so a violation is raised where `ChunkedBodyCheck` holds it
+        for the h11 codec."""
+        strict = self._strict
         buf = self._buf
+        if self._rtrailer:
+            if strict is None:
+                lines = self._extract_lines()
+                if lines is None:
+                    return None
+                self._rfields = _framing_fields(_h11_fields(lines), h11.RemoteProtocolError)
+                return _END
+            pos = self._pos
+            end = trailers_end(buf, pos) if pos < len(buf) else -1
+            if end < 0:
+                return None
+            check_trailers(buf, pos, end, strict)
+            self._pos = end
+            self._rfields = _h11_fields(_lines(buf[pos:end]))
+            return _END
         if self._rdiscard:
             avail = len(buf) - self._pos
             if not avail:
@@ -223,15 +241,22 @@ class _FastH1(_H1Connection):
             if discard:
                 return None
         if self._rleft == 0:
-            end = buf.find(b"\r\n", self._pos)
-            if end < 0:
-                return None
-            line = bytes(buf[self._pos : end + 2])
-            self._pos = end + 2
-            match = _CHUNK_HEADER_RE.fullmatch(line)
-            if match is None:
-                raise h11.RemoteProtocolError(f"illegal chunk header: {line!r}")
-            self._rleft = int(match[1], 16)
+            if strict is None:
+                end = buf.find(b"\r\n", self._pos)
+                if end < 0:
+                    return None
+                line = bytes(buf[self._pos : end + 2])
+                self._pos = end + 2
+                match = _CHUNK_HEADER_RE.fullmatch(line)
+                if match is None:
+                    raise h11.RemoteProtocolError(f"illegal chunk header: {line!r}")
+                self._rleft = int(match[1], 16)
+            else:
+                size_line = chunk_line(buf, self._pos, strict, self._rtotal)
+                if size_line is None:
+                    return None
+                self._rleft, self._pos = size_line
+                self._rtotal += self._rleft
             if self._rleft == 0:
                 self._rtrailer = True
                 return self._chunk_event()

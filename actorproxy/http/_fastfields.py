@@ -111,8 +111,12 @@ class _FieldSink:
             if lower in _NOTED:
                 self.noted.append((lower, text))
 
-    def parse(self, buf: bytes | bytearray, begin: int, end: int) -> _Fields:
-        """The fields of the header block `buf[begin:end]` (after the start line, through the empty line)."""
+    def parse(self, buf: bytes | bytearray, begin: int, end: int, *, normalise: bool = True) -> _Fields:
+        """The fields of the header block `buf[begin:end]` (after the start line, through the empty line).
+
+        With `normalise` (the default), Content-Length and Transfer-Encoding are then checked and normalised
+        as h11 does; without it they are as received, for the strict checks to see first.
+        """
         parser = self.parser
         if parser is None:
             parser = self.parser = self._kind(self)
@@ -125,13 +129,14 @@ class _FieldSink:
             self.parser = None
             self.pairs = []
             self.noted = []
-            return _Fields.of(_h11_fields(_lines(buf[begin:end]))).normalised()
+            fields = _Fields.of(_h11_fields(_lines(buf[begin:end])))
+            return fields.normalised() if normalise else fields
         fields = _Fields(self.pairs, self.noted)
         self.pairs = []
         self.noted = []
         if self.parser is not None and not _message_ended(fields, self.start is _REQUEST_START):
             self.parser = None
-        return fields.normalised()
+        return fields.normalised() if normalise else fields
 
 
 def _message_ended(fields: _Fields, request: bool) -> bool:

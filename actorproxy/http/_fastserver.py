@@ -3,9 +3,9 @@
 Rules:
 - Its interface and observable behaviour are `ServerConnection`'s (`_codec.py`): heads, body pieces,
   trailers, errors, keep-alive and the bytes on the wire.
-- A request line is matched with h11's grammar (any token method, any digit.digit version) and its fields
-  read by llhttp (`_fastfields.py`); Host is mandatory on HTTP/1.1 and single. Content-Length with
-  Transfer-Encoding, or Transfer-Encoding on HTTP/1.0, is refused (request smuggling, RFC 9112 §6.1, §6.3).
+- A request head goes through the strict checks first (`_strict.py`: limits, grammar, version, Host, target,
+  framing, expectations), then its fields are read by llhttp (`_fastfields.py`); a chunked request body is
+  read with the strict chunk rules (`_fastbase.py`).
 - A response head is validated and cleaned up as h11 does before sending (framing fields, `Connection:
   close`, no chunked coding to an HTTP/1.0 client), then joined with the first body piece: one write per call.
 """
@@ -31,11 +31,10 @@ from ._fastbase import (
     _Sentinel,
 )
 from ._fastfields import _FieldSink
-from ._h1base import DEFAULT_MAX_HEAD_SIZE, DEFAULT_READ_SIZE, _ServerSide
+from ._h1base import DEFAULT_READ_SIZE, _server_limits, _ServerSide
 from ._h1rules import (
     _CHUNKED,
     _LENGTH,
-    _REQUEST_LINE_RE,
     _check_status_line,
     _comma_items,
     _has_token,
@@ -46,6 +45,7 @@ from ._h1rules import (
     _OutFields,
 )
 from ._header import Headers, RequestHeader, ResponseHeader
+from ._strict import DEFAULT_LIMITS, HeadScanner, HttpLimits, check_head, check_request
 
 __all__ = ["FastServerConnection"]
 
@@ -61,9 +61,14 @@ class FastServerConnection(_ServerSide, _FastH1):
         stream: trio.abc.Stream,
         *,
         read_size: int = DEFAULT_READ_SIZE,
-        max_head_size: int = DEFAULT_MAX_HEAD_SIZE,
+        limits: HttpLimits = DEFAULT_LIMITS,
+        max_head_size: int | None = None,
     ) -> None:
-        super().__init__(stream, read_size, max_head_size)
+        limits = _server_limits(limits, max_head_size)
+        super().__init__(stream, read_size, limits.max_header_bytes)
+        self.limits = limits
+        self._strict = limits
+        self._scanner = HeadScanner(limits)
         self._sink = _FieldSink(httptools.HttpRequestParser)
         self._keepalive = True  # ours to decide: set_keepalive
         self._their_version: str | None = None  # h11's their_http_version: outlives a cycle
@@ -76,10 +81,11 @@ class FastServerConnection(_ServerSide, _FastH1):
 
     async def read_request(self) -> RequestHeader | None:
         """As `ServerConnection.read_request`."""
-        if self._their is not _IDLE:
+        if self._their is not _IDLE or self._failed:
             raise Error.explain(
                 ErrorType.INTERNAL_ERROR, "read_request before start_next_cycle", ErrorSource.INTERNAL
             )
+        self._scanner.reset()
         while True:
             try:
                 request = self._next_request()
@@ -97,11 +103,6 @@ class FastServerConnection(_ServerSide, _FastH1):
         self._method = request.method
         self._version = request.version
         self._in_body = True
-        self._check_framing(
-            request.version,
-            fields.first(b"transfer-encoding") is not None,
-            fields.first(b"content-length") is not None,
-        )
         if fields.first(b"transfer-encoding") is None and (fields.first(b"content-length") or "0") == "0":
             self._take_empty_body()
         http11 = request.version == "1.1"
@@ -113,10 +114,10 @@ class FastServerConnection(_ServerSide, _FastH1):
     def _next_request(self) -> RequestHeader | _Sentinel:
         """h11's next_event from IDLE: a request, ConnectionClosed, or NEED_DATA."""
         if self._pos < len(self._buf):
-            end = self._head_end("no request line received")
+            end = self._scanner.scan(self._buf, self._pos)
             if end >= 0:
                 return self._request(end)
-            return self._need_head()
+            return self._need_data()
         if self._eof:
             # h11: ConnectionClosed from IDLE; the server side can then only close.
             self._their = _CLOSED
@@ -127,25 +128,16 @@ class FastServerConnection(_ServerSide, _FastH1):
 
     def _request(self, end: int) -> RequestHeader:
         buf = self._buf
-        pos = self._pos
-        newline = buf.find(b"\n", pos, end)
-        line_end = newline - 1 if newline > pos and buf[newline - 1] == 13 else newline
-        match = _REQUEST_LINE_RE.fullmatch(buf, pos, line_end)
-        if match is None:
-            raise h11.RemoteProtocolError(f"illegal request line: {bytes(buf[pos:line_end])!r}")
-        method, target, version = (group.decode("latin-1") for group in match.groups())
-        fields = self._sink.parse(buf, newline + 1, end)
-        hosts = len(fields.values(b"host"))
-        if version == "1.1" and hosts == 0:
-            raise h11.RemoteProtocolError("Missing mandatory Host: header")
-        if hosts > 1:
-            raise h11.RemoteProtocolError("Found multiple Host: headers")
+        # The strict checks decide first (`_strict.py`); llhttp then reads fields known to be well formed.
+        method, target, version, start = check_head(buf, self._pos, end, self._scanner.match)
+        fields = self._sink.parse(buf, start, end, normalise=False)
+        check_request(method, target, version, fields.noted, self.limits)
+        fields = fields.normalised()
         if self._our is not _IDLE:
             raise h11.RemoteProtocolError(
                 f"can't handle event type Request when role=SERVER and state={self._our}"
             )
         self._pos = end
-        self._scanned = 0
         # h11's _process_event for a request: switch proposals, states, keep-alive, framing.
         self._connect_proposed = method == "CONNECT"
         self._upgrade_proposed = bool(_comma_items(fields.values(b"upgrade")))

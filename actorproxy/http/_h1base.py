@@ -6,7 +6,12 @@ Rules:
   the upstream (`UPSTREAM`, with per-read and per-write timeouts and Pingora's retry decision).
   `trio.Cancelled` always propagates untouched.
 - A peer's protocol violation raises `ProtocolError`, an `Error` with the status to answer the client with:
-  h11's hint (400, 431, 501) for a bad request, 502 for a bad response.
+  the strict checks' status (`_strict.py`: 400, 413, 414, 417, 431, 501, 505) or h11's hint for a bad
+  request, 502 for a bad response.
+- The server side of every codec runs the strict checks in front of its parser, with the connection's
+  `HttpLimits`: a request head is delimited and held to the limits by `HeadScanner`, checked by
+  `check_head` and `check_request`, and only then parsed; a chunked request body is held to the chunk rules
+  as it is read.
 - After an error on the wire (I/O, timeout, protocol, cancellation mid-write) the connection is marked
   failed: it serves no further request and is never reused; the caller closes it.
 - A codec subclasses `_H1Connection` with its parser (`_read_body`, `_encode_data`, `_finish`, `detach`) and
@@ -19,18 +24,21 @@ from __future__ import annotations
 import contextlib
 import ssl
 
+import attrs
 import h11
 import trio
 
 from ._error import Error, ErrorSource, ErrorType, RetryType
 from ._header import Headers, ResponseHeader
+from ._strict import HttpLimits
 
 __all__ = ["DEFAULT_MAX_HEAD_SIZE", "DEFAULT_READ_SIZE", "ProtocolError"]
 
 # 64 KiB reads: the buffer size measured best on the trio skeleton (DESIGN, "The request path").
 DEFAULT_READ_SIZE = 65536
-# Largest head buffered before answering 431. h11 defaults to 16 KiB, Pingora allows 1 MiB; 64 KiB fits
-# real traffic (large cookies and tokens) while bounding memory per connection.
+# Largest response head read from an upstream (a larger one is a 502). h11 defaults to 16 KiB, Pingora allows
+# 1 MiB; 64 KiB fits real traffic (many Set-Cookie fields) while bounding memory per connection. Request heads
+# from clients have their own limits (`HttpLimits.max_header_bytes`).
 DEFAULT_MAX_HEAD_SIZE = 65536
 
 # What a broken or closed transport raises: trio wraps socket and TLS errors in BrokenResourceError;
@@ -38,12 +46,18 @@ DEFAULT_MAX_HEAD_SIZE = 65536
 _IO_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
+def _server_limits(limits: HttpLimits, max_head_size: int | None) -> HttpLimits:
+    """`limits`, with `max_header_bytes` replaced by a server's `max_head_size` argument when one is given."""
+    return limits if max_head_size is None else attrs.evolve(limits, max_header_bytes=max_head_size)
+
+
 class ProtocolError(Error):
     """A peer broke HTTP/1.1.
 
     Attributes:
-        status_hint: the status to answer the client with: h11's hint for a bad request (400, 431 for a head
-            over `max_head_size`, 501 for an unsupported transfer coding), 502 for a bad upstream response.
+        status_hint: the status to answer the client with: for a bad request the strict checks' status or
+            h11's hint (400; 413, 414 and 431 over a limit; 417 for an unknown expectation; 501 for an
+            unsupported transfer coding; 505 for an unsupported version), 502 for a bad upstream response.
     """
 
     def __init__(
@@ -193,27 +207,6 @@ class _ServerSide(_H1Connection):
         etype = ErrorType.INVALID_HTTP_HEADER if self._method is None else ErrorType.H1_ERROR
         return ProtocolError(
             etype, ErrorSource.DOWNSTREAM, status_hint=exc.error_status_hint, context=str(exc), cause=exc
-        )
-
-    def _check_framing(self, version: str, chunked: bool, length: bool) -> None:
-        """Refuse what h11 accepts and a proxy must not forward (request smuggling).
-
-        Args:
-            version: the request's HTTP version.
-            chunked: the request has Transfer-Encoding.
-            length: the request has Content-Length.
-        """
-        if not chunked:
-            return
-        if length:
-            reason = "both Content-Length and Transfer-Encoding (RFC 9112 §6.3)"
-        elif version != "1.1":
-            reason = f"Transfer-Encoding in an HTTP/{version} request (RFC 9112 §6.1)"
-        else:
-            return
-        self._failed = True
-        raise ProtocolError(
-            ErrorType.INVALID_HTTP_HEADER, ErrorSource.DOWNSTREAM, status_hint=400, context=reason
         )
 
     # -- the request body ------------------------------------------------------------------------------

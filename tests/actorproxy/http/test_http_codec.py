@@ -244,17 +244,26 @@ async def test_oversized_head_has_status_hint_431(codec: Codec) -> None:
 
 async def test_unsupported_transfer_coding_has_status_hint_501(codec: Codec) -> None:
     server, client, _ = server_pair(codec)
-    await client.send(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n")
+    await client.send(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
     with pytest.raises(ProtocolError) as caught:
         await server.read_request()
     assert caught.value.status_hint == 501
+
+
+async def test_transfer_coding_without_chunked_last_has_status_hint_400(codec: Codec) -> None:
+    # RFC 9112 §6.3: the length of such a request cannot be determined, whatever the coding.
+    server, client, _ = server_pair(codec)
+    await client.send(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n")
+    with pytest.raises(ProtocolError) as caught:
+        await server.read_request()
+    assert caught.value.status_hint == 400
 
 
 @pytest.mark.parametrize(
     "head",
     [
         b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
-        b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"POST / HTTP/1.0\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
     ],
     ids=["content-length-and-transfer-encoding", "transfer-encoding-on-http-1.0"],
 )
@@ -380,7 +389,7 @@ async def test_100_continue_is_sent_once_on_request(codec: Codec) -> None:
     [
         b"PUT /f HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\n",
         b"PUT /f HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n",
-        b"PUT /f HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n",
+        b"PUT /f HTTP/1.0\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n",
     ],
     ids=["no-expect", "no-body", "http-1.0"],
 )
@@ -422,7 +431,7 @@ async def test_bodiless_statuses_drop_the_body(codec: Codec, status: int) -> Non
 
 async def test_http_1_0_client_gets_a_close_delimited_body(codec: Codec) -> None:
     server, client, _ = server_pair(codec)
-    await client.send(b"GET / HTTP/1.0\r\n\r\n")
+    await client.send(b"GET / HTTP/1.0\r\nHost: h\r\n\r\n")
     req = await server.read_request()
     assert req is not None
     assert req.version == "1.0"

@@ -1,0 +1,178 @@
+"""What the proxy adds to or answers for a request it forwards: Via, X-Forwarded-*, Max-Forwards, TRACE.
+
+Rules:
+- Pure: `Forwarding`'s methods work on heads; the engine calls them on the copy of the request that goes
+  upstream (and on the response that goes back), before the user's filters, so a filter can still change
+  what they did.
+- Via (RFC 9110 §7.6.3): a proxy MUST add itself to every message it forwards, as `<received-protocol>
+  <pseudonym>` (the protocol name is omitted for HTTP): `1.1 actorproxy`. An existing Via is kept, the entry
+  appended to its list (several Via fields are joined into one, as §5.3 allows). The pseudonym is
+  configurable; None adds nothing.
+- X-Forwarded-For / -Proto / -Host (the de-facto convention; RFC 7239 `Forwarded` is its standard form),
+  off by default, on per service: the client's address is appended to an existing X-Forwarded-For (a proxy
+  in front of us added the ones before it); Proto and Host are replaced, since only the proxy that received
+  the request knows them.
+- Max-Forwards (RFC 9110 §7.6.2) on TRACE and OPTIONS: 0 means the proxy answers as the final recipient and
+  forwards nothing; a larger value is decremented on the way; an invalid value answers 400. Other methods
+  carry it through untouched.
+- TRACE (RFC 9110 §9.3.8) is refused with 405 by default: an echo of the request reflects credentials and
+  cookies to whatever script can make the client send it (cross-site tracing), and no client needs it
+  from a reverse proxy; `allow_trace=True` forwards it, and a TRACE that stops here (Max-Forwards: 0) is
+  answered with the request as `message/http`, credentials and cookies left out.
+- OPTIONS that stops here (Max-Forwards: 0) is answered 200 with an `Allow` list of the methods the proxy
+  forwards, and no content.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import attrs
+
+from ._error import Error, ErrorSource, ErrorType
+from ._header import Headers, RequestHeader, ResponseHeader
+
+__all__ = ["DEFAULT_VIA_PSEUDONYM", "Forwarding"]
+
+#: The default name the proxy gives itself in Via.
+DEFAULT_VIA_PSEUDONYM: Final = "actorproxy"
+# The methods a stopped OPTIONS lists in Allow: the ones RFC 9110 §9 defines and the proxy forwards.
+_ALLOW_WITHOUT_TRACE: Final = "GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, PATCH"
+# RFC 9110 §9.3.8: "The final recipient ... SHOULD exclude any request fields that are likely to contain
+# sensitive data when that recipient generates the response content."
+_SENSITIVE: Final = frozenset({"authorization", "proxy-authorization", "cookie"})
+# RFC 9110 §7.6.2: the methods whose Max-Forwards an intermediary checks and decrements.
+_MAX_FORWARDS_METHODS: Final = frozenset({"TRACE", "OPTIONS"})
+
+
+def _pseudonym(_instance: object, _attribute: object, value: str | None) -> None:
+    if value is not None and (not value or any(c in value for c in " \t\r\n,;()\x00")):
+        raise ValueError(f"via: not a pseudonym (one token, no spaces or separators): {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class Forwarding:
+    """What the proxy adds to the requests it forwards, and which it answers itself.
+
+    Attributes:
+        via: the pseudonym in the Via entry the proxy adds to requests and responses it forwards (RFC 9110
+            §7.6.3); None adds none.
+        x_forwarded: add X-Forwarded-For (appended), X-Forwarded-Proto and X-Forwarded-Host (replaced).
+            Off by default: only a proxy at the edge knows them, and an upstream must not trust them from
+            anyone else.
+        allow_trace: forward TRACE (and answer one whose Max-Forwards is 0 with the echo); off by default,
+            TRACE is answered 405.
+    """
+
+    via: str | None = attrs.field(default=DEFAULT_VIA_PSEUDONYM, validator=_pseudonym)
+    x_forwarded: bool = False
+    allow_trace: bool = False
+
+    @property
+    def allow(self) -> str:
+        """The `Allow` list the proxy answers with (a 405 to TRACE, a stopped OPTIONS)."""
+        return _ALLOW_WITHOUT_TRACE + ", TRACE" if self.allow_trace else _ALLOW_WITHOUT_TRACE
+
+    def answer(self, request: RequestHeader) -> tuple[ResponseHeader, bytes] | None:
+        """The proxy's own answer to a TRACE or OPTIONS that must not go upstream, or None to forward it.
+
+        Raises:
+            Error: `HTTPStatus(400)` for an invalid Max-Forwards.
+        """
+        method = request.method
+        if method == "TRACE" and not self.allow_trace:
+            return trace_refused(self), b""
+        if method not in _MAX_FORWARDS_METHODS or max_forwards(request) != 0:
+            return None
+        return trace_echo(request) if method == "TRACE" else (options_response(self), b"")
+
+    def on_request(
+        self, received: RequestHeader, upstream: RequestHeader, client_addr: Any, scheme: str
+    ) -> None:
+        """Add to `upstream`, the copy of `received` that goes upstream: Via, X-Forwarded-* (when on), and
+        Max-Forwards less one on a TRACE or OPTIONS.
+
+        Args:
+            received: the request as the client sent it.
+            upstream: what goes upstream; changed in place.
+            client_addr: the client's address (an `(ip, port)` tuple, or a Unix socket path).
+            scheme: ``"http"`` or ``"https"``, as the client spoke to the proxy.
+        """
+        if self.via is not None:
+            add_via(upstream.headers, received.version, self.via)
+        if self.x_forwarded:
+            add_x_forwarded(upstream.headers, client_addr, scheme, received.headers.get("host"))
+        if received.method in _MAX_FORWARDS_METHODS:
+            decrement_max_forwards(upstream)
+
+    def on_response(self, response: ResponseHeader) -> None:
+        """Add to a response on its way to the client: Via."""
+        if self.via is not None:
+            add_via(response.headers, response.version, self.via)
+
+
+def add_via(headers: Headers, version: str, pseudonym: str) -> None:
+    """Append `<version> <pseudonym>` to the Via list of `headers` (one field, where the first Via was)."""
+    entry = f"{version} {pseudonym}"
+    if "via" not in headers:
+        headers.add("Via", entry)
+        return
+    headers.set("Via", ", ".join([*headers.get_all("via"), entry]))
+
+
+def add_x_forwarded(headers: Headers, client_addr: Any, scheme: str, host: str | None) -> None:
+    """Append the client's IP address to X-Forwarded-For; set X-Forwarded-Proto and X-Forwarded-Host.
+
+    A client address that is not an IP one (a Unix socket) adds nothing to X-Forwarded-For.
+    """
+    if isinstance(client_addr, tuple) and client_addr:
+        address = str(client_addr[0])
+        previous = headers.get_all("x-forwarded-for")
+        headers.set("X-Forwarded-For", ", ".join([*previous, address]) if previous else address)
+    headers.set("X-Forwarded-Proto", scheme)
+    if host is not None:
+        headers.set("X-Forwarded-Host", host)
+
+
+def max_forwards(header: RequestHeader) -> int | None:
+    """The request's Max-Forwards (RFC 9110 §7.6.2), or None without one.
+
+    Raises:
+        Error: `HTTPStatus(400)` for a value that is not one number (several different ones, or not digits).
+    """
+    values = {value.strip() for value in header.headers.get_all("max-forwards")}
+    if not values:
+        return None
+    value = values.pop()
+    if values or not (value.isascii() and value.isdigit()):
+        raise Error.explain(
+            ErrorType.http_status(400), f"invalid Max-Forwards {value!r}", ErrorSource.DOWNSTREAM
+        )
+    return int(value)
+
+
+def decrement_max_forwards(header: RequestHeader) -> None:
+    """Lower a TRACE's or OPTIONS's Max-Forwards by one on the way upstream (it is above 0 here)."""
+    value = max_forwards(header)
+    if value is not None and value > 0:
+        header.insert_header("Max-Forwards", str(value - 1))
+
+
+def options_response(forwarding: Forwarding) -> ResponseHeader:
+    """The answer to an OPTIONS that stops at the proxy: 200, the methods it forwards, no content."""
+    return ResponseHeader(200, [("Allow", forwarding.allow), ("Content-Length", "0")])
+
+
+def trace_refused(forwarding: Forwarding) -> ResponseHeader:
+    """The answer to a TRACE when TRACE is not allowed: 405 with the `Allow` list (RFC 9110 §15.5.6)."""
+    return ResponseHeader(405, [("Allow", forwarding.allow), ("Content-Length", "0")])
+
+
+def trace_echo(header: RequestHeader) -> tuple[ResponseHeader, bytes]:
+    """The answer to a TRACE that stops at the proxy: the request head as `message/http` (RFC 9110 §9.3.8),
+    without the fields that carry credentials or cookies."""
+    lines = [f"{header.method} {header.uri} HTTP/{header.version}"]
+    lines += [f"{name}: {value}" for name, value in header.headers if name.lower() not in _SENSITIVE]
+    body = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    response = ResponseHeader(200, [("Content-Type", "message/http"), ("Content-Length", str(len(body)))])
+    return response, body
