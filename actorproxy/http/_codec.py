@@ -503,7 +503,7 @@ class ClientConnection(_ClientSide, _H11Connection):
                 headers = response.headers
                 chunked = "transfer-encoding" in headers
                 if chunked and "content-length" in headers:
-                    self._must_close = True  # RFC 9112 §6.3: possible smuggling, do not reuse
+                    raise self._smuggling_response()
                 self._in_body = True
                 method = self._method
                 if (

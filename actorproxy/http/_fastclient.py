@@ -143,7 +143,7 @@ class FastClientConnection(_ClientSide, _FastH1):
                 chunked = fields.first(b"transfer-encoding") is not None
                 length = fields.first(b"content-length")
                 if chunked and length is not None:
-                    self._must_close = True  # RFC 9112 §6.3: possible smuggling, do not reuse
+                    raise self._smuggling_response()
                 self._in_body = True
                 method = self._method
                 if (

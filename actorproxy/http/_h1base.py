@@ -111,6 +111,18 @@ class _H1Connection:
     async def _send(self, data: bytes) -> None:
         raise NotImplementedError
 
+    def _smuggling_response(self) -> ProtocolError:
+        """A response with both Content-Length and Transfer-Encoding: RFC 9112 §6.3 lets a recipient read
+        it by Transfer-Encoding, and says it "ought to be handled as an error": it may be a split or
+        smuggled response, so nothing of it is forwarded (502) and the connection is not used again."""
+        self._failed = True
+        return ProtocolError(
+            ErrorType.INVALID_HTTP_HEADER,
+            ErrorSource.UPSTREAM,
+            status_hint=502,
+            context="the upstream's response has both Content-Length and Transfer-Encoding",
+        )
+
     def _protocol_error(self, exc: h11.ProtocolError) -> Error:
         raise NotImplementedError
 
