@@ -27,7 +27,16 @@ from typing import Any
 import trio
 
 from actorproxy import Actor, ExitReason
-from actorproxy.http import Error, ProtocolError, ResponseHeader, ServerConnection, Session, status_for
+from actorproxy.http import (
+    Error,
+    ErrorSource,
+    ErrorType,
+    ProtocolError,
+    ResponseHeader,
+    ServerConnection,
+    Session,
+    status_for,
+)
 
 from ._engine import ProxyRuntime, serve_request
 
@@ -94,6 +103,7 @@ class ConnectionActor(Actor):
                     client_addr=client_addr,
                     server_addr=server_addr,
                     keepalive_timeout=self.runtime.keepalive_timeout,
+                    body_timeout=self.runtime.request_body_timeout,
                 )
                 await serve_request(self.runtime, session)
                 # A response that went out keep-alive before a stop request promised the client another
@@ -111,19 +121,38 @@ class ConnectionActor(Actor):
             raise
 
     async def _next_request(self) -> Any:
-        """The next request head, or None when the connection should end (EOF, idle timeout, stop)."""
-        timeout = self.runtime.keepalive_timeout if self.requests else None
+        """The next request head, or None when the connection should end (EOF, idle timeout, stop).
+
+        One deadline bounds the whole wait, however the head arrives (not each read): the header timeout
+        for the first request, the keep-alive timeout for the next ones.
+
+        Raises:
+            ProtocolError: the head was refused, or only part of it came in time (408).
+        """
+        runtime = self.runtime
+        timeout = runtime.keepalive_timeout if self.requests else runtime.request_header_timeout
         if self.context.stop_requested:
             # Accepted just before the drain began: its first request is on its way.
             timeout = DRAIN_LINGER if timeout is None else min(timeout, DRAIN_LINGER)
-        # One scope per wait, cancelled by the keep-alive deadline or by a stop request (on_stop_request).
+        # One scope per wait, cancelled by its deadline or by a stop request (on_stop_request).
         scope = self._idle = trio.CancelScope()
         if timeout is not None:
             scope.deadline = trio.current_time() + timeout
+        downstream = self.downstream
+        before = downstream.bytes_read
         with scope:
-            header = await self.downstream.read_request()
+            header = await downstream.read_request()
         self._idle = None
-        return None if scope.cancelled_caught else header
+        if not scope.cancelled_caught:
+            return header
+        if downstream.bytes_read != before and not self.context.stop_requested:
+            raise ProtocolError(
+                ErrorType.READ_TIMEDOUT,
+                ErrorSource.DOWNSTREAM,
+                status_hint=408,
+                context=f"the request head did not arrive within {timeout:g} s",
+            )
+        return None  # nothing of a next request came: the connection just ends
 
     async def _reject(self, error: ProtocolError, client_addr: Any) -> None:
         """Answer a head the strict checks refused with its status and `Connection: close`, then close."""

@@ -60,12 +60,23 @@ from ._connector import connect_peer
 from ._pool import ConnectionPool
 from .lb._outlier import Outcome
 
-__all__ = ["DEFAULT_MAX_RETRIES", "ProxyCounters", "ProxyRuntime", "serve_request"]
+__all__ = [
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_REQUEST_BODY_TIMEOUT",
+    "DEFAULT_REQUEST_HEADER_TIMEOUT",
+    "ProxyCounters",
+    "ProxyRuntime",
+    "serve_request",
+]
 
 logger = logging.getLogger("actorproxy.proxy")
 
 # Pingora's default `max_retries`.
 DEFAULT_MAX_RETRIES = 16
+# nginx's client_header_timeout and client_body_timeout (Pingora has no downstream read timeouts): a client
+# that trickles its request ties up a connection no longer than this.
+DEFAULT_REQUEST_HEADER_TIMEOUT = 60.0
+DEFAULT_REQUEST_BODY_TIMEOUT = 60.0
 
 # Hop-by-hop fields (RFC 9110 §7.6.1) are the connection's own business, never forwarded. Transfer-Encoding is
 # not in the list: the codec frames the body by it again on the next hop.
@@ -108,6 +119,11 @@ class ProxyRuntime:
     codec: Codec = attrs.Factory(select_codec)
     max_retries: int = DEFAULT_MAX_RETRIES
     keepalive_timeout: float | None = 60.0
+    #: Seconds a client has to send a whole request head, from when the wait for it starts; the keep-alive
+    #: timeout bounds the heads after the first. None: no limit.
+    request_header_timeout: float | None = DEFAULT_REQUEST_HEADER_TIMEOUT
+    #: Seconds a client may leave between two pieces of a request body.
+    request_body_timeout: float | None = DEFAULT_REQUEST_BODY_TIMEOUT
     limits: HttpLimits = DEFAULT_LIMITS
     forwarding: Forwarding = attrs.Factory(Forwarding)
 

@@ -31,7 +31,13 @@ from supervisors import (
 )
 
 from ._connection import DEFAULT_KEEPALIVE_TIMEOUT, ConnectionActor
-from ._engine import DEFAULT_MAX_RETRIES, ProxyCounters, ProxyRuntime
+from ._engine import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_REQUEST_BODY_TIMEOUT,
+    DEFAULT_REQUEST_HEADER_TIMEOUT,
+    ProxyCounters,
+    ProxyRuntime,
+)
 from ._listener import Endpoint, ListenerActor, bind_endpoint
 from ._pool import DEFAULT_POOL_SIZE, ConnectionPool, PeerPoolActor
 
@@ -63,6 +69,10 @@ class HttpProxyService:
         self.pool = ConnectionPool(max_size=_conf(conf, "upstream_keepalive_pool_size", DEFAULT_POOL_SIZE))
         self.max_retries: int = _conf(conf, "max_retries", DEFAULT_MAX_RETRIES)
         self.keepalive_timeout: float | None = DEFAULT_KEEPALIVE_TIMEOUT
+        #: Seconds a client has to send a whole request head (408 for a partial one); None: no limit.
+        self.request_header_timeout: float | None = DEFAULT_REQUEST_HEADER_TIMEOUT
+        #: Seconds a client may leave between two pieces of a request body (408); None: no limit.
+        self.request_body_timeout: float | None = DEFAULT_REQUEST_BODY_TIMEOUT
         #: The HTTP/1.1 codec by name ("h11", "httptools"); None takes `select_codec()`'s choice.
         self.codec: str | None = None
         #: How large a request from a client may be (request line, head, fields, body, chunk lines); past a
@@ -149,6 +159,8 @@ class HttpProxyService:
             codec=select_codec(self.codec),
             max_retries=self.max_retries,
             keepalive_timeout=self.keepalive_timeout,
+            request_header_timeout=self.request_header_timeout,
+            request_body_timeout=self.request_body_timeout,
             limits=self.limits,
             forwarding=self.forwarding,
         )
