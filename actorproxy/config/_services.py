@@ -156,24 +156,24 @@ class RouteConf:
     connect_timeout: float | None = attrs.field(
         default=None,
         validator=POSITIVE,
-        metadata=doc("Seconds to open the upstream connection; null: no limit."),
+        metadata=doc("Seconds to open the upstream connection; null: 10."),
     )
     read_timeout: float | None = attrs.field(
         default=None,
         validator=POSITIVE,
-        metadata=doc("Seconds each read from the upstream may wait; null: no limit."),
+        metadata=doc("Seconds each read from the upstream may wait; null: 60."),
     )
     write_timeout: float | None = attrs.field(
         default=None,
         validator=POSITIVE,
-        metadata=doc("Seconds each write to the upstream may take; null: no limit."),
+        metadata=doc("Seconds each write to the upstream may take; null: 60."),
     )
     total_timeout: float | None = attrs.field(
         default=None,
         validator=POSITIVE,
         metadata=doc(
             "Seconds to open the upstream connection including the TLS handshake (Pingora's"
-            " total_connection_timeout); null: no limit."
+            " total_connection_timeout); null: 15."
         ),
     )
 

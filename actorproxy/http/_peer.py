@@ -12,7 +12,8 @@ Rules:
   keepalive settings are not part of it, as in Pingora.
 - `PeerOptions` is mutable (users write `peer.options.connection_timeout = 2.0`), and validated on every
   assignment; durations are float seconds, None meaning "no limit" (or, for `idle_timeout`, the pool's
-  default) and 0 for `idle_timeout` meaning "never reuse".
+  default) and 0 for `idle_timeout` meaning "never reuse". Unlike Pingora's, the connect, read and write
+  timeouts have finite defaults, so a silent upstream never holds a request forever.
 """
 
 from __future__ import annotations
@@ -84,20 +85,33 @@ def _check_alternative_cn(instance: object, attribute: attrs.Attribute[Any], val
         raise ValueError(f"alternative_cn: must be a non-empty string or None, got {value!r}")
 
 
+# Pingora sets no upstream timeouts: a silent upstream would hold a request forever. nginx's defaults for
+# proxy_connect_timeout and proxy_read_timeout / proxy_send_timeout are 60 s; a connect that takes more than
+# 10 s on a proxy's network is a dead host, and 15 s leaves a TLS handshake 5 s more.
+DEFAULT_CONNECTION_TIMEOUT = 10.0
+DEFAULT_TOTAL_CONNECTION_TIMEOUT = 15.0
+DEFAULT_READ_TIMEOUT = 60.0
+DEFAULT_WRITE_TIMEOUT = 60.0
+
+
 @attrs.define(kw_only=True)
 class PeerOptions:
     """How to connect to an upstream (Pingora's `PeerOptions`); attributes are validated on assignment."""
 
     #: Local address to connect from: an IP literal, `"ip:port"` or `"[v6]:port"`.
     bind_to: str | None = attrs.field(default=None, validator=_check_bind_to)
-    #: Seconds to establish the TCP (or Unix socket) connection.
-    connection_timeout: float | None = attrs.field(default=None, validator=_non_negative)
-    #: Seconds to establish the connection including the TLS handshake.
-    total_connection_timeout: float | None = attrs.field(default=None, validator=_non_negative)
-    #: Seconds each read from the upstream may wait (reset after every read).
-    read_timeout: float | None = attrs.field(default=None, validator=_non_negative)
-    #: Seconds a write to the upstream may take.
-    write_timeout: float | None = attrs.field(default=None, validator=_non_negative)
+    #: Seconds to establish the TCP (or Unix socket) connection; None: no limit.
+    connection_timeout: float | None = attrs.field(
+        default=DEFAULT_CONNECTION_TIMEOUT, validator=_non_negative
+    )
+    #: Seconds to establish the connection including the TLS handshake; None: no limit.
+    total_connection_timeout: float | None = attrs.field(
+        default=DEFAULT_TOTAL_CONNECTION_TIMEOUT, validator=_non_negative
+    )
+    #: Seconds each read from the upstream may wait (reset after every read); None: no limit.
+    read_timeout: float | None = attrs.field(default=DEFAULT_READ_TIMEOUT, validator=_non_negative)
+    #: Seconds a write to the upstream may take; None: no limit.
+    write_timeout: float | None = attrs.field(default=DEFAULT_WRITE_TIMEOUT, validator=_non_negative)
     #: Seconds an idle connection waits in the pool for reuse; None: the pool's default; 0: never reuse.
     idle_timeout: float | None = attrs.field(default=None, validator=_non_negative)
     #: Check that the upstream's certificate chains to a trusted CA.

@@ -89,12 +89,17 @@ class HeaderEdits:
 
 
 def _peer_options(route: RouteConf) -> PeerOptions:
-    return PeerOptions(
-        connection_timeout=route.connect_timeout,
-        total_connection_timeout=route.total_timeout,
-        read_timeout=route.read_timeout,
-        write_timeout=route.write_timeout,
-    )
+    """The route's timeouts; one it does not set keeps `PeerOptions`' default."""
+    options = PeerOptions()
+    if route.connect_timeout is not None:
+        options.connection_timeout = route.connect_timeout
+    if route.total_timeout is not None:
+        options.total_connection_timeout = route.total_timeout
+    if route.read_timeout is not None:
+        options.read_timeout = route.read_timeout
+    if route.write_timeout is not None:
+        options.write_timeout = route.write_timeout
+    return options
 
 
 @attrs.frozen(eq=False)

@@ -8,7 +8,13 @@ from typing import Any
 import attrs
 import pytest
 
-from actorproxy.http._peer import HttpPeer, PeerOptions, TcpKeepalive, parse_bind_to
+from actorproxy.http._peer import (
+    DEFAULT_CONNECTION_TIMEOUT,
+    HttpPeer,
+    PeerOptions,
+    TcpKeepalive,
+    parse_bind_to,
+)
 
 
 @pytest.mark.parametrize(
@@ -106,7 +112,7 @@ def test_peer_attributes() -> None:
 def test_each_peer_gets_its_own_default_options() -> None:
     one, two = HttpPeer("a.example:80"), HttpPeer("a.example:80")
     one.options.connection_timeout = 2.0
-    assert two.options.connection_timeout is None
+    assert two.options.connection_timeout == DEFAULT_CONNECTION_TIMEOUT
     assert one.options == PeerOptions(connection_timeout=2.0)
 
 

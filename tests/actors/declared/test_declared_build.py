@@ -15,7 +15,7 @@ from actorproxy.config import (
     ServerConf,
     UpstreamConf,
 )
-from actorproxy.http import RequestHeader
+from actorproxy.http import DEFAULT_READ_TIMEOUT, DEFAULT_WRITE_TIMEOUT, RequestHeader
 from actors.declared import SELECTION, HeaderEdits, Routing, build_load_balancer, build_proxy
 from actors.lb import (
     Backend,
@@ -147,8 +147,8 @@ def test_route_plans_take_timeouts_retries_and_the_hash_key_from_the_conf() -> N
     assert (first.index, first.upstream, first.lb, first.hash_by_path) == (0, "app", lb, True)
     options = first.options
     assert (options.connection_timeout, options.total_connection_timeout) == (0.5, 2.0)
-    assert (options.read_timeout, options.write_timeout) == (3.0, None)
-    assert second.options.write_timeout == 4.0 and second.options.read_timeout is None
+    assert (options.read_timeout, options.write_timeout) == (3.0, DEFAULT_WRITE_TIMEOUT)
+    assert second.options.write_timeout == 4.0 and second.options.read_timeout == DEFAULT_READ_TIMEOUT
     assert [first.retry_allowed(n) for n in (1, 2, 3)] == [True, True, False]
     assert all(second.retry_allowed(n) for n in (1, 16, 100))  # the server's max_retries bounds it
     assert routing.load_balancers() == {lb}
