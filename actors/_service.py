@@ -91,19 +91,48 @@ class HttpProxyService:
     def __repr__(self) -> str:
         return f"<HttpProxyService {self.name} {[str(e) for e in self.endpoints]}>"
 
-    def add_tcp(self, addr: str) -> None:
-        """Listen on "host:port" (port 0 picks a free port)."""
-        host, port = _split_host_port(addr)
-        self.endpoints.append(Endpoint(host=host, port=port))
+    def add_tcp(
+        self,
+        addr: str,
+        *,
+        max_connections: int | None = None,
+        max_connections_per_client: int | None = None,
+    ) -> None:
+        """Listen on "host:port" (port 0 picks a free port).
 
-    def add_uds(self, path: str, permissions: int | None = None) -> None:
-        """Listen on a Unix socket at `path`, with `permissions` (e.g. 0o660) if given."""
-        self.endpoints.append(Endpoint(path=path, permissions=permissions))
+        Args:
+            max_connections: connections open at once; at the limit the listener stops accepting (new ones
+                wait in the kernel's backlog). None: no limit.
+            max_connections_per_client: connections open at once from one client address; one more gets a
+                503 and is closed. None: no limit.
+        """
+        host, port = _split_host_port(addr)
+        self.endpoints.append(
+            Endpoint(
+                host=host,
+                port=port,
+                max_connections=max_connections,
+                max_connections_per_client=max_connections_per_client,
+            )
+        )
+
+    def add_uds(
+        self, path: str, permissions: int | None = None, *, max_connections: int | None = None
+    ) -> None:
+        """Listen on a Unix socket at `path`, with `permissions` (e.g. 0o660) if given (see `add_tcp`)."""
+        self.endpoints.append(Endpoint(path=path, permissions=permissions, max_connections=max_connections))
 
     def add_tls(
-        self, addr: str, cert_path: str, key_path: str, *, sni_callback: SniCallback | None = None
+        self,
+        addr: str,
+        cert_path: str,
+        key_path: str,
+        *,
+        sni_callback: SniCallback | None = None,
+        max_connections: int | None = None,
+        max_connections_per_client: int | None = None,
     ) -> None:
-        """Terminate TLS on "host:port" with a certificate chain and key (PEM files).
+        """Terminate TLS on "host:port" with a certificate chain and key (PEM files) (see `add_tcp`).
 
         `sni_callback(ssl_object, server_name, context)` may switch `ssl_object.context` per SNI name.
         """
@@ -112,7 +141,15 @@ class HttpProxyService:
         context.load_cert_chain(cert_path, key_path)
         if sni_callback is not None:
             context.sni_callback = sni_callback
-        self.endpoints.append(Endpoint(host=host, port=port, ssl_context=context))
+        self.endpoints.append(
+            Endpoint(
+                host=host,
+                port=port,
+                ssl_context=context,
+                max_connections=max_connections,
+                max_connections_per_client=max_connections_per_client,
+            )
+        )
 
     def use_listen_fds(self, fds: ListenFds) -> None:
         """Borrow listening sockets from `fds` (the server's), and register those bound here."""

@@ -11,7 +11,6 @@ from upstream import Upstream
 
 from actorproxy import HttpPeer, ProxyHttp, Session
 from actors import HttpProxyService
-from actors._listener import Endpoint
 
 
 class To(ProxyHttp):
@@ -24,7 +23,7 @@ class To(ProxyHttp):
 
 def limited(**limits: int) -> Any:
     def listen(service: HttpProxyService) -> None:
-        service.endpoints.append(Endpoint(host="127.0.0.1", port=0, **limits))
+        service.add_tcp("127.0.0.1:0", **limits)
 
     return listen
 
