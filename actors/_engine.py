@@ -32,6 +32,7 @@ Rules:
 from __future__ import annotations
 
 import logging
+import random
 from typing import Any
 
 import attrs
@@ -64,6 +65,7 @@ __all__ = [
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_REQUEST_BODY_TIMEOUT",
     "DEFAULT_REQUEST_HEADER_TIMEOUT",
+    "PeerDefaults",
     "ProxyCounters",
     "ProxyRuntime",
     "serve_request",
@@ -126,6 +128,33 @@ class ProxyRuntime:
     request_body_timeout: float | None = DEFAULT_REQUEST_BODY_TIMEOUT
     limits: HttpLimits = DEFAULT_LIMITS
     forwarding: Forwarding = attrs.Factory(Forwarding)
+    #: What a peer that leaves them unset gets: the server's `ca_file` and `client_bind_to_ipv4/6`.
+    peer_defaults: PeerDefaults | None = None
+
+
+@attrs.frozen
+class PeerDefaults:
+    """Server-wide settings for upstream connections, applied to a peer whose options leave them unset.
+
+    Args:
+        ca: the CA bundle file upstream certificates are checked against (Pingora's `ca_file`).
+        bind_ipv4: source addresses for IPv4 peers, one picked at random per connection (Pingora's
+            `client_bind_to_ipv4`); host names count as IPv4.
+        bind_ipv6: the same for IPv6 peers.
+    """
+
+    ca: str | None = None
+    bind_ipv4: tuple[str, ...] = ()
+    bind_ipv6: tuple[str, ...] = ()
+
+    def apply(self, peer: HttpPeer) -> None:
+        options = peer.options
+        if self.ca is not None and options.ca is None and peer.tls:
+            options.ca = self.ca
+        if options.bind_to is None and not peer.is_unix:
+            choices = self.bind_ipv6 if ":" in (peer.host or "") else self.bind_ipv4
+            if choices:
+                options.bind_to = random.choice(choices)
 
 
 def _internal(exc: Exception, what: str) -> Error:
@@ -215,6 +244,8 @@ async def _proxy_to_upstream(runtime: ProxyRuntime, session: Session, ctx: Any) 
             runtime.counters.retries += 1
         _feedback.clear()
         peer = await app.upstream_peer(session, ctx)
+        if runtime.peer_defaults is not None:
+            runtime.peer_defaults.apply(peer)
         attempt = _feedback.claim(peer.address)
         try:
             retry = await _attempt(runtime, session, ctx, peer=peer, attempt=attempt, retries=retries)

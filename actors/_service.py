@@ -35,6 +35,7 @@ from ._engine import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_REQUEST_BODY_TIMEOUT,
     DEFAULT_REQUEST_HEADER_TIMEOUT,
+    PeerDefaults,
     ProxyCounters,
     ProxyRuntime,
 )
@@ -69,6 +70,8 @@ class HttpProxyService:
         self.pool = ConnectionPool(max_size=_conf(conf, "upstream_keepalive_pool_size", DEFAULT_POOL_SIZE))
         self.max_retries: int = _conf(conf, "max_retries", DEFAULT_MAX_RETRIES)
         self.keepalive_timeout: float | None = DEFAULT_KEEPALIVE_TIMEOUT
+        #: The server's `ca_file` and `client_bind_to_ipv4/6`, for peers that set neither.
+        self.peer_defaults: PeerDefaults | None = _peer_defaults(conf)
         #: Seconds a client has to send a whole request head (408 for a partial one); None: no limit.
         self.request_header_timeout: float | None = DEFAULT_REQUEST_HEADER_TIMEOUT
         #: Seconds a client may leave between two pieces of a request body (408); None: no limit.
@@ -200,6 +203,7 @@ class HttpProxyService:
             request_body_timeout=self.request_body_timeout,
             limits=self.limits,
             forwarding=self.forwarding,
+            peer_defaults=self.peer_defaults,
         )
 
     def _listener(self, index: int, endpoint: Endpoint, connections: str, fds: ListenFds) -> ListenerActor:
@@ -234,6 +238,15 @@ class HttpProxyService:
             return Supervisor(children, strategy=Strategy.REST_FOR_ONE, intensity=10, period=10)
 
         return ChildSpec(id=self.name, start=build)
+
+
+def _peer_defaults(conf: Any) -> PeerDefaults | None:
+    ca = _conf(conf, "ca_file", None)
+    ipv4 = tuple(_conf(conf, "client_bind_to_ipv4", ()))
+    ipv6 = tuple(_conf(conf, "client_bind_to_ipv6", ()))
+    if ca is None and not ipv4 and not ipv6:
+        return None
+    return PeerDefaults(ca=ca, bind_ipv4=ipv4, bind_ipv6=ipv6)
 
 
 def _conf(conf: Any, key: str, default: Any) -> Any:
