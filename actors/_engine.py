@@ -128,6 +128,8 @@ class ProxyRuntime:
     request_body_timeout: float | None = DEFAULT_REQUEST_BODY_TIMEOUT
     limits: HttpLimits = DEFAULT_LIMITS
     forwarding: Forwarding = attrs.Factory(Forwarding)
+    #: Seconds from a request's head to the end of its response; None: no limit (only the per-read ones).
+    request_timeout: float | None = None
     #: What a peer that leaves them unset gets: the server's `ca_file` and `client_bind_to_ipv4/6`.
     peer_defaults: PeerDefaults | None = None
 
@@ -157,6 +159,24 @@ class PeerDefaults:
                 options.bind_to = random.choice(choices)
 
 
+async def _proxy_within(runtime: ProxyRuntime, session: Session, ctx: Any, timeout: float) -> None:
+    """Proxy the request, all of it done within `timeout` seconds of its head.
+
+    Raises:
+        Error: READ_TIMEDOUT from the client's side (408) while its body was still coming, else from the
+            upstream's (504); once the response has started it can only be cut off.
+    """
+    with trio.move_on_after(timeout) as scope:
+        await _proxy_to_upstream(runtime, session, ctx)
+    if scope.cancelled_caught:
+        slow_client = not session.downstream.body_done
+        raise Error(
+            ErrorType.READ_TIMEDOUT,
+            ErrorSource.DOWNSTREAM if slow_client else ErrorSource.UPSTREAM,
+            context=f"the request did not finish within {timeout:g} s",
+        )
+
+
 def _internal(exc: Exception, what: str) -> Error:
     return Error.because(ErrorType.INTERNAL_ERROR, what, exc, ErrorSource.INTERNAL)
 
@@ -173,7 +193,10 @@ async def serve_request(runtime: ProxyRuntime, session: Session) -> Error | None
         await app.early_request_filter(session, ctx)
         if not await app.request_filter(session, ctx):
             if await app.proxy_upstream_filter(session, ctx):
-                await _proxy_to_upstream(runtime, session, ctx)
+                if runtime.request_timeout is None:
+                    await _proxy_to_upstream(runtime, session, ctx)
+                else:
+                    await _proxy_within(runtime, session, ctx, runtime.request_timeout)
             elif session.response_written() is None:
                 error = Error.explain(
                     ErrorType.http_status(502), "proxy_upstream_filter declined", ErrorSource.INTERNAL
@@ -290,6 +313,12 @@ async def _attempt(
         if retry and not session.retry_buffer_truncated:
             return True
         raise error from None
+    except BaseException:
+        # Cancelled (the request's deadline, a shutdown): the exchange stopped anywhere; the connection is
+        # in an unknown state and must not be left open or reused.
+        with trio.CancelScope(shield=True):
+            await conn.abort()
+        raise
     attempt.finish(Outcome.SERVER_ERROR if status >= 500 else Outcome.SUCCESS)
     if not (conn.reusable and conn.start_next_cycle()) or not pool.checkin(
         peer.reuse_key(), conn, conn.stream, peer.options.idle_timeout

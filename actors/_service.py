@@ -70,6 +70,9 @@ class HttpProxyService:
         self.pool = ConnectionPool(max_size=_conf(conf, "upstream_keepalive_pool_size", DEFAULT_POOL_SIZE))
         self.max_retries: int = _conf(conf, "max_retries", DEFAULT_MAX_RETRIES)
         self.keepalive_timeout: float | None = DEFAULT_KEEPALIVE_TIMEOUT
+        #: Seconds from a request's head to the end of its response (408 or 504 while no response has
+        #: started, then the connection is cut); None: no total deadline.
+        self.request_timeout: float | None = None
         #: The server's `ca_file` and `client_bind_to_ipv4/6`, for peers that set neither.
         self.peer_defaults: PeerDefaults | None = _peer_defaults(conf)
         #: Seconds a client has to send a whole request head (408 for a partial one); None: no limit.
@@ -201,6 +204,7 @@ class HttpProxyService:
             keepalive_timeout=self.keepalive_timeout,
             request_header_timeout=self.request_header_timeout,
             request_body_timeout=self.request_body_timeout,
+            request_timeout=self.request_timeout,
             limits=self.limits,
             forwarding=self.forwarding,
             peer_defaults=self.peer_defaults,

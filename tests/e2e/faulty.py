@@ -1,11 +1,14 @@
-"""An upstream that misbehaves on cue: it reads a request head, then sends scripted bytes and ends the
-connection the way the test asks (reset, clean close, stall), at a chosen byte of its answer.
+"""Upstreams that misbehave on cue.
 
-Each accepted connection takes the next `Script` from the queue (the last one repeats).
+`FaultyUpstream` reads a request head, then sends scripted bytes and ends the connection the way the test
+asks (reset, clean close, stall), at a chosen byte of its answer; each accepted connection takes the next
+`Script` (the last one repeats). `FaultRelay` sits in front of a real upstream and breaks its answers the
+same ways at a chosen byte.
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 from typing import Any, Literal
@@ -81,3 +84,53 @@ class FaultyUpstream:
             pass
         finally:
             stream.socket.close()
+
+
+@attrs.define
+class FaultRelay:
+    """A TCP relay in front of a real upstream that breaks the answer at byte `cut`, as `ending` says.
+
+    The request goes through whole; the upstream's answer is relayed until `cut` bytes have passed, then
+    the relay resets, closes or stalls the connection to the proxy (and drops the upstream one).
+    """
+
+    target_port: int
+    cut: int
+    ending: Ending = "reset"
+    port: int = 0
+    relayed: int = 0
+
+    async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners: list[Any] = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self.port = listeners[0].socket.getsockname()[1]
+        task_status.started(self.port)
+        await trio.serve_listeners(self._handle, listeners)
+
+    async def _handle(self, client: trio.SocketStream) -> None:
+        upstream = await trio.open_tcp_stream("127.0.0.1", self.target_port)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._forward_requests, client, upstream)
+                sent = 0
+                while sent < self.cut:
+                    data = await upstream.receive_some(min(65536, self.cut - sent))
+                    if not data:
+                        break
+                    await client.send_all(data)
+                    sent += len(data)
+                    self.relayed += len(data)
+                if self.ending == "reset":
+                    client.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                elif self.ending == "stall":
+                    await trio.sleep_forever()
+                nursery.cancel_scope.cancel()
+        except trio.BrokenResourceError:
+            pass
+        finally:
+            client.socket.close()
+            await trio.aclose_forcefully(upstream)
+
+    async def _forward_requests(self, client: trio.SocketStream, upstream: trio.SocketStream) -> None:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            while data := await client.receive_some(65536):
+                await upstream.send_all(data)

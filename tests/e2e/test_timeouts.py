@@ -107,3 +107,28 @@ async def test_a_thousand_trickling_clients_do_not_stop_the_others(
             # Each was closed at its head deadline, not before.
             assert trio.current_time() - opened_at >= header_timeout
     assert [r["target"] for r in upstreams[0].requests] == [f"/echo?n={n}" for n in range(20)]
+
+
+async def test_the_total_deadline_answers_504_for_a_slow_upstream(
+    upstreams: list[Upstream], start_proxy: Any
+) -> None:
+    base, service = await start_proxy(To(upstreams[0].port), request_timeout=TIMEOUT)
+    async with await open_stream(base) as stream:
+        await stream.send_all(b"GET /slow?delay=30 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        started = trio.current_time()
+        with trio.fail_after(10):
+            answer = await stream.receive_some(65536)
+    assert answer.startswith(b"HTTP/1.1 504")
+    assert TIMEOUT <= trio.current_time() - started < TIMEOUT + 5
+    assert service.pool.statistics().idle == 0  # the connection cut mid-exchange was not kept
+
+
+async def test_the_total_deadline_answers_408_for_a_body_still_coming(
+    upstreams: list[Upstream], start_proxy: Any
+) -> None:
+    base, _ = await start_proxy(To(upstreams[0].port), request_timeout=TIMEOUT, request_body_timeout=30.0)
+    async with await open_stream(base) as stream:
+        await stream.send_all(b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\nabc")
+        with trio.fail_after(10):
+            answer = await read_until_closed(stream)
+    assert answer.startswith(b"HTTP/1.1 408")

@@ -8,13 +8,15 @@ a 504 after the read timeout.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import attrs
 import pytest
 import trio
-from faulty import FaultyUpstream, Script, chunked, ok
+from faulty import FaultRelay, FaultyUpstream, Script, chunked, ok
 from rawhttp import open_stream
+from upstream import Upstream
 
 from actorproxy import Error, HttpPeer, PeerOptions, ProxyHttp, Session
 
@@ -158,3 +160,25 @@ async def test_a_head_cut_short_is_a_502(nursery: trio.Nursery, start_proxy: Any
     base, _, _, _ = await start(nursery, start_proxy, Script(answer, cut=20, ending="close"))
     seen = await get(base)
     assert seen.head.startswith(b"HTTP/1.1 502")
+
+
+@pytest.mark.parametrize("ending", ["reset", "close", "stall"])
+async def test_a_relay_breaking_a_real_answer_mid_body_cuts_the_client_off(
+    ending: str, nursery: trio.Nursery, upstreams: list[Upstream], start_proxy: Any
+) -> None:
+    relay = FaultRelay(upstreams[0].port, cut=100_000, ending=ending)
+    await nursery.start(relay.serve)
+    app = ToFaulty(relay.port)
+    base, service = await start_proxy(app)
+    data = b""
+    async with await open_stream(base) as stream:
+        await stream.send_all(b"GET /big?size=300000 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        with contextlib.suppress(trio.BrokenResourceError), trio.fail_after(10):
+            while chunk := await stream.receive_some(65536):
+                data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"content-length: 300000" in head.lower()
+    assert len(body) < 300_000  # cut short, and the connection ended
+    [error] = app.logged
+    assert error is not None
+    assert service.pool.statistics().idle == 0
