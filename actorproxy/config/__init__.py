@@ -15,7 +15,15 @@ from ._error import ConfigError, ConfigWarning, Problem
 from ._load import load_conf
 from ._schema import json_schema
 from ._server import DEFAULT_PID_FILE, DEFAULT_UPGRADE_SOCK, PINGORA_RUNTIME_KEYS, ServerConf
-from ._services import HeaderEditsConf, ListenerConf, RouteConf, ServiceConf, TlsConf
+from ._services import (
+    ForwardingConf,
+    HeaderEditsConf,
+    LimitsConf,
+    ListenerConf,
+    RouteConf,
+    ServiceConf,
+    TlsConf,
+)
 from ._upstreams import (
     Algorithm,
     DiscoveryConf,
@@ -43,9 +51,11 @@ __all__ = [
     "DnsDiscoveryConf",
     "DnsRecord",
     "FileDiscoveryConf",
+    "ForwardingConf",
     "HeaderEditsConf",
     "HealthCheckConf",
     "HttpHealthCheckConf",
+    "LimitsConf",
     "ListenerConf",
     "PassiveHealthConf",
     "Problem",

@@ -13,11 +13,34 @@ from typing import Any, ClassVar
 
 import attrs
 
-from ._checks import DOC, DUMP, Check, Where, check_class, doc, each, each_item, non_empty, parsed_by
+from actorproxy.http._forward import Forwarding
+from actorproxy.http._strict import HttpLimits
+
+from ._checks import (
+    DOC,
+    DUMP,
+    Check,
+    Where,
+    at_least,
+    check_class,
+    doc,
+    each,
+    each_item,
+    non_empty,
+    parsed_by,
+)
 from ._frozen import EMPTY, freeze_mapping
 from ._rules import HEADER_NAME, HEADER_VALUE, LISTEN_ADDRESS, NAME, NON_NEGATIVE, PATH, POSITIVE
 
-__all__ = ["HeaderEditsConf", "ListenerConf", "RouteConf", "ServiceConf", "TlsConf"]
+__all__ = [
+    "ForwardingConf",
+    "HeaderEditsConf",
+    "LimitsConf",
+    "ListenerConf",
+    "RouteConf",
+    "ServiceConf",
+    "TlsConf",
+]
 
 # A route's host: a name, or `*.` and a name for its subdomains; no port (the Host header's port is ignored).
 _ROUTE_HOST = re.compile(r"(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?")
@@ -92,6 +115,19 @@ class ListenerConf:
     )
     tls: TlsConf | None = attrs.field(
         default=None, metadata=doc("Terminate TLS on this TCP listener with this certificate and key.")
+    )
+    max_connections: int | None = attrs.field(
+        default=None,
+        validator=at_least(1),
+        metadata=doc(
+            "Connections open at once; at the limit the listener stops accepting until one closes (new"
+            " ones wait in the kernel's backlog); null: no limit."
+        ),
+    )
+    max_connections_per_client: int | None = attrs.field(
+        default=None,
+        validator=at_least(1),
+        metadata=doc("Connections open at once from one client address; one more gets 503; null: no limit."),
     )
 
     def __attrs_post_init__(self) -> None:
@@ -178,6 +214,62 @@ class RouteConf:
     )
 
 
+_LIMITS = HttpLimits()
+_FORWARDING = Forwarding()
+
+
+@attrs.frozen(kw_only=True)
+class LimitsConf:
+    """How large a client's request may be; past a limit it is refused and its connection closed."""
+
+    max_request_line: int = attrs.field(
+        default=_LIMITS.max_request_line,
+        validator=at_least(1),
+        metadata=doc("Bytes of the request line (414)."),
+    )
+    max_header_bytes: int = attrs.field(
+        default=_LIMITS.max_header_bytes,
+        validator=at_least(1),
+        metadata=doc("Bytes of the whole request head (431)."),
+    )
+    max_header_count: int = attrs.field(
+        default=_LIMITS.max_header_count, validator=at_least(1), metadata=doc("Header fields (431).")
+    )
+    max_body_size: int | None = attrs.field(
+        default=_LIMITS.max_body_size,
+        validator=at_least(1),
+        metadata=doc("Bytes of a request body, chunked or not (413); null: no limit."),
+    )
+    max_chunk_line: int = attrs.field(
+        default=_LIMITS.max_chunk_line,
+        validator=at_least(1),
+        metadata=doc("Bytes of a chunk-size line of a chunked body (400)."),
+    )
+
+    def http_limits(self) -> HttpLimits:
+        return HttpLimits(**attrs.asdict(self))
+
+
+@attrs.frozen(kw_only=True)
+class ForwardingConf:
+    """What the proxy adds to what it forwards."""
+
+    via: str | None = attrs.field(
+        default=_FORWARDING.via,
+        metadata=doc("The pseudonym in the Via field added to requests and responses; null: no Via."),
+    )
+    x_forwarded: bool = attrs.field(
+        default=_FORWARDING.x_forwarded,
+        metadata=doc("Add X-Forwarded-For (appended), X-Forwarded-Proto and X-Forwarded-Host."),
+    )
+    allow_trace: bool = attrs.field(
+        default=_FORWARDING.allow_trace, metadata=doc("Forward TRACE requests instead of answering 405.")
+    )
+
+    def forwarding(self) -> Forwarding:
+        return Forwarding(**attrs.asdict(self))
+
+
 @attrs.frozen(kw_only=True)
 class ServiceConf:
     """A proxy service: where it listens and how it routes."""
@@ -189,7 +281,35 @@ class ServiceConf:
     routes: tuple[RouteConf, ...] = attrs.field(
         validator=non_empty("route"), metadata=doc("Routes tried in order; the first that matches is taken.")
     )
+    request_header_timeout: float | None = attrs.field(
+        default=60.0,
+        validator=POSITIVE,
+        metadata=doc("Seconds a client has to send a whole first request head (408); null: no limit."),
+    )
+    request_body_timeout: float | None = attrs.field(
+        default=60.0,
+        validator=POSITIVE,
+        metadata=doc(
+            "Seconds a client may leave between two pieces of a request body (408); null: no limit."
+        ),
+    )
+    keepalive_timeout: float | None = attrs.field(
+        default=60.0,
+        validator=POSITIVE,
+        metadata=doc("Seconds an idle keep-alive connection waits for its next request; null: no limit."),
+    )
+    request_timeout: float | None = attrs.field(
+        default=None,
+        validator=POSITIVE,
+        metadata=doc(
+            "Seconds from a request's head to the end of its response (408 or 504); null: no limit."
+        ),
+    )
+    limits: LimitsConf = attrs.field(factory=LimitsConf, metadata=doc("How large a request may be."))
+    forwarding: ForwardingConf = attrs.field(
+        factory=ForwardingConf, metadata=doc("Via and X-Forwarded-* on what is forwarded.")
+    )
 
 
-for _cls in (TlsConf, ListenerConf, HeaderEditsConf, RouteConf, ServiceConf):
+for _cls in (TlsConf, ListenerConf, HeaderEditsConf, RouteConf, LimitsConf, ForwardingConf, ServiceConf):
     attrs.resolve_types(_cls)

@@ -119,16 +119,30 @@ def _proxy_service(
     server_conf: ServerConf, conf: ServiceConf, where: str, app: DeclaredProxy
 ) -> HttpProxyService:
     proxy = http_proxy_service(server_conf, app, name=conf.name)
+    proxy.request_header_timeout = conf.request_header_timeout
+    proxy.request_body_timeout = conf.request_body_timeout
+    proxy.keepalive_timeout = conf.keepalive_timeout
+    proxy.request_timeout = conf.request_timeout
+    proxy.limits = conf.limits.http_limits()
+    proxy.forwarding = conf.forwarding.forwarding()
     for n, listener in enumerate(conf.listeners):
+        limit = listener.max_connections
         if listener.path is not None:
-            proxy.add_uds(listener.path, listener.permissions)
+            proxy.add_uds(listener.path, listener.permissions, max_connections=limit)
             continue
         assert listener.address is not None  # ListenerConf holds exactly one of address and path
+        per_client = listener.max_connections_per_client
         if listener.tls is None:
-            proxy.add_tcp(listener.address)
+            proxy.add_tcp(listener.address, max_connections=limit, max_connections_per_client=per_client)
             continue
         try:
-            proxy.add_tls(listener.address, listener.tls.cert, listener.tls.key)
+            proxy.add_tls(
+                listener.address,
+                listener.tls.cert,
+                listener.tls.key,
+                max_connections=limit,
+                max_connections_per_client=per_client,
+            )
         except OSError as exc:  # a missing file, or an ssl.SSLError for a bad certificate or key
             reason = f"cannot load the certificate and key: {exc.strerror or exc}"
             raise ConfigError([Problem(f"{where}.listeners[{n}].tls", reason)]) from exc

@@ -170,3 +170,34 @@ def test_build_proxy_adds_clusters_before_the_services_that_use_them() -> None:
     assert handle.services["a"].app.routing.table.targets()[0].lb is handle.load_balancer("two")
     assert handle.services["b"].service.endpoints[0].path == "/tmp/b.sock"
     assert handle.conf is conf
+
+
+def test_a_service_takes_its_timeouts_limits_forwarding_and_connection_limits_from_the_conf() -> None:
+    conf = ServerConf.from_mapping(
+        {
+            "services": [
+                {
+                    "name": "a",
+                    "listeners": [
+                        {"address": "127.0.0.1:0", "max_connections": 100, "max_connections_per_client": 5}
+                    ],
+                    "routes": [{"upstream": "one"}],
+                    "request_header_timeout": 5,
+                    "request_body_timeout": 7,
+                    "keepalive_timeout": 9,
+                    "request_timeout": 30,
+                    "limits": {"max_header_count": 20, "max_body_size": 1024},
+                    "forwarding": {"via": "edge", "x_forwarded": True},
+                }
+            ],
+            "upstreams": [{"name": "one", "discovery": STATIC}],
+        }
+    )
+    service = build_proxy(Server(conf)).services["a"].service
+    assert (service.request_header_timeout, service.request_body_timeout) == (5, 7)
+    assert (service.keepalive_timeout, service.request_timeout) == (9, 30)
+    assert (service.limits.max_header_count, service.limits.max_body_size) == (20, 1024)
+    assert service.limits.max_request_line == 8192  # the default where the file says nothing
+    assert (service.forwarding.via, service.forwarding.x_forwarded) == ("edge", True)
+    [endpoint] = service.endpoints
+    assert (endpoint.max_connections, endpoint.max_connections_per_client) == (100, 5)
