@@ -49,13 +49,13 @@ from ._h1rules import _check_status_line, _has_token, _invalid_head
 from ._header import Headers, RequestHeader, ResponseHeader
 from ._strict import (
     DEFAULT_LIMITS,
-    ChunkedBodyCheck,
     HeadScanner,
     HttpLimits,
     check_head,
     check_request,
     noted_fields,
 )
+from ._strictbody import ChunkedBodyCheck
 
 __all__ = ["ClientConnection", "ServerConnection"]
 

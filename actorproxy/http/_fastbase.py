@@ -8,7 +8,7 @@ Rules:
   `max_head_size` across reads (431, as h11), and scanning resumes where the last read stopped.
 - Bodies are framed exactly as h11 frames them: Content-Length, chunked with trailers (h11's ChunkedReader,
   step for step), or read to EOF. Bytes past a message stay in the buffer for the next cycle or for `detach`.
-  A chunked request body is read with the strict chunk rules instead (`_strict.py`), at the same steps.
+  A chunked request body is read with the strict chunk rules instead (`_strictbody.py`), at the same steps.
 - Writes are framed as h11's body writers frame them; a body piece and the end of a message are joined
   with what precedes them, so a call is one stream write.
 """
@@ -35,7 +35,8 @@ from ._h1rules import (
     _OutFields,
 )
 from ._header import Headers
-from ._strict import HttpLimits, check_trailers, chunk_line, trailers_end
+from ._strict import HttpLimits
+from ._strictbody import check_trailers, chunk_line, trailers_end
 
 # Protocol states, h11's names. DONE stands for h11's MUST_CLOSE too: `_keep_alive` tells them apart.
 _IDLE: Final = "IDLE"
@@ -208,8 +209,8 @@ class _FastH1(_H1Connection):
 
     def _chunk_event(self) -> bytes | _Sentinel | None:
         """h11's ChunkedReader, step for step; a request's chunk lines and trailers under the strict chunk
-        rules (`_strict.py`), at the same steps, so a violation is raised where `ChunkedBodyCheck` holds it
-        for the h11 codec."""
+        rules (`_strictbody.py`), at the same steps, so a violation is raised where `ChunkedBodyCheck`
+        holds it for the h11 codec."""
         strict = self._strict
         buf = self._buf
         if self._rtrailer:

@@ -7,16 +7,8 @@ import h11
 import pytest
 
 from actorproxy.http import DEFAULT_LIMITS, HttpLimits
-from actorproxy.http._strict import (
-    ChunkedBodyCheck,
-    HeadScanner,
-    check_head,
-    check_request,
-    check_trailers,
-    chunk_line,
-    noted_fields,
-    trailers_end,
-)
+from actorproxy.http._strict import HeadScanner, check_head, check_request, noted_fields
+from actorproxy.http._strictbody import ChunkedBodyCheck, check_trailers, chunk_line, trailers_end
 
 ACCEPTED = 0
 INCOMPLETE = -1
