@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import trio
+from helpers import ScriptedStream, Starved
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -35,35 +36,6 @@ from actorproxy.http import (
 OTHER_CODECS = [name for name in available_codecs() if name != "h11"]
 
 pytestmark = pytest.mark.skipif(not OTHER_CODECS, reason="only the h11 codec is installed")
-
-
-class Starved(Exception):
-    """The codec asked for more bytes than the script holds (it would wait for the peer)."""
-
-
-class ScriptedStream(trio.abc.Stream):
-    """Hands out `reads` one per receive_some, then EOF (`close`) or `Starved`; records every write."""
-
-    def __init__(self, reads: list[bytes], *, close: bool) -> None:
-        self.reads = list(reads)
-        self.close = close
-        self.writes: list[bytes] = []
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        self.writes.append(bytes(data))
-
-    async def wait_send_all_might_not_block(self) -> None:
-        pass
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        if self.reads:
-            return self.reads.pop(0)
-        if self.close:
-            return b""
-        raise Starved
-
-    async def aclose(self) -> None:
-        pass
 
 
 def failure(exc: BaseException) -> tuple[Any, ...]:

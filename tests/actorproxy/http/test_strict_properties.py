@@ -15,6 +15,7 @@ from typing import Any
 
 import h11
 import trio
+from helpers import ScriptedStream, Starved
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -37,35 +38,6 @@ LIMITS = HttpLimits(max_request_line=256, max_header_bytes=1024, max_header_coun
 SETTINGS = settings(
     max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )
-
-
-class Starved(Exception):
-    """The codec asked for more bytes than the script holds."""
-
-
-class ScriptedStream(trio.abc.Stream):
-    """Hands out `reads` one per receive_some, then EOF (`close`) or `Starved`; records every write."""
-
-    def __init__(self, reads: list[bytes], *, close: bool = True) -> None:
-        self.reads = list(reads)
-        self.close = close
-        self.written = bytearray()
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        self.written += data
-
-    async def wait_send_all_might_not_block(self) -> None:
-        pass
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        if self.reads:
-            return self.reads.pop(0)
-        if self.close:
-            return b""
-        raise Starved
-
-    async def aclose(self) -> None:
-        pass
 
 
 # -- inputs --------------------------------------------------------------------------------------------------
@@ -271,7 +243,7 @@ async def forward(codec: Codec, request: RequestHeader, body: bytes, trailers: A
     if body:
         await conn.write_body(body)
     await conn.finish(None if trailers is None else _headers(trailers))
-    return bytes(stream.written)
+    return stream.written
 
 
 def _headers(pairs: list[tuple[str, str]]) -> Headers:
