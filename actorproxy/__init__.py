@@ -1,91 +1,111 @@
 """actorproxy: a programmable HTTP reverse proxy and load balancer on a tree of supervised trio actors.
 
-This package is the kernel: actors, refs, mailboxes, exit reasons, the actor system and its registry,
-dead letters and events. `supervisors` builds OTP supervision on it; `actors` builds the proxy on both.
+This is the public face, shaped as Pingora's so its guide ports line for line: the phases (`ProxyHttp`,
+`Session`), peers, errors, the `Server` and its services, load balancing and health checks. The layers under
+it are public too: `actors` (the kernel), `supervisors` (OTP supervision), and this package's subpackages
+(`http`, `proxy`, `lb`, `config`, `server`, `declared`, `testing`); docs/architecture.md draws them.
 """
 
-from ._actor import Actor
-from ._context import CLEANUP_TIMEOUT, ActorContext
-from ._deadletters import DeadLetter, DeadLetters
-from ._errors import (
-    ActorDead,
+from actors import (
+    Actor,
+    ActorContext,
     ActorProxyError,
-    AskFailed,
-    AskTimeout,
-    MailboxFull,
-    NameTaken,
-    StartFailed,
-    StartTimeout,
-    UnhandledMessage,
+    ActorRef,
+    ActorSystem,
+    ExitReason,
+    open_actor_system,
 )
-from ._events import EventStream
-from ._exit import ExitKind, ExitReason
-from ._mailbox import DEFAULT_MAILBOX_CAPACITY, MailboxConfig, Overflow
-from ._messages import ActorExited
-from ._ref import DEFAULT_ASK_TIMEOUT, ActorRef
-from ._registry import Registry
-from ._statistics import ActorStatistics, TreeNode
-from ._system import ActorFactory, ActorSystem, open_actor_system
-from ._timers import Timers
-from .config import ServerConf
+
+from .config import ConfigError, ServerConf, load_conf
+from .declared import DeclaredProxy, DeclaredProxyHandle, build_proxy
 from .http import (
-    BodyChunk,
     Error,
     ErrorSource,
     ErrorType,
+    Forwarding,
     Headers,
-    HttpPeer,
-    PeerOptions,
-    ProxyHttp,
+    HttpLimits,
     RequestHeader,
     ResponseHeader,
     RetryType,
-    Session,
 )
+from .lb import (
+    Backend,
+    Backends,
+    Consistent,
+    DnsDiscovery,
+    FileDiscovery,
+    FNVHash,
+    HttpHealthCheck,
+    LeastConnections,
+    LoadBalancer,
+    OutlierDetection,
+    PowerOfTwoChoices,
+    Random,
+    RoundRobin,
+    Static,
+    TcpHealthCheck,
+)
+from .proxy import (
+    BodyChunk,
+    HttpPeer,
+    HttpProxyService,
+    PeerOptions,
+    ProxyHttp,
+    Session,
+    TcpKeepalive,
+    http_proxy_service,
+)
+from .server import Server, ServiceHandle, background_service
 
 __all__ = [
-    "CLEANUP_TIMEOUT",
-    "DEFAULT_ASK_TIMEOUT",
-    "DEFAULT_MAILBOX_CAPACITY",
     "Actor",
     "ActorContext",
-    "ActorDead",
-    "ActorExited",
-    "ActorFactory",
     "ActorProxyError",
     "ActorRef",
-    "ActorStatistics",
     "ActorSystem",
-    "AskFailed",
-    "AskTimeout",
+    "Backend",
+    "Backends",
     "BodyChunk",
-    "DeadLetter",
-    "DeadLetters",
+    "ConfigError",
+    "Consistent",
+    "DeclaredProxy",
+    "DeclaredProxyHandle",
+    "DnsDiscovery",
     "Error",
     "ErrorSource",
     "ErrorType",
-    "EventStream",
-    "ExitKind",
     "ExitReason",
+    "FNVHash",
+    "FileDiscovery",
+    "Forwarding",
     "Headers",
+    "HttpHealthCheck",
+    "HttpLimits",
     "HttpPeer",
-    "MailboxConfig",
-    "MailboxFull",
-    "NameTaken",
-    "Overflow",
+    "HttpProxyService",
+    "LeastConnections",
+    "LoadBalancer",
+    "OutlierDetection",
     "PeerOptions",
+    "PowerOfTwoChoices",
     "ProxyHttp",
-    "Registry",
+    "Random",
     "RequestHeader",
     "ResponseHeader",
     "RetryType",
+    "RoundRobin",
+    "Server",
     "ServerConf",
+    "ServiceHandle",
     "Session",
-    "StartFailed",
-    "StartTimeout",
-    "Timers",
-    "TreeNode",
-    "UnhandledMessage",
+    "Static",
+    "TcpHealthCheck",
+    "TcpKeepalive",
+    "background_service",
+    "build_proxy",
+    "http_proxy_service",
+    "load_conf",
     "open_actor_system",
 ]
 

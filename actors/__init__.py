@@ -1,79 +1,63 @@
-"""The proxy's actors: listeners, connections, peer pools and services.
+"""The actor kernel: actors, refs, mailboxes, exit reasons, the actor system and its registry, dead letters,
+timers and events.
 
-This layer sits on top of the kernel (`actorproxy`) and of `supervisors`.
+It depends on trio and attrs only. `supervisors` builds OTP supervision on it; `actorproxy` builds the proxy
+on both. `actors.testing` is the actor test kit.
 """
 
-from ._background import background_service
-from ._connection import DEFAULT_KEEPALIVE_TIMEOUT, ConnectionActor
-from ._connector import connect_peer, tls_context
-from ._engine import DEFAULT_MAX_RETRIES, ProxyCounters, ProxyRuntime, serve_request
-from ._listener import Endpoint, ListenerActor
-from ._pool import (
-    DEFAULT_POOL_SIZE,
-    ConnectionPool,
-    GetPoolStatistics,
-    PeerPoolActor,
-    PooledConnection,
-    PoolStatistics,
-    get_pool_statistics,
+from ._actor import Actor
+from ._context import CLEANUP_TIMEOUT, ActorContext
+from ._deadletters import DeadLetter, DeadLetters
+from ._errors import (
+    ActorDead,
+    ActorProxyError,
+    AskFailed,
+    AskTimeout,
+    MailboxFull,
+    NameTaken,
+    StartFailed,
+    StartTimeout,
+    UnhandledMessage,
 )
-from ._service import HttpProxyService, http_proxy_service
-from .declared import DeclaredProxy, DeclaredProxyHandle, build_proxy
-from .lb import (
-    Backend,
-    Backends,
-    Consistent,
-    DnsDiscovery,
-    FileDiscovery,
-    FNVHash,
-    HttpHealthCheck,
-    LeastConnections,
-    LoadBalancer,
-    OutlierDetection,
-    PowerOfTwoChoices,
-    Random,
-    RoundRobin,
-    Static,
-    TcpHealthCheck,
-)
+from ._events import EventStream
+from ._exit import ExitKind, ExitReason
+from ._mailbox import DEFAULT_MAILBOX_CAPACITY, MailboxConfig, Overflow
+from ._messages import ActorExited
+from ._ref import DEFAULT_ASK_TIMEOUT, ActorRef
+from ._registry import Registry
+from ._statistics import ActorStatistics, TreeNode
+from ._system import ActorFactory, ActorSystem, open_actor_system
+from ._timers import Timers
 
 __all__ = [
-    "DEFAULT_KEEPALIVE_TIMEOUT",
-    "DEFAULT_MAX_RETRIES",
-    "DEFAULT_POOL_SIZE",
-    "Backend",
-    "Backends",
-    "ConnectionActor",
-    "ConnectionPool",
-    "Consistent",
-    "DeclaredProxy",
-    "DeclaredProxyHandle",
-    "DnsDiscovery",
-    "Endpoint",
-    "FNVHash",
-    "FileDiscovery",
-    "GetPoolStatistics",
-    "HttpHealthCheck",
-    "HttpProxyService",
-    "LeastConnections",
-    "ListenerActor",
-    "LoadBalancer",
-    "OutlierDetection",
-    "PeerPoolActor",
-    "PoolStatistics",
-    "PooledConnection",
-    "PowerOfTwoChoices",
-    "ProxyCounters",
-    "ProxyRuntime",
-    "Random",
-    "RoundRobin",
-    "Static",
-    "TcpHealthCheck",
-    "background_service",
-    "build_proxy",
-    "connect_peer",
-    "get_pool_statistics",
-    "http_proxy_service",
-    "serve_request",
-    "tls_context",
+    "CLEANUP_TIMEOUT",
+    "DEFAULT_ASK_TIMEOUT",
+    "DEFAULT_MAILBOX_CAPACITY",
+    "Actor",
+    "ActorContext",
+    "ActorDead",
+    "ActorExited",
+    "ActorFactory",
+    "ActorProxyError",
+    "ActorRef",
+    "ActorStatistics",
+    "ActorSystem",
+    "AskFailed",
+    "AskTimeout",
+    "DeadLetter",
+    "DeadLetters",
+    "EventStream",
+    "ExitKind",
+    "ExitReason",
+    "MailboxConfig",
+    "MailboxFull",
+    "NameTaken",
+    "Overflow",
+    "Registry",
+    "StartFailed",
+    "StartTimeout",
+    "Timers",
+    "TreeNode",
+    "UnhandledMessage",
+    "open_actor_system",
 ]

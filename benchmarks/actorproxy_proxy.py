@@ -24,9 +24,8 @@ import signal
 import sys
 from typing import Any
 
-from actorproxy import HttpPeer, ProxyHttp, Session
-from actors import HttpProxyService, http_proxy_service
-from supervisors import Server
+from actorproxy.proxy import HttpPeer, HttpProxyService, ProxyHttp, Session, http_proxy_service
+from actorproxy.server import Server
 
 
 class ToOrigin(ProxyHttp):
@@ -43,7 +42,7 @@ class ToOrigin(ProxyHttp):
 def codec_name() -> str:
     """The HTTP/1.1 codec the proxy uses (`$ACTORPROXY_CODEC`, else the fastest installed)."""
     try:
-        from actorproxy.http import select_codec  # type: ignore[attr-defined, unused-ignore]
+        from actorproxy.http import select_codec
     except ImportError:  # a tree from before codec selection: h11 only
         return "h11"
     name: str = select_codec().name

@@ -44,7 +44,7 @@ import trio
 import trio.testing
 
 import actorproxy
-from actorproxy import DEFAULT_ASK_TIMEOUT, DEFAULT_MAILBOX_CAPACITY, Actor, open_actor_system
+from actors import DEFAULT_ASK_TIMEOUT, DEFAULT_MAILBOX_CAPACITY, Actor, open_actor_system
 
 TELL_BATCH = 512
 ASK_TARGET_US = 20.0

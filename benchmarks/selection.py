@@ -27,8 +27,7 @@ from collections.abc import Callable
 
 import trio
 
-from actors import _feedback
-from actors.lb import (
+from actorproxy.lb import (
     Backend,
     Backends,
     BackendSelection,
@@ -44,6 +43,7 @@ from actors.lb import (
     Weighted,
     select,
 )
+from actorproxy.proxy import _feedback
 
 SIZES = (10, 1_000)
 REPEATS = 5

@@ -7,11 +7,11 @@
     python benchmarks/soak.py --quick --pad 4000000 --clients 8   # 4 MB bodies: some kills cut one short
 
 Every process is real and on 127.0.0.1:
-1. three demo upstreams (`actors.demo.serve_demo_upstream`), each its own process. Every `--kill-interval`
+1. three demo upstreams (`actorproxy.demo.serve_demo_upstream`), each its own process. Every `--kill-interval`
    seconds one of them, in turn, is killed with SIGKILL (its sockets die with it, as in a crash), and a new
    process is started on the same port `--down-time` seconds later;
-2. the proxy, `python -m actors.cli -c soak.yaml` (what `actorproxy -c` runs) with a YAML file written to a
-   temporary directory: the declared proxy, round robin over the three, a TCP health check every second,
+2. the proxy, `python -m actorproxy.cli -c soak.yaml` (what `actorproxy -c` runs) with a YAML file written to
+   a temporary directory: the declared proxy, round robin over the three, a TCP health check every second,
    passive health (outlier detection), connect failures retried on another backend and idempotent requests
    retried on a fresh connection (the declared proxy sets `retry_idempotent_on_fresh_connection`);
 3. a load generator (this script with `_load`, its own process): `--clients` concurrent clients, each on one
@@ -582,7 +582,7 @@ class Fleet:
         backends = ", ".join(f"127.0.0.1:{port}" for port in self.upstream_ports)
         conf = self.work / "soak.yaml"
         conf.write_text(PROXY_YAML.format(port=self.proxy_port, backends=backends))
-        self.proxy = self.spawn([sys.executable, "-m", "actors.cli", "-c", str(conf)], self.proxy_log)
+        self.proxy = self.spawn([sys.executable, "-m", "actorproxy.cli", "-c", str(conf)], self.proxy_log)
         wait_for_port(self.proxy_port, self.proxy, self.proxy_log)
         return self.proxy
 
@@ -830,7 +830,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def upstream_main(argv: Sequence[str]) -> int:
     """`soak.py _upstream NAME PORT`: one demo upstream on 127.0.0.1:PORT until killed."""
-    from actors.demo import serve_demo_upstream
+    from actorproxy.demo import serve_demo_upstream
 
     name, port = argv[0], int(argv[1])
     trio.run(partial(serve_demo_upstream, name, port=port))

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import trio
 from demo_upstreams import DEMO_HOST, Address, run, serve_proxy, start_demo_upstreams
 
-from actorproxy import HttpPeer, ProxyHttp, RequestHeader, Session
-from actors import http_proxy_service
-from supervisors import Server
+from actorproxy.http import RequestHeader
+from actorproxy.proxy import HttpPeer, ProxyHttp, Session, http_proxy_service
+from actorproxy.server import Server
 
 logger = logging.getLogger("examples.ctx")
 

@@ -1,8 +1,8 @@
 """Demo origin servers for the proxy examples, and the bits of wiring those examples share.
 
-The demo upstreams themselves live in the package (`actors.demo`, also behind `actorproxy demo`); this module
-re-exports them under the names the examples import, and adds the examples' own wiring: `serve_proxy` runs
-a server in a nursery and returns its URL, `run` runs an example's `main` as a script.
+The demo upstreams themselves live in the package (`actorproxy.demo`, also behind `actorproxy demo`); this
+module re-exports them under the names the examples import, and adds the examples' own wiring: `serve_proxy`
+runs a server in a nursery and returns its URL, `run` runs an example's `main` as a script.
 
 Run as a script, it serves demo upstreams on fixed ports, by default the ones `examples/proxy.yaml` sends
 to, so that the proxy declared there has something to proxy to:
@@ -21,9 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 
-from actorproxy import ActorSystem
-from actors import HttpProxyService
-from actors.demo import (
+from actorproxy.demo import (
     DEMO_HOST,
     MAX_PAD,
     Address,
@@ -31,7 +29,9 @@ from actors.demo import (
     serve_demo_upstream,
     start_demo_upstreams,
 )
-from supervisors import Server
+from actorproxy.proxy import HttpProxyService
+from actorproxy.server import Server
+from actors import ActorSystem
 
 __all__ = [
     "DEMO_HOST",

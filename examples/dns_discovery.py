@@ -31,10 +31,10 @@ import trio
 from demo_upstreams import DEMO_HOST, run, serve_proxy, start_demo_upstreams
 from load_balancer import LB, UPSTREAM_NAMES
 
+from actorproxy.lb import DnsDiscovery, LoadBalancer, RoundRobin, TcpHealthCheck
+from actorproxy.proxy import http_proxy_service
+from actorproxy.server import Server, background_service
 from actorproxy.testing import DnsServer, SrvRecord
-from actors import LoadBalancer, RoundRobin, TcpHealthCheck, background_service, http_proxy_service
-from actors.lb import DnsDiscovery
-from supervisors import Server
 
 # Next to the other examples' 6188, so both can run at once.
 LISTEN = "127.0.0.1:6190"

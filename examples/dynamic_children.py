@@ -13,7 +13,7 @@ import logging
 import attrs
 import trio
 
-from actorproxy import Actor, ExitKind, open_actor_system
+from actors import Actor, ExitKind, open_actor_system
 from supervisors import (
     ChildSpec,
     DynamicSupervisor,

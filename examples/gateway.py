@@ -26,9 +26,9 @@ from collections.abc import Sequence
 import trio
 from demo_upstreams import DEMO_HOST, Address, run, serve_proxy, start_demo_upstreams
 
-from actorproxy import Error, HttpPeer, ProxyHttp, RequestHeader, ResponseHeader, Session
-from actors import http_proxy_service
-from supervisors import Server
+from actorproxy.http import Error, RequestHeader, ResponseHeader
+from actorproxy.proxy import HttpPeer, ProxyHttp, Session, http_proxy_service
+from actorproxy.server import Server
 
 logger = logging.getLogger("examples.gateway")
 

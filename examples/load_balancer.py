@@ -1,6 +1,6 @@
 """Load balancer: round robin over three local upstreams with TCP health checks, as in Pingora's quickstart.
 
-The code is the package's demo (`actors.demo`, which `actorproxy demo` runs too): `LB.upstream_peer` asks
+The code is the package's demo (`actorproxy.demo`, which `actorproxy demo` runs too): `LB.upstream_peer` asks
 the `LoadBalancer` for the next healthy backend (`select` reads a published snapshot: no message, no
 await) and `upstream_request_filter` sets the Host header the upstreams serve:
 
@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import trio
 from demo_upstreams import run, serve_proxy, start_demo_upstreams
 
-from actors.demo import (
+from actorproxy.demo import (
     DEMO_HOST,
     DEMO_LISTEN,
     DEMO_UPSTREAM_HOST,
@@ -39,7 +39,7 @@ from actors.demo import (
     add_demo_proxy,
     demo_load_balancer,
 )
-from supervisors import Server
+from actorproxy.server import Server
 
 __all__ = ["LB", "LISTEN", "UPSTREAM_HOST", "UPSTREAM_NAMES", "load_balancer", "main", "start"]
 

@@ -26,9 +26,9 @@ import trio
 import yaml
 from demo_upstreams import DEMO_HOST, Address, run, serve_proxy, start_demo_upstreams
 
-from actorproxy import BodyChunk, HttpPeer, ProxyHttp, RequestHeader, ResponseHeader, Session
-from actors import http_proxy_service
-from supervisors import Server
+from actorproxy.http import RequestHeader, ResponseHeader
+from actorproxy.proxy import BodyChunk, HttpPeer, ProxyHttp, Session, http_proxy_service
+from actorproxy.server import Server
 
 # The guide's port; loopback rather than its 0.0.0.0, so the demo is not reachable from the network.
 LISTEN = "127.0.0.1:6188"

@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 import trio
 
-from actorproxy import Actor, ActorRef, open_actor_system
+from actors import Actor, ActorRef, open_actor_system
 
 
 @attrs.frozen

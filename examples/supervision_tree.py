@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 import trio
 
-from actorproxy import Actor, ActorRef, ExitKind, open_actor_system
+from actors import Actor, ActorRef, ExitKind, open_actor_system
 from supervisors import (
     ChildCrashed,
     ChildRestarted,

@@ -37,7 +37,7 @@ from typing import Any, Generic, TypeVar
 
 import trio
 
-from actorproxy import Actor, StartFailed
+from actors import Actor, StartFailed
 
 from ._spec import AutoShutdown, ChildSpec, Restart
 from ._supervisor import Supervisor
@@ -124,7 +124,7 @@ class BackgroundService:
 
     The server calls `start_with_ready_notifier`; by default it notifies readiness at once and calls
     `start`. Either may return at any time or wait for `shutdown`. This is the trait user tasks implement;
-    `actors.lb.BackgroundService` is a different thing, the service wrapper that runs a `LoadBalancer`.
+    `actorproxy.lb.BackgroundService` is a different thing, the service wrapper that runs a `LoadBalancer`.
     Duck typing works too: any object with either method can be given to `GenBackgroundService`.
     """
 

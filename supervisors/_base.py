@@ -24,7 +24,7 @@ from typing import Any
 import attrs
 import trio
 
-from actorproxy import Actor, ActorContext, ActorRef, ExitReason, StartFailed
+from actors import Actor, ActorContext, ActorRef, ExitReason, StartFailed
 
 from ._events import (
     ChildCrashed,

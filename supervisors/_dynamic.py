@@ -13,7 +13,7 @@ from typing import Any
 
 import trio
 
-from actorproxy import StartFailed
+from actors import StartFailed
 
 from ._base import Child, SupervisorBase
 from ._messages import Failure, StartChild, SupervisorError, TerminateChild

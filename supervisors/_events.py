@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from actorproxy import ActorRef, ExitReason
+from actors import ActorRef, ExitReason
 
 __all__ = [
     "ChildCrashed",

@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from actorproxy import DEFAULT_ASK_TIMEOUT, ActorProxyError, ActorRef, ExitReason, MailboxFull
+from actors import DEFAULT_ASK_TIMEOUT, ActorProxyError, ActorRef, ExitReason, MailboxFull
 
 from ._spec import ChildSpec, Restart
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from actorproxy import Actor, ExitReason, MailboxConfig
+from actors import Actor, ExitReason, MailboxConfig
 
 __all__ = ["BRUTAL", "INFINITY", "AutoShutdown", "Backoff", "ChildSpec", "Restart", "Strategy"]
 

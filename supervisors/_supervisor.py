@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from actorproxy import StartFailed
+from actors import StartFailed
 
 from ._base import Child, SupervisorBase
 from ._messages import DeleteChild, Failure, RestartChild, StartChild, SupervisorError, TerminateChild

@@ -7,7 +7,7 @@ from typing import Any
 
 import trio
 
-from actorproxy import Actor, ExitReason
+from actors import Actor, ExitReason
 
 
 class Log(list[tuple[Any, ...]]):

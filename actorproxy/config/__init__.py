@@ -10,6 +10,7 @@ Pure: nothing here opens a socket; loading reads one file. Each component is giv
 A bad value raises `ConfigError` naming its key path: `services[0].listeners[1].address: not host:port`.
 """
 
+from ._defaults import DEFAULT_GRACE_PERIOD, DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT
 from ._env import ENV_PREFIX, ENV_SEPARATOR
 from ._error import ConfigError, ConfigWarning, Problem
 from ._load import load_conf
@@ -39,6 +40,8 @@ from ._upstreams import (
 )
 
 __all__ = [
+    "DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT",
+    "DEFAULT_GRACE_PERIOD",
     "DEFAULT_PID_FILE",
     "DEFAULT_UPGRADE_SOCK",
     "ENV_PREFIX",

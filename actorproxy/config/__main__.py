@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import sys
 
-from . import ConfigError, json_schema, load_conf
+from ._error import ConfigError
+from ._load import load_conf
 from ._reference import reference_markdown
+from ._schema import json_schema
 
 USAGE = "usage: python -m actorproxy.config schema | reference | check FILE"
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import attrs
 
-from .._errors import ActorProxyError
+from actors import ActorProxyError
 
 __all__ = ["ConfigError", "ConfigWarning", "Problem"]
 

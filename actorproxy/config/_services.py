@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import attrs
 
 from actorproxy.http._forward import Forwarding
-from actorproxy.http._strict import HttpLimits
+from actorproxy.http.h1._strict import HttpLimits
 
 from ._checks import (
     DOC,

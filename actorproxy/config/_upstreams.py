@@ -1,7 +1,7 @@
 """The declarative proxy's back half: upstream clusters, how their backends are found, chosen and checked.
 
 Defaults follow the load balancer's: Pingora's for selection and active health checks, Envoy's outlier
-detection for passive health (the same values `actors.lb` uses; a test keeps them equal).
+detection for passive health (the same values `actorproxy.lb` uses; a test keeps them equal).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ __all__ = [
     "UpstreamConf",
 ]
 
-#: How a cluster picks a backend for a request (the selection algorithms of `actors.lb`).
+#: How a cluster picks a backend for a request (the selection algorithms of `actorproxy.lb`).
 Algorithm = Literal[
     "round_robin", "random", "fnv_hash", "consistent", "least_connections", "power_of_two_choices"
 ]
@@ -115,7 +115,7 @@ class DnsDiscoveryConf:
 
 @attrs.frozen(kw_only=True)
 class FileDiscoveryConf:
-    """Backends are listed in a YAML or JSON file, re-read when it changes (see `actors.lb.FileDiscovery`)."""
+    """Backends listed in a YAML or JSON file, re-read when it changes (see `actorproxy.lb.FileDiscovery`)."""
 
     path: str = attrs.field(validator=PATH, metadata=doc("The file."))
 

@@ -19,7 +19,7 @@ from typing import ClassVar, TypeVar
 
 import attrs
 
-from .._errors import ActorProxyError
+from actors import ActorProxyError
 
 __all__ = ["Error", "ErrorSource", "ErrorType", "RetryType", "status_for"]
 

@@ -1,13 +1,22 @@
-"""Test helpers for actorproxy actors: `TestProbe`, fault injection, a DNS server, and pytest fixtures.
+"""The proxy test harness: a DNS server for discovery tests, with the actor test kit re-exported.
 
-The fixtures `actor_system` and `probe` are registered as a pytest plugin when actorproxy is installed.
+`actors.testing` holds the kit for actors of any kind (`TestProbe`, fault injection, the `actor_system` and
+`probe` fixtures); this package adds what testing a proxy takes.
 """
 
-import trio
+from actors.testing import (
+    DEFAULT_EXPECT_TIMEOUT,
+    FaultyActor,
+    InjectedFault,
+    TestProbe,
+    crash_on_nth,
+    fail_start,
+    hang_on_stop,
+    living_tasks,
+    slow_start,
+)
 
 from ._dns import DEFAULT_DNS_TTL, DnsServer, SrvRecord
-from ._faults import FaultyActor, InjectedFault, crash_on_nth, fail_start, hang_on_stop, slow_start
-from ._probe import DEFAULT_EXPECT_TIMEOUT, TestProbe
 
 __all__ = [
     "DEFAULT_DNS_TTL",
@@ -23,8 +32,3 @@ __all__ = [
     "living_tasks",
     "slow_start",
 ]
-
-
-def living_tasks() -> int:
-    """Tasks alive in the current trio run (compare before and after to find leaked tasks)."""
-    return trio.lowlevel.current_statistics().tasks_living

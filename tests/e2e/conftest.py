@@ -10,9 +10,9 @@ import trio
 import trustme
 from upstream import Upstream
 
-from actorproxy import ActorSystem, ProxyHttp, open_actor_system
 from actorproxy.http import available_codecs
-from actors import HttpProxyService, http_proxy_service
+from actorproxy.proxy import HttpProxyService, ProxyHttp, http_proxy_service
+from actors import ActorSystem, open_actor_system
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import logging
 import os
 from typing import Any
 
-from actorproxy import HttpPeer, ProxyHttp, ResponseHeader, Session
-from actors import http_proxy_service
-from supervisors import Server
+from actorproxy.http import ResponseHeader
+from actorproxy.proxy import HttpPeer, ProxyHttp, Session, http_proxy_service
+from actorproxy.server import Server
 
 
 class App(ProxyHttp):

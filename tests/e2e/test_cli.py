@@ -22,7 +22,7 @@ import trio
 from upstream import Upstream
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMAND = [sys.executable, "-m", "actors.cli"]
+COMMAND = [sys.executable, "-m", "actorproxy.cli"]
 # Starting Python and importing the proxy; generous for a loaded CI machine.
 START_TIMEOUT = 30
 
@@ -193,7 +193,7 @@ async def test_dash_c_serves_the_declared_proxy_and_sighup_reloads_it(
 
 def test_the_console_script_is_declared() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert project["project"]["scripts"] == {"actorproxy": "actors.cli:main"}
+    assert project["project"]["scripts"] == {"actorproxy": "actorproxy.cli:main"}
 
 
 async def test_the_installed_script_runs() -> None:

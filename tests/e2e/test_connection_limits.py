@@ -9,8 +9,7 @@ import trio
 from rawhttp import exchange, open_stream
 from upstream import Upstream
 
-from actorproxy import HttpPeer, ProxyHttp, Session
-from actors import HttpProxyService
+from actorproxy.proxy import HttpPeer, HttpProxyService, ProxyHttp, Session
 
 
 class To(ProxyHttp):

@@ -23,9 +23,9 @@ import trio
 import trustme
 
 from actorproxy.http._error import Error, ErrorSource, ErrorType
-from actorproxy.http._peer import HttpPeer, PeerOptions, TcpKeepalive
-from actors._connector import _dns_matches, connect_peer, tls_context
-from actors._sockets import SocketStream
+from actorproxy.proxy._connector import _dns_matches, connect_peer, tls_context
+from actorproxy.proxy._peer import HttpPeer, PeerOptions, TcpKeepalive
+from actorproxy.proxy._sockets import SocketStream
 
 HOST = "upstream.example"
 

@@ -11,7 +11,7 @@ import pytest
 import trio
 from upstream import Upstream
 
-from actorproxy import HttpPeer, ProxyHttp, Session
+from actorproxy.proxy import HttpPeer, ProxyHttp, Session
 
 CURL = "/usr/bin/curl"
 

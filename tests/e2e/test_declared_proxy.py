@@ -21,10 +21,10 @@ import trio
 from helpers import refused_port
 from upstream import Upstream
 
-from actorproxy import ActorSystem
 from actorproxy.config import ConfigError, ServerConf
-from actors.declared import NO_ROUTE_BODY, DeclaredProxyHandle, build_proxy
-from supervisors import Server
+from actorproxy.declared import NO_ROUTE_BODY, DeclaredProxyHandle, build_proxy
+from actorproxy.server import Server
+from actors import ActorSystem
 
 # Far beyond a test's length: the first health round (at start) is the only one.
 ONCE = 3600

@@ -9,8 +9,8 @@ import httpx
 from rawhttp import send_raw
 from upstream import Upstream
 
-from actorproxy import HttpPeer, ProxyHttp, Session
 from actorproxy.http import Forwarding
+from actorproxy.proxy import HttpPeer, ProxyHttp, Session
 
 
 class ToFirst(ProxyHttp):

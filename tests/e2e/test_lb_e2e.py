@@ -12,8 +12,10 @@ import httpx
 import trio
 from upstream import Upstream
 
-from actorproxy import ActorSystem, HttpPeer, ProxyHttp, Session
-from actors import Backend, LoadBalancer, TcpHealthCheck, background_service
+from actorproxy.lb import Backend, LoadBalancer, TcpHealthCheck
+from actorproxy.proxy import HttpPeer, ProxyHttp, Session
+from actorproxy.server import background_service
+from actors import ActorSystem
 
 INTERVAL = 0.2
 

@@ -17,7 +17,15 @@ import trio
 from helpers import refused_port
 
 from actorproxy.http import Error, ErrorType, ResponseHeader
-from actors.lb import Backend, Backends, HealthTracker, HttpHealthCheck, Static, TcpHealthCheck, run_checks
+from actorproxy.lb import (
+    Backend,
+    Backends,
+    HealthTracker,
+    HttpHealthCheck,
+    Static,
+    TcpHealthCheck,
+    run_checks,
+)
 
 SHORT_TIMEOUT = 0.2
 

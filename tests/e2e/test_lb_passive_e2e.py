@@ -14,15 +14,11 @@ import httpx
 import trio
 from upstream import Upstream
 
-from actorproxy import ActorSystem, Error, ErrorSource, ErrorType, HttpPeer, ProxyHttp, Session
-from actors import background_service
-from actors.lb import (
-    Backend,
-    LeastConnections,
-    LoadBalancer,
-    OutlierDetection,
-    TcpHealthCheck,
-)
+from actorproxy.http import Error, ErrorSource, ErrorType
+from actorproxy.lb import Backend, LeastConnections, LoadBalancer, OutlierDetection, TcpHealthCheck
+from actorproxy.proxy import HttpPeer, ProxyHttp, Session
+from actorproxy.server import background_service
+from actors import ActorSystem
 
 INTERVAL = 0.5
 CLIENTS = 4

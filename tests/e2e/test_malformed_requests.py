@@ -19,8 +19,8 @@ import trio
 from rawhttp import send_raw
 from upstream import Upstream
 
-from actorproxy import HttpPeer, ProxyHttp, Session
 from actorproxy.http import HttpLimits
+from actorproxy.proxy import HttpPeer, ProxyHttp, Session
 
 
 class ToFirst(ProxyHttp):

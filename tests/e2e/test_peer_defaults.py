@@ -8,9 +8,10 @@ from typing import Any
 import httpx
 import trio
 
-from actorproxy import ActorSystem, HttpPeer, ProxyHttp, ServerConf, Session
-from actors import http_proxy_service
-from actors._engine import PeerDefaults
+from actorproxy.config import ServerConf
+from actorproxy.proxy import HttpPeer, ProxyHttp, Session, http_proxy_service
+from actorproxy.proxy._engine import PeerDefaults
+from actors import ActorSystem
 
 
 class To(ProxyHttp):

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 from upstream import Upstream
 
-from actorproxy import HttpPeer, ProxyHttp, Session
+from actorproxy.proxy import HttpPeer, ProxyHttp, Session
 
 
 class ToFirst(ProxyHttp):

@@ -10,8 +10,8 @@ from helpers import refused_port
 from rawhttp import exchange, open_stream
 from upstream import Upstream
 
-from actorproxy import HttpPeer, ProxyHttp, Session
 from actorproxy.http import Error, ErrorType
+from actorproxy.proxy import HttpPeer, ProxyHttp, Session
 
 
 class ToPort(ProxyHttp):

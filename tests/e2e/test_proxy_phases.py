@@ -17,8 +17,8 @@ from helpers import refused_port
 from rawhttp import exchange, open_stream
 from upstream import Upstream
 
-from actorproxy import BodyChunk, HttpPeer, ProxyHttp, Session
 from actorproxy.http import Error, ErrorType, ResponseHeader
+from actorproxy.proxy import BodyChunk, HttpPeer, ProxyHttp, Session
 
 
 class App(ProxyHttp):

@@ -9,8 +9,8 @@ import httpx
 from rawhttp import exchange, open_stream
 from upstream import Upstream
 
-from actorproxy import Headers, HttpPeer, ProxyHttp, ResponseHeader, Session
-from actors import HttpProxyService
+from actorproxy.http import Headers, ResponseHeader
+from actorproxy.proxy import HttpPeer, HttpProxyService, ProxyHttp, Session
 
 
 class ToPeer(ProxyHttp):

@@ -8,7 +8,7 @@ import httpx
 from rawhttp import exchange, open_stream
 from upstream import Upstream
 
-from actorproxy import HttpPeer, ProxyHttp, Session
+from actorproxy.proxy import HttpPeer, ProxyHttp, Session
 
 
 class ToFirst(ProxyHttp):

@@ -13,9 +13,8 @@ import trustme
 from rawhttp import exchange, open_stream
 from upstream import Upstream
 
-from actorproxy import HttpPeer, ProxyHttp, Session
 from actorproxy.http import Error, ErrorType
-from actors import HttpProxyService
+from actorproxy.proxy import HttpPeer, HttpProxyService, ProxyHttp, Session
 
 
 class ToPeer(ProxyHttp):

@@ -16,9 +16,7 @@ from upstream import Upstream
 SCRIPT = textwrap.dedent(
     """
     import sys
-    from actorproxy import HttpPeer, ProxyHttp
-    from actors import http_proxy_service
-    from supervisors import Server
+    from actorproxy import HttpPeer, ProxyHttp, Server, http_proxy_service
 
     class App(ProxyHttp):
         async def upstream_peer(self, session, ctx):

@@ -13,9 +13,10 @@ import trio
 import trio.testing
 from upstream import Upstream
 
-from actorproxy import ActorSystem, HttpPeer, ProxyHttp, Session
-from actors import background_service, http_proxy_service
-from supervisors import BackgroundService, Server, ServiceReadyNotifier, ShutdownWatch
+from actorproxy.proxy import HttpPeer, ProxyHttp, Session, http_proxy_service
+from actorproxy.server import Server, background_service
+from actors import ActorSystem
+from supervisors import BackgroundService, ServiceReadyNotifier, ShutdownWatch
 
 
 class ToUpstream(ProxyHttp):

@@ -19,9 +19,9 @@ import trio
 import trio.testing
 import trustme
 
-from actors._listener import _close_now
-from actors._pool import ConnectionPool, stream_fileno
-from actors._sockets import YIELD_EVERY, SocketStream, from_trio_stream
+from actorproxy.proxy._listener import _close_now
+from actorproxy.proxy._pool import ConnectionPool, stream_fileno
+from actorproxy.proxy._sockets import YIELD_EVERY, SocketStream, from_trio_stream
 
 # Small kernel buffers make an 8 MiB send_all block many times (the kernel may double and round these).
 SMALL_BUFFER = 16384

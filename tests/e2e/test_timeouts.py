@@ -10,7 +10,7 @@ import trio
 from rawhttp import open_stream
 from upstream import Upstream
 
-from actorproxy import HttpPeer, ProxyHttp, Session
+from actorproxy.proxy import HttpPeer, ProxyHttp, Session
 
 TIMEOUT = 0.5
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from supervisors._upgrade import UpgradeError, receive_listen_fds, send_listen_fds
+from actorproxy.server._upgrade import UpgradeError, receive_listen_fds, send_listen_fds
 
 
 async def test_sockets_arrive_keyed_and_keep_accepting(tmp_path: Path) -> None:

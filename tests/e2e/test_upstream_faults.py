@@ -18,7 +18,8 @@ from faulty import FaultRelay, FaultyUpstream, Script, chunked, ok
 from rawhttp import open_stream
 from upstream import Upstream
 
-from actorproxy import Error, HttpPeer, PeerOptions, ProxyHttp, Session
+from actorproxy.http import Error
+from actorproxy.proxy import HttpPeer, PeerOptions, ProxyHttp, Session
 
 READ_TIMEOUT = 0.5
 

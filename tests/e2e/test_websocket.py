@@ -9,7 +9,7 @@ import trio
 from trio_websocket import WebSocketRequest, open_websocket_url, serve_websocket
 from upstream import Upstream
 
-from actorproxy import HttpPeer, ProxyHttp, Session
+from actorproxy.proxy import HttpPeer, ProxyHttp, Session
 
 
 async def echo(request: WebSocketRequest) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers import Log, Worker
 
-from actorproxy import ActorSystem, ExitReason
+from actors import ActorSystem, ExitReason
 from supervisors import AutoShutdown, ChildSpec, Restart, Strategy, Supervisor, which_children
 
 

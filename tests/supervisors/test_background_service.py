@@ -16,16 +16,15 @@ import trio
 import trio.testing
 from helpers import Log
 
-from actorproxy import Actor, ActorSystem, StartFailed
-from actors import LoadBalancer, background_service
-from actors.lb import LoadBalancerService
+from actorproxy.lb import LoadBalancer, LoadBalancerService
+from actorproxy.server import Server, background_service
+from actors import Actor, ActorSystem, StartFailed
 from supervisors import (
     BackgroundService,
     BackgroundTaskActor,
     ChildSpec,
     GenBackgroundService,
     Restart,
-    Server,
     ServiceReadyNotifier,
     ShutdownWatch,
     supervisor_statistics,

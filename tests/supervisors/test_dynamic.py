@@ -8,8 +8,8 @@ import pytest
 import trio
 from helpers import Log, Worker
 
-from actorproxy import Actor, ActorSystem, ExitKind, StartFailed
-from actorproxy.testing import fail_start
+from actors import Actor, ActorSystem, ExitKind, StartFailed
+from actors.testing import fail_start
 from supervisors import (
     ChildSpec,
     DynamicSupervisor,

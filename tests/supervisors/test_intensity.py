@@ -8,8 +8,8 @@ import pytest
 import trio
 from helpers import Log, Worker
 
-from actorproxy import Actor, ActorSystem
 from actorproxy.testing import living_tasks
+from actors import Actor, ActorSystem
 from supervisors import ChildSpec, Escalation, RestartIntensity, Supervisor, which_children
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from helpers import Log, Worker
 
-from actorproxy import ActorSystem, ExitKind, ExitReason
+from actors import ActorSystem, ExitKind, ExitReason
 from supervisors import ChildSpec, Restart, Supervisor, supervisor_statistics, which_children
 
 

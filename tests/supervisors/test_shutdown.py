@@ -9,15 +9,16 @@ import pytest
 import trio
 from helpers import Log, Worker
 
-from actorproxy import Actor, ActorSystem, ExitKind, ExitReason, open_actor_system
-from actorproxy.testing import TestProbe, living_tasks
+from actorproxy.server import shutdown_on_signals
+from actorproxy.testing import living_tasks
+from actors import Actor, ActorSystem, ExitKind, ExitReason, open_actor_system
+from actors.testing import TestProbe
 from supervisors import (
     BRUTAL,
     ChildSpec,
     ChildStarted,
     Supervisor,
     SupervisorEvent,
-    shutdown_on_signals,
     supervisor_statistics,
     terminate_child,
     which_children,

@@ -8,8 +8,8 @@ import pytest
 import trio
 from helpers import Log, Worker
 
-from actorproxy import ActorSystem, ExitReason, StartFailed, StartTimeout
-from actorproxy.testing import slow_start
+from actors import ActorSystem, ExitReason, StartFailed, StartTimeout
+from actors.testing import slow_start
 from supervisors import (
     Backoff,
     ChildRestarted,

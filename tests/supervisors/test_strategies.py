@@ -5,7 +5,7 @@ from __future__ import annotations
 import trio
 from helpers import Log, Worker
 
-from actorproxy import ActorSystem
+from actors import ActorSystem
 from supervisors import ChildSpec, Strategy, Supervisor, which_children
 
 

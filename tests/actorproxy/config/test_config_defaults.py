@@ -5,7 +5,6 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from actorproxy import ServerConf as ExportedServerConf
 from actorproxy.config import (
     DEFAULT_PID_FILE,
     DEFAULT_UPGRADE_SOCK,
@@ -16,6 +15,7 @@ from actorproxy.config import (
     StaticBackendConf,
     TcpHealthCheckConf,
 )
+from actorproxy.config import ServerConf as ExportedServerConf
 
 # pingora-core's ServerConf::new() (the YAML document "version: 1" read with serde defaults), Pingora 0.9.
 PINGORA_DEFAULTS = {
@@ -80,7 +80,7 @@ def test_records_are_frozen_and_keyword_only() -> None:
 
 def test_proxy_defaults_match_the_load_balancer() -> None:
     # actors sits above the kernel; the test (not the package) may look up to keep the two in step.
-    lb = pytest.importorskip("actors.lb", exc_type=ImportError)
+    lb = pytest.importorskip("actorproxy.lb", exc_type=ImportError)
     tcp, http = lb.TcpHealthCheck(), lb.HttpHealthCheck("example.com")
     assert TcpHealthCheckConf().connect_timeout == tcp.connect_timeout
     assert (TcpHealthCheckConf().consecutive_success, TcpHealthCheckConf().consecutive_failure) == (

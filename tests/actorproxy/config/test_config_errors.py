@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from actorproxy import ActorProxyError
 from actorproxy.config import (
     ConfigError,
     DiscoveryConf,
@@ -19,6 +18,7 @@ from actorproxy.config import (
     StaticBackendConf,
     UpstreamConf,
 )
+from actors import ActorProxyError
 
 # A valid proxy that the bad snippets below are spliced into.
 SERVICE = "services: [{name: web, listeners: [{address: 127.0.0.1:6191}], routes: [{upstream: web}]}]\n"

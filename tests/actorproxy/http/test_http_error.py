@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from actorproxy import ActorProxyError
 from actorproxy.http import Error, ErrorSource, ErrorType, ProtocolError, RetryType, status_for
+from actors import ActorProxyError
 
 
 def test_explain_because_and_the_cause_chain() -> None:

@@ -1,0 +1,300 @@
+"""`DeclaredProxy`: the `ProxyHttp` application of a service declared in the configuration file.
+
+Rules:
+- The app reads its routes from `routing`, an immutable `Routing` snapshot that a reload replaces whole.
+  A request reads it once, in `request_filter`, and keeps the route it matched in its ctx: one request sees
+  one table (and the load balancers that table was built with) from start to end, retries included.
+  A keep-alive connection reads the current snapshot again at its next request.
+- No route matches: 404 with a short text body, written by the proxy. The route's cluster has no ready
+  backend: 503 naming the cluster.
+- Backend choice: `LoadBalancer.select(key, 256)`; the key is the request path for the hashing algorithms
+  (`fnv_hash`, `consistent`: a path sticks to a backend) and empty for the others, which ignore it. A retry
+  skips the backends this request already tried while another one is ready.
+- Retries: the engine's `max_retries` (the server's) bounds every request; a route's `retries` bounds its
+  own requests further. The app counts the attempts of each request and refuses a retry, in
+  `fail_to_connect` and `error_while_proxy`, once the route's retries are spent. A connect failure (nothing
+  was sent) is retried while a ready backend is left untried; a failure after connecting follows Pingora's
+  rule (a reused connection, or with `retry_idempotent_on_fresh_connection`, which this app turns on, an
+  idempotent request whose body is still whole).
+- Header edits are applied removals first, then sets: `request_headers` to the request that goes upstream
+  (`upstream_request_filter`), `response_headers` to the upstream's response (`response_filter`); the
+  proxy's own answers (404, 502, 503, ...) are not edited.
+- The peer's timeouts come from the route, built into one `PeerOptions` per route at build time and shared
+  by its requests (read-only: the engine never changes a peer's options).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from actorproxy.config import HeaderEditsConf, RouteConf, UpstreamConf
+from actorproxy.http import Error, ErrorSource, ErrorType, RequestHeader, ResponseHeader
+from actorproxy.lb import Backend, LoadBalancer
+from actorproxy.proxy import HttpPeer, PeerOptions, ProxyHttp, Session
+
+from ._router import RouteTable
+
+__all__ = [
+    "HASHING_ALGORITHMS",
+    "MAX_ITERATIONS",
+    "NO_ROUTE_BODY",
+    "DeclaredProxy",
+    "DeclaredRequest",
+    "HeaderEdits",
+    "RoutePlan",
+    "Routing",
+    "respond_text",
+]
+
+# Candidates `select` may draw before it gives up (Pingora's examples use 256).
+MAX_ITERATIONS = 256
+#: The algorithms that choose by key: for them the key is the request path.
+HASHING_ALGORITHMS = frozenset({"fnv_hash", "consistent"})
+#: The body of the proxy's 404 when no route matches.
+NO_ROUTE_BODY = "no route matches this request\n"
+
+
+@attrs.frozen
+class HeaderEdits:
+    """Header edits compiled for the request path: lower-case names to remove, then (name, value) to set."""
+
+    remove: frozenset[str] = frozenset()
+    set: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def from_conf(cls, conf: HeaderEditsConf) -> HeaderEdits:
+        return cls(remove=frozenset(name.lower() for name in conf.remove), set=tuple(conf.set.items()))
+
+    def __bool__(self) -> bool:
+        return bool(self.remove or self.set)
+
+    def apply(self, header: RequestHeader | ResponseHeader) -> None:
+        """Edit `header` in place: removals first, then sets (each replacing every field of its name)."""
+        if self.remove:
+            header.headers.remove_all(self.remove)
+        for name, value in self.set:
+            header.insert_header(name, value)
+
+
+def _peer_options(route: RouteConf) -> PeerOptions:
+    """The route's timeouts; one it does not set keeps `PeerOptions`' default."""
+    options = PeerOptions()
+    if route.connect_timeout is not None:
+        options.connection_timeout = route.connect_timeout
+    if route.total_timeout is not None:
+        options.total_connection_timeout = route.total_timeout
+    if route.read_timeout is not None:
+        options.read_timeout = route.read_timeout
+    if route.write_timeout is not None:
+        options.write_timeout = route.write_timeout
+    return options
+
+
+@attrs.frozen(eq=False)
+class RoutePlan:
+    """What the proxy does with a request one route matched, bound to the cluster's `LoadBalancer`.
+
+    Attributes:
+        index: the route's position in its service's `routes`.
+        upstream: the cluster's name.
+        lb: the cluster's load balancer.
+        hash_by_path: select with the request path as the key (hashing algorithms).
+        retries: the most retries of one request; None: the server's `max_retries` alone.
+        options: the peer options (timeouts) of every request of the route.
+        request_edits: edits of the request that goes upstream.
+        response_edits: edits of the upstream's response.
+    """
+
+    index: int
+    upstream: str
+    lb: LoadBalancer
+    hash_by_path: bool
+    retries: int | None
+    options: PeerOptions
+    request_edits: HeaderEdits
+    response_edits: HeaderEdits
+
+    @classmethod
+    def build(cls, index: int, route: RouteConf, upstream: UpstreamConf, lb: LoadBalancer) -> RoutePlan:
+        """The plan of `route` (at `index`), sending to `lb`, the cluster `upstream` describes."""
+        return cls(
+            index=index,
+            upstream=route.upstream,
+            lb=lb,
+            hash_by_path=upstream.algorithm in HASHING_ALGORITHMS,
+            retries=route.retries,
+            options=_peer_options(route),
+            request_edits=HeaderEdits.from_conf(route.request_headers),
+            response_edits=HeaderEdits.from_conf(route.response_headers),
+        )
+
+    def retry_allowed(self, attempts: int) -> bool:
+        """Whether a request that made `attempts` attempts may make another, by this route's bound."""
+        return self.retries is None or attempts <= self.retries
+
+
+@attrs.frozen(eq=False)
+class Routing:
+    """A service's routes bound to the clusters they send to: the snapshot the app reads per request.
+
+    Attributes:
+        table: the service's routes, each leading to its plan.
+        generation: 0 when built at start, then one more per reload that changed it.
+    """
+
+    table: RouteTable[RoutePlan]
+    generation: int = 0
+
+    @classmethod
+    def build(
+        cls,
+        routes: tuple[RouteConf, ...],
+        upstreams: Mapping[str, UpstreamConf],
+        lbs: Mapping[str, LoadBalancer],
+        *,
+        generation: int = 0,
+    ) -> Routing:
+        """Bind `routes` to the load balancers `lbs` of the clusters `upstreams` (both by cluster name).
+
+        Raises:
+            KeyError: a route names a cluster missing from `upstreams` or `lbs`.
+        """
+
+        def plan(index: int, route: RouteConf) -> RoutePlan:
+            return RoutePlan.build(index, route, upstreams[route.upstream], lbs[route.upstream])
+
+        return cls(RouteTable.from_routes(routes, plan), generation)
+
+    def load_balancers(self) -> set[LoadBalancer]:
+        """The load balancers the routes send to."""
+        return {plan.lb for plan in self.table.targets()}
+
+
+class DeclaredRequest:
+    """The ctx of one request: its route, and the backends it tried."""
+
+    __slots__ = ("route", "tried", "unavailable")
+
+    def __init__(self) -> None:
+        #: The route the request matched; None until `request_filter` found one.
+        self.route: RoutePlan | None = None
+        #: The backends of the attempts made so far, in order.
+        self.tried: list[Backend] = []
+        #: The error `upstream_peer` raised for a cluster without a ready backend.
+        self.unavailable: Error | None = None
+
+    def __repr__(self) -> str:
+        route = None if self.route is None else self.route.index
+        return f"<DeclaredRequest route={route} tried={[str(b) for b in self.tried]}>"
+
+
+async def respond_text(session: Session, status: int, text: str) -> None:
+    """Answer with `status` and a short plain-text body (no-op if a response already started)."""
+    if session.response_written() is not None:
+        return
+    body = text.encode()
+    header = ResponseHeader.build(status)
+    header.insert_header("Content-Type", "text/plain; charset=utf-8")
+    header.insert_header("Content-Length", str(len(body)))
+    header.insert_header("Cache-Control", "private, no-store")
+    if not session.request_body_done:
+        # The rest of the request body was never read: the connection cannot carry another request.
+        session.set_keepalive(None)
+    if session.req_header.method == "HEAD":
+        await session.write_response_header(header, end_of_stream=True)
+        return
+    await session.write_response_header(header)
+    await session.write_response_body(body, end_of_stream=True)
+
+
+class DeclaredProxy(ProxyHttp):
+    """Routes each request by the service's declared routes to a backend of the route's cluster.
+
+    Args:
+        routing: the routes; replace the attribute whole to change them (a reload does).
+        name: the service's name, for logs.
+    """
+
+    retry_idempotent_on_fresh_connection = True
+
+    def __init__(self, routing: Routing, *, name: str = "proxy") -> None:
+        self.routing = routing
+        self.name = name
+
+    def __repr__(self) -> str:
+        routing = self.routing
+        return f"<DeclaredProxy {self.name} routes={len(routing.table)} generation={routing.generation}>"
+
+    def new_ctx(self) -> DeclaredRequest:
+        return DeclaredRequest()
+
+    async def request_filter(self, session: Session, ctx: DeclaredRequest) -> bool:
+        route = self.routing.table.match(session.req_header)
+        if route is None:
+            await respond_text(session, 404, NO_ROUTE_BODY)
+            return True
+        ctx.route = route
+        return False
+
+    async def upstream_peer(self, session: Session, ctx: DeclaredRequest) -> HttpPeer:
+        route = ctx.route
+        assert route is not None  # request_filter answered the requests without one
+        key = session.req_header.path.encode("latin-1", "replace") if route.hash_by_path else b""
+        lb = route.lb
+        tried = ctx.tried
+        backend = None
+        if tried:
+            backend = lb.select_with(key, MAX_ITERATIONS, lambda b, ready: ready and b not in tried)
+        if backend is None:
+            backend = lb.select(key, MAX_ITERATIONS)
+        if backend is None:
+            error = Error.explain(
+                ErrorType.http_status(503),
+                f"no ready backend in upstream {route.upstream!r}",
+                ErrorSource.INTERNAL,
+            )
+            ctx.unavailable = error
+            raise error
+        tried.append(backend)
+        return HttpPeer(backend.addr, tls=False, sni="", options=route.options)
+
+    def fail_to_connect(self, session: Session, peer: HttpPeer, ctx: DeclaredRequest, e: Error) -> Error:
+        route = ctx.route
+        # Nothing was sent upstream: another backend may take the request, if one is left to try.
+        retry = route is not None and route.retry_allowed(len(ctx.tried))
+        if retry and route is not None:
+            retry = not route.lb.ready_backends().issubset(ctx.tried)
+        e.set_retry(retry)
+        return e
+
+    def error_while_proxy(
+        self, peer: HttpPeer, session: Session, e: Error, ctx: DeclaredRequest, client_reused: bool
+    ) -> Error:
+        e = super().error_while_proxy(peer, session, e, ctx, client_reused)
+        route = ctx.route
+        if route is not None and not route.retry_allowed(len(ctx.tried)):
+            e.set_retry(False)
+        return e
+
+    async def upstream_request_filter(
+        self, session: Session, upstream_request: RequestHeader, ctx: DeclaredRequest
+    ) -> None:
+        route = ctx.route
+        if route is not None and route.request_edits:
+            route.request_edits.apply(upstream_request)
+
+    async def response_filter(
+        self, session: Session, upstream_response: ResponseHeader, ctx: DeclaredRequest
+    ) -> None:
+        route = ctx.route
+        if route is not None and route.response_edits:
+            route.response_edits.apply(upstream_response)
+
+    async def fail_to_proxy(self, session: Session, e: Error, ctx: Any) -> int:
+        if isinstance(ctx, DeclaredRequest) and e is ctx.unavailable:
+            await respond_text(session, 503, f"{e.context}\n")
+            return 503
+        return await super().fail_to_proxy(session, e, ctx)

@@ -1,0 +1,316 @@
+"""The downstream side of the httptools codec: `FastServerConnection` reads requests and writes responses.
+
+Rules:
+- Its interface and observable behaviour are `ServerConnection`'s (`_codec.py`): heads, body pieces,
+  trailers, errors, keep-alive and the bytes on the wire.
+- A request head goes through the strict checks first (`_strict.py`: limits, grammar, version, Host, target,
+  framing, expectations), then its fields are read by llhttp (`_fastfields.py`); a chunked request body is
+  read with the strict chunk rules (`_fastbase.py`).
+- A response head is validated and cleaned up as h11 does before sending (framing fields, `Connection:
+  close`, no chunked coding to an HTTP/1.0 client), then joined with the first body piece: one write per call.
+"""
+
+from __future__ import annotations
+
+import h11
+import httptools
+import trio
+
+from .._error import Error, ErrorSource, ErrorType
+from .._header import Headers, RequestHeader, ResponseHeader
+from ._base import DEFAULT_READ_SIZE, _server_limits, _ServerSide
+from ._httptools_base import (
+    _CLOSED,
+    _CONNECTION_CLOSED,
+    _DONE,
+    _ERROR,
+    _IDLE,
+    _NEED_DATA,
+    _SEND_BODY,
+    _SEND_RESPONSE,
+    _SWITCHED,
+    _FastH1,
+    _Sentinel,
+)
+from ._httptools_fields import _FieldSink
+from ._rules import (
+    _CHUNKED,
+    _LENGTH,
+    _check_status_line,
+    _comma_items,
+    _has_token,
+    _invalid_head,
+    _is_latin1,
+    _latin1,
+    _lists,
+    _OutFields,
+)
+from ._strict import DEFAULT_LIMITS, HeadScanner, HttpLimits, check_head, check_request
+
+__all__ = ["FastServerConnection"]
+
+
+class FastServerConnection(_ServerSide, _FastH1):
+    """The downstream side of one client connection, on llhttp.
+
+    Same interface, arguments, attributes and contract as `ServerConnection` (see its docstrings).
+    """
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        *,
+        read_size: int = DEFAULT_READ_SIZE,
+        limits: HttpLimits = DEFAULT_LIMITS,
+        max_head_size: int | None = None,
+    ) -> None:
+        limits = _server_limits(limits, max_head_size)
+        super().__init__(stream, read_size, limits.max_header_bytes)
+        self.limits = limits
+        self._strict = limits
+        self._scanner = HeadScanner(limits)
+        self._sink = _FieldSink(httptools.HttpRequestParser)
+        self._keepalive = True  # ours to decide: set_keepalive
+        self._their_version: str | None = None  # h11's their_http_version: outlives a cycle
+        self._reset_cycle()
+
+    def _end_of_body(self) -> None:
+        self._their = _DONE
+
+    # -- reading the request ---------------------------------------------------------------------------
+
+    async def read_request(self) -> RequestHeader | None:
+        """As `ServerConnection.read_request`."""
+        if self._their is not _IDLE or self._failed:
+            raise Error.explain(
+                ErrorType.INTERNAL_ERROR, "read_request before start_next_cycle", ErrorSource.INTERNAL
+            )
+        self._scanner.reset()
+        while True:
+            try:
+                request = self._next_request()
+            except h11.RemoteProtocolError as exc:
+                self._their = _ERROR
+                self._failed = True
+                raise self._protocol_error(exc) from exc
+            if request is not _NEED_DATA:
+                break
+            self._append(await self._receive())
+        if request is _CONNECTION_CLOSED:
+            return None
+        assert isinstance(request, RequestHeader)
+        fields = self._fields
+        self._method = request.method
+        self._version = request.version
+        self._in_body = True
+        if fields.first(b"transfer-encoding") is None and (fields.first(b"content-length") or "0") == "0":
+            self._take_empty_body()
+        http11 = request.version == "1.1"
+        self._peer_keepalive = http11 and not _lists(fields.values(b"connection"), "close")
+        self.expects_continue = http11 and self._in_body and _lists(fields.values(b"expect"), "100-continue")
+        self.upgrade_requested = request.method == "CONNECT" or (http11 and bool(fields.values(b"upgrade")))
+        return request
+
+    def _next_request(self) -> RequestHeader | _Sentinel:
+        """h11's next_event from IDLE: a request, ConnectionClosed, or NEED_DATA."""
+        if self._pos < len(self._buf):
+            end = self._scanner.scan(self._buf, self._pos)
+            if end >= 0:
+                return self._request(end)
+            return self._need_data()
+        if self._eof:
+            # h11: ConnectionClosed from IDLE; the server side can then only close.
+            self._their = _CLOSED
+            if self._our is _IDLE:
+                self._our = _DONE
+            return _CONNECTION_CLOSED
+        return _NEED_DATA
+
+    def _request(self, end: int) -> RequestHeader:
+        buf = self._buf
+        # The strict checks decide first (`_strict.py`); llhttp then reads fields known to be well formed.
+        method, target, version, start = check_head(buf, self._pos, end, self._scanner.match)
+        fields = self._sink.parse(buf, start, end, normalise=False)
+        check_request(method, target, version, fields.noted, self.limits)
+        fields = fields.normalised()
+        if self._our is not _IDLE:
+            raise h11.RemoteProtocolError(
+                f"can't handle event type Request when role=SERVER and state={self._our}"
+            )
+        self._pos = end
+        # h11's _process_event for a request: switch proposals, states, keep-alive, framing.
+        self._connect_proposed = method == "CONNECT"
+        self._upgrade_proposed = bool(_comma_items(fields.values(b"upgrade")))
+        self._our = _SEND_RESPONSE
+        self._their_version = version
+        if version < "1.1" or "close" in _comma_items(fields.values(b"connection")):
+            self._keep_alive = False
+        chunked, length = fields.framing()
+        self._start_body(_CHUNKED if chunked else _LENGTH, max(length, 0))
+        self._fields = fields
+        return RequestHeader(method, target, Headers(fields.pairs), version)
+
+    # -- writing the response --------------------------------------------------------------------------
+
+    async def send_continue(self) -> None:
+        """Write `100 Continue` if the client asked for it and no response has been written yet."""
+        if not self.expects_continue or self._continue_sent or self.response_started:
+            return
+        self._continue_sent = True
+        await self._send(self._informational(100, "Continue", b""))
+
+    def _informational(self, status: int, reason: str, fields: bytes) -> bytes:
+        try:
+            data = b"%s%s\r\n" % (f"HTTP/1.1 {status} {reason}\r\n".encode("latin-1"), fields)
+        except UnicodeEncodeError as exc:
+            raise _invalid_head(exc) from exc
+        try:
+            if self._our is not _SEND_RESPONSE:
+                raise self._state_error("InformationalResponse")
+            if status == 101:
+                if not self._upgrade_proposed:
+                    raise h11.LocalProtocolError(
+                        "Received server _SWITCH_UPGRADE event without a pending proposal"
+                    )
+                self._our = _SWITCHED
+        except h11.LocalProtocolError as exc:
+            raise self._write_error(exc) from exc
+        return data
+
+    async def write_response(self, header: ResponseHeader, body: bytes = b"", *, end: bool = False) -> None:
+        """Write a response head, with the first piece of the body, in one write.
+
+        A 1xx head is informational (a 101 switches protocols: `detach` next); it has no body and no end.
+
+        Args:
+            header: the head to write; it is not modified (`Connection: close` and `Content-Length` are
+                added on the wire only).
+            body: the first piece of the body.
+            end: the body is complete: end the message too.
+
+        Raises:
+            Error: `WRITE_ERROR` if the client is gone; `INTERNAL` for a head h11 would refuse to write.
+        """
+        status = header.status
+        _check_status_line(header)
+        headers = header.headers
+        if status < 200:
+            data = self._informational(status, header.reason, self._checked(list(headers)).serialised())
+            if status == 101:
+                self.response_started = True
+                self.response_header = header
+                self._body_allowed = False
+            await self._send(data)
+            return
+        method = self._method
+        tunnel = method == "CONNECT" and status < 300  # RFC 9110 §9.3.6: the connection becomes a tunnel
+        body_allowed = not (status in (204, 304) or method == "HEAD" or tunnel)
+        pairs = list(headers)
+        if not self.keepalive:
+            kept = [pair for pair in pairs if pair[0].lower() != "connection"]
+            if len(kept) < len(pairs):
+                # Dropped fields are not validated, but h11's codec encodes every field given first.
+                _latin1(pair for pair in pairs if pair[0].lower() == "connection")
+            pairs = kept
+            pairs.append(("Connection", "close"))
+        framed = "content-length" in headers or "transfer-encoding" in headers
+        if end and body_allowed and not framed:
+            pairs.append(("Content-Length", str(len(body))))
+            framed = True
+        chunked = self._chunked
+        self._chunked = (
+            body_allowed and self._version == "1.1" and ("transfer-encoding" in headers or not framed)
+        )
+        try:
+            fields = _OutFields(pairs)
+        except (h11.LocalProtocolError, UnicodeEncodeError) as exc:
+            if not _is_latin1(headers):
+                self._chunked = chunked  # h11's codec refuses such a head before it sets the framing
+            raise _invalid_head(exc) from exc
+        try:
+            start = f"HTTP/1.1 {status} {header.reason}\r\n".encode("latin-1")
+        except UnicodeEncodeError as exc:
+            raise _invalid_head(exc) from exc
+        data = self._response(start, status, fields, body if body_allowed else b"", end and not tunnel)
+        # Started before the write: if it fails, part of the head may be out and no other response may follow.
+        self.response_started = True
+        self.response_header = header
+        self._body_allowed = body_allowed
+        if _has_token(headers, "connection", "close"):
+            self._keepalive = False
+        await self._send(data)
+
+    def _checked(self, pairs: list[tuple[str, str]]) -> _OutFields:
+        try:
+            return _OutFields(pairs)
+        except (h11.LocalProtocolError, UnicodeEncodeError) as exc:
+            raise _invalid_head(exc) from exc
+
+    def _response(self, start: bytes, status: int, fields: _OutFields, body: bytes, end: bool) -> bytes:
+        """h11's send of a Response (then Data, EndOfMessage): state, header clean-up, framing, bytes."""
+        try:
+            if self._our is not _IDLE and self._our is not _SEND_RESPONSE:
+                raise self._state_error("Response")
+            framing, length = self._clean_up(status, fields)
+            if self._connect_proposed and 200 <= status < 300:
+                self._our = _SWITCHED  # h11: a 2xx to CONNECT switches protocols; there is no body
+            else:
+                self._connect_proposed = self._upgrade_proposed = False
+                self._our = _SEND_BODY
+                self._wframing, self._wleft = framing, length
+            if "connection" in fields.lowers and "close" in fields.values("connection"):
+                self._keep_alive = False
+            parts = [start, fields.serialised(), b"\r\n"]
+            if body:
+                if self._our is not _SEND_BODY:
+                    raise self._state_error("Data")
+                self._data_parts(body, parts)
+            if end:
+                if self._our is not _SEND_BODY:
+                    raise self._state_error("EndOfMessage")
+                self._end_parts(None, parts)
+        except h11.LocalProtocolError as exc:
+            raise self._write_error(exc) from exc
+        return b"".join(parts)
+
+    def _clean_up(self, status: int, fields: _OutFields) -> tuple[int, int]:
+        """h11's _clean_up_response_headers_for_sending on `fields`; the framing the response then has."""
+        method = self._method
+        framing, _ = fields.framing("GET" if method == "HEAD" else method, status)
+        need_close = False
+        if framing is not _LENGTH:
+            fields.set("content-length", ())
+            version = self._their_version
+            if version is None or version < "1.1":
+                # An HTTP/1.0 client (or none yet): no chunked coding; the end of the body is the close.
+                fields.set("transfer-encoding", ())
+                if method != "HEAD":
+                    need_close = True
+            else:
+                fields.set("transfer-encoding", ("chunked",))
+        if not self._keep_alive or need_close:
+            connection = set(fields.values("connection"))
+            connection.discard("keep-alive")
+            connection.add("close")
+            fields.set("connection", sorted(connection))
+        return fields.framing(method, status)
+
+    # -- keep-alive ------------------------------------------------------------------------------------
+
+    def next_request_ready(self) -> bool:
+        """Whether the request and its response are both complete and the connection may serve another."""
+        return self.keepalive and self._keep_alive and self._our is _DONE and self._their is _DONE
+
+    def start_next_cycle(self) -> bool:
+        """Get ready for the next request if `next_request_ready`; False means the caller closes."""
+        if not self.next_request_ready():
+            return False
+        self._our = self._their = _IDLE
+        self._reset_cycle()
+        return True
+
+    def __repr__(self) -> str:
+        return (
+            f"<FastServerConnection client={self._their} server={self._our}"
+            f" keepalive={self.keepalive} read={self.bytes_read} written={self.bytes_written}>"
+        )

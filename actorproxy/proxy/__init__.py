@@ -1,0 +1,73 @@
+"""The proxy: Pingora's phases (`ProxyHttp`, `Session`), peers, and the actors that serve them: listeners,
+connections, the upstream pool and connector, and the service that supervises them."""
+
+from ._connection import DEFAULT_KEEPALIVE_TIMEOUT, ConnectionActor
+from ._connector import connect_peer, tls_context
+from ._engine import DEFAULT_MAX_RETRIES, ProxyCounters, ProxyRuntime, serve_request
+from ._feedback import Outcome, Tracker, note_pick
+from ._listener import Endpoint, ListenerActor
+from ._listenfds import ListenFds, endpoint_key
+from ._peer import (
+    DEFAULT_CONNECTION_TIMEOUT,
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_TOTAL_CONNECTION_TIMEOUT,
+    DEFAULT_WRITE_TIMEOUT,
+    Address,
+    HttpPeer,
+    PeerOptions,
+    TcpKeepalive,
+    parse_address,
+)
+from ._phases import IDEMPOTENT_METHODS, BodyChunk, ProxyHttp
+from ._pool import (
+    DEFAULT_POOL_SIZE,
+    ConnectionPool,
+    GetPoolStatistics,
+    PeerPoolActor,
+    PooledConnection,
+    PoolStatistics,
+    get_pool_statistics,
+)
+from ._service import HttpProxyService, http_proxy_service
+from ._session import RETRY_BUFFER_SIZE, Session
+
+__all__ = [
+    "DEFAULT_CONNECTION_TIMEOUT",
+    "DEFAULT_KEEPALIVE_TIMEOUT",
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_POOL_SIZE",
+    "DEFAULT_READ_TIMEOUT",
+    "DEFAULT_TOTAL_CONNECTION_TIMEOUT",
+    "DEFAULT_WRITE_TIMEOUT",
+    "IDEMPOTENT_METHODS",
+    "RETRY_BUFFER_SIZE",
+    "Address",
+    "BodyChunk",
+    "ConnectionActor",
+    "ConnectionPool",
+    "Endpoint",
+    "GetPoolStatistics",
+    "HttpPeer",
+    "HttpProxyService",
+    "ListenFds",
+    "ListenerActor",
+    "Outcome",
+    "PeerOptions",
+    "PeerPoolActor",
+    "PoolStatistics",
+    "PooledConnection",
+    "ProxyCounters",
+    "ProxyHttp",
+    "ProxyRuntime",
+    "Session",
+    "TcpKeepalive",
+    "Tracker",
+    "connect_peer",
+    "endpoint_key",
+    "get_pool_statistics",
+    "http_proxy_service",
+    "note_pick",
+    "parse_address",
+    "serve_request",
+    "tls_context",
+]

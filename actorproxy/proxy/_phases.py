@@ -1,0 +1,161 @@
+"""`ProxyHttp`: one method per request phase, each with Pingora's default behaviour.
+
+Order of a proxied request (Pingora's "life of a request"): new_ctx, early_request_filter, request_filter
+(True: a response was already written, stop), proxy_upstream_filter (False: 502 unless a response was
+written), then the retry loop of upstream_peer → connect → connected_to_upstream / fail_to_connect →
+upstream_request_filter → request_body_filter per request-body chunk → upstream_response_filter →
+response_filter → upstream_response_body_filter → response_body_filter per response-body chunk → the
+trailer filters; error_while_proxy on failures after connecting; fail_to_proxy on any error that ends the
+request; and always, exactly once, logging.
+
+Body filters receive a `BodyChunk` they may rewrite (`chunk.data = ...`) or drop (`chunk.data = None`), and
+may return a delay in seconds to throttle the stream.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from actorproxy.http import Error, ErrorSource, RetryType, status_for
+
+if TYPE_CHECKING:
+    from actorproxy.http import Headers, RequestHeader, ResponseHeader
+
+    from ._peer import HttpPeer
+    from ._session import Session
+
+__all__ = ["IDEMPOTENT_METHODS", "BodyChunk", "ProxyHttp"]
+
+# RFC 9110 §9.2.2: methods whose repetition has the same effect as one request.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+
+
+class BodyChunk:
+    """A piece of a body on its way through a body filter; `data` None means dropped."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes | None) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"BodyChunk({self.data!r})"
+
+
+class ProxyHttp:
+    """Subclass and override the phases you need; `upstream_peer` is required.
+
+    Attributes:
+        retry_idempotent_on_fresh_connection: also retry an idempotent request, whose body is still whole in
+            the retry buffer, when a new upstream connection closed or reset before any byte of the response
+            (nginx's `proxy_next_upstream error`). Off by default: Pingora retries that only on a reused
+            connection, since the upstream may have acted on the request. Turn it on to ride through an
+            upstream dying under load.
+    """
+
+    retry_idempotent_on_fresh_connection: bool = False
+
+    def new_ctx(self) -> Any:
+        """Per-request state shared by all phases of one request."""
+        return None
+
+    async def early_request_filter(self, session: Session, ctx: Any) -> None:
+        """First phase of every request, before any other logic."""
+
+    async def request_filter(self, session: Session, ctx: Any) -> bool:
+        """Validate, rate-limit, initialise ctx. Return True if a response was already written."""
+        return False
+
+    async def request_body_filter(
+        self, session: Session, body: BodyChunk, end_of_stream: bool, ctx: Any
+    ) -> float | None:
+        """Called for each piece of request body on its way upstream."""
+        return None
+
+    async def proxy_upstream_filter(self, session: Session, ctx: Any) -> bool:
+        """Return False to not go upstream (502 unless a response was written)."""
+        return True
+
+    async def upstream_peer(self, session: Session, ctx: Any) -> HttpPeer:
+        """Which upstream to connect to, and how. Required."""
+        raise NotImplementedError(f"{type(self).__name__} must implement upstream_peer")
+
+    async def connected_to_upstream(self, session: Session, reused: bool, peer: HttpPeer, ctx: Any) -> None:
+        """The upstream connection is ready (`reused`: it came from the pool)."""
+
+    def fail_to_connect(self, session: Session, peer: HttpPeer, ctx: Any, e: Error) -> Error:
+        """Connecting failed and nothing was sent upstream; mark `e` retryable to call upstream_peer again."""
+        return e
+
+    async def upstream_request_filter(
+        self, session: Session, upstream_request: RequestHeader, ctx: Any
+    ) -> None:
+        """Modify the request before it is sent upstream."""
+
+    async def upstream_response_filter(
+        self, session: Session, upstream_response: ResponseHeader, ctx: Any
+    ) -> None:
+        """The upstream response header arrived."""
+
+    async def upstream_response_body_filter(
+        self, session: Session, body: BodyChunk, end_of_stream: bool, ctx: Any
+    ) -> float | None:
+        """A piece of the upstream response body arrived."""
+        return None
+
+    async def upstream_response_trailer_filter(self, session: Session, trailers: Headers, ctx: Any) -> None:
+        """The upstream response trailers arrived."""
+
+    async def response_filter(self, session: Session, upstream_response: ResponseHeader, ctx: Any) -> None:
+        """Modify the response header before it is sent downstream."""
+
+    async def response_body_filter(
+        self, session: Session, body: BodyChunk, end_of_stream: bool, ctx: Any
+    ) -> float | None:
+        """Modify a piece of response body before it is sent downstream; return a delay to throttle."""
+        return None
+
+    async def response_trailer_filter(self, session: Session, trailers: Headers, ctx: Any) -> None:
+        """Modify the response trailers before they are sent downstream."""
+
+    def error_while_proxy(
+        self, peer: HttpPeer, session: Session, e: Error, ctx: Any, client_reused: bool
+    ) -> Error:
+        """An error after connecting. By default a retry is allowed only on a reused upstream connection
+        (or any, with `retry_idempotent_on_fresh_connection`), for an idempotent request whose body is still
+        whole in the retry buffer."""
+        if e.context is None:
+            e.context = f"peer: {peer}"
+        if e.retry is RetryType.REUSED_ONLY:
+            safe = client_reused or self.retry_idempotent_on_fresh_connection
+            safe = safe and not session.retry_buffer_truncated
+            safe = safe and session.req_header.method in IDEMPOTENT_METHODS
+            e.retry = RetryType.ALWAYS if safe else RetryType.NEVER
+        return e
+
+    async def fail_to_proxy(self, session: Session, e: Error, ctx: Any) -> int:
+        """The request failed: answer the client (if it can still be answered) and return the status."""
+        code = status_for(e)
+        if code is None:
+            return 0
+        if session.response_written() is None:
+            await session.respond_error(code)
+        return code
+
+    async def logging(self, session: Session, e: Error | None, ctx: Any) -> None:
+        """Last phase of every request, on success and on failure."""
+
+    def request_summary(self, session: Session, ctx: Any) -> str:
+        """What an error log line says about the request."""
+        header = session.req_header
+        host = header.headers.get("host", "")
+        return f"{header.method} {header.uri}, Host: {host}"
+
+    def suppress_error_log(self, session: Session, ctx: Any, e: Error) -> bool:
+        """Return True to keep `e` out of the error log."""
+        return False
+
+
+def is_downstream_gone(e: Error) -> bool:
+    """Errors after which no response can reach the client."""
+    return e.source is ErrorSource.DOWNSTREAM and status_for(e) is None

@@ -1,0 +1,503 @@
+"""The upstream connection pool: idle connections keyed by peer identity, and the actor that watches them.
+
+Rules:
+- `ConnectionPool` is a plain object with synchronous methods. DESIGN: pool checkout/checkin is decided in a
+  synchronous step and I/O comes after; trio runs one task at a time between awaits, so there is no lock and
+  no mailbox hop on the request path. Connection actors call `checkout` / `checkin` directly; `PeerPoolActor`
+  owns the pool's lifetime: it sweeps idle connections on a timer and closes them when it stops.
+- Keys are `HttpPeer.reuse_key()`. Checkout is LIFO per key: the most recently returned connection is the
+  warmest and the least likely to have hit the upstream's own idle timer.
+- Capacity: `max_size` idle connections in all (Pingora's `upstream_keepalive_pool_size`, 128), and optionally
+  `max_idle_per_key`. A checkin into a full pool (or a full key) evicts the least recently returned idle
+  connection, Pingora's LRU, so the pool keeps the freshest ones. A checkin is refused (False: the caller
+  closes the connection) when `idle_timeout` is 0, Pingora's way to disable reuse, or the pool is closed.
+- An idle connection is dead once its socket is readable: either the upstream sent bytes it had no business
+  sending (HTTP/1.1 servers speak only when asked; for TLS any record, close_notify included) or it closed
+  (EOF, RST). The check is a zero-timeout poll(2) of the transport socket: one syscall at checkout for the
+  connection handed out, and one per sweep for all idle connections together. Each pool reuses one poll
+  object (register, poll, unregister; it saves little over a new one per check, ~10 ns of ~0.5 us). A
+  `recv(MSG_PEEK | MSG_DONTWAIT)` on our `SocketStream` costs more when the connection is alive, as it
+  mostly is (measured ~1.2 us: raising BlockingIOError is the dear part), so poll(2) it is. No task waits
+  on each idle connection: that needs a nursery (only supervisors own nurseries) and a task per
+  connection. The price is that a dead idle connection keeps its file descriptor until the next sweep or
+  checkout.
+- Limitation: bytes already pulled off the socket into a buffer above it (trio's TLS read buffer, a codec's)
+  are invisible to poll(2); decrypted TLS bytes are checked with `SSLObject.pending()`. The codec must not
+  check in a connection holding unparsed bytes. A close_notify that arrived together with the last response
+  record shows up only at the next read, which is the case `RetryType.REUSED_ONLY` retries.
+- Dead, expired and evicted connections are closed synchronously by closing the transport socket (no TLS
+  close_notify: they are broken or unwanted). A stream with no socket under it (memory streams in tests) is
+  closed by the next sweep or by `aclose`.
+- Connections checked out belong to their caller. `aclose` closes the idle ones (TLS peers get a close_notify,
+  within `CLOSE_TIMEOUT`) and refuses later checkins until `reopen`.
+"""
+
+from __future__ import annotations
+
+import select
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import Any
+
+import attrs
+import trio
+
+from actors import DEFAULT_ASK_TIMEOUT, Actor, ActorRef, ExitReason
+
+from ._sockets import SocketStream
+
+__all__ = [
+    "CLOSE_TIMEOUT",
+    "DEFAULT_POOL_SIZE",
+    "IDLE_SWEEP_INTERVAL",
+    "ConnectionPool",
+    "GetPoolStatistics",
+    "PeerPoolActor",
+    "PoolStatistics",
+    "PooledConnection",
+    "SweepIdle",
+    "get_pool_statistics",
+    "stream_fileno",
+]
+
+# Pingora's default `upstream_keepalive_pool_size`: idle upstream connections kept in all.
+DEFAULT_POOL_SIZE = 128
+# How often PeerPoolActor reaps expired and dead idle connections: one poll(2) over all idle sockets per
+# sweep; a dead connection holds its descriptor at most this long (checkout never hands one out).
+IDLE_SWEEP_INTERVAL = 1.0
+# Seconds to close idle connections politely (TLS close_notify) at shutdown before the rest are cut.
+CLOSE_TIMEOUT = 1.0
+
+_HAS_POLL = hasattr(select, "poll")
+# POLLHUP, POLLERR and POLLNVAL are always reported; POLLRDHUP (Linux) flags a half-close without data.
+_POLL_EVENTS = (select.POLLIN | select.POLLPRI | getattr(select, "POLLRDHUP", 0)) if _HAS_POLL else 0
+
+
+def _transport(stream: trio.abc.Stream) -> SocketStream | trio.SocketStream | None:
+    """The socket stream under `stream` (through TLS layers), or None if there is none."""
+    while isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
+    if isinstance(stream, (SocketStream, trio.SocketStream)):
+        return stream
+    return None
+
+
+def _fileno(transport: SocketStream | trio.SocketStream) -> int:
+    return transport.socket.fileno()
+
+
+def stream_fileno(stream: trio.abc.Stream) -> int:
+    """The file descriptor of the socket under `stream` (through TLS layers), or -1 if there is none."""
+    transport = _transport(stream)
+    return -1 if transport is None else _fileno(transport)
+
+
+def _new_poller() -> Any:
+    return select.poll() if _HAS_POLL else None
+
+
+def _readable_fds(fds: Iterable[int], poller: Any = None) -> set[int]:
+    """The descriptors among `fds` with anything to report: data, EOF, an error, or not open at all.
+
+    `poller`: a `select.poll` object to reuse; it is left with nothing registered.
+    """
+    fds = list(fds)
+    if not fds:
+        return set()
+    if _HAS_POLL:
+        if poller is None:
+            poller = select.poll()
+        registered: list[int] = []
+        try:
+            for fd in fds:
+                poller.register(fd, _POLL_EVENTS)
+                registered.append(fd)
+            return {fd for fd, _ in poller.poll(0)}
+        finally:
+            for fd in registered:
+                poller.unregister(fd)
+    readable, _, errored = select.select(fds, [], fds, 0)  # pragma: no cover (no poll: Windows)
+    return set(readable) | set(errored)  # pragma: no cover
+
+
+def _tls_buffered(stream: trio.abc.Stream) -> bool:
+    # Decrypted bytes nobody asked for; `pending` is forwarded to the SSLObject once the handshake is done.
+    return isinstance(stream, trio.SSLStream) and bool(stream.pending())
+
+
+@attrs.define(kw_only=True, eq=False)
+class PooledConnection:
+    """An idle upstream connection as the pool sees it: opaque `conn`, the `stream` under it, bookkeeping.
+
+    `checkin` builds one; `checkout` hands it back (take `.conn`); `discard` closes one.
+
+    Args:
+        conn: what the caller needs back at checkout (the engine's upstream codec); the pool never uses it.
+        stream: the connection's byte stream; the pool closes it and polls the socket under it.
+        key: the `reuse_key()` it was checked in under.
+        fd: the transport socket's descriptor; found from `stream` by default, -1 when there is no socket.
+    """
+
+    conn: Any
+    stream: trio.abc.Stream
+    key: Hashable = None
+    fd: int = attrs.field(default=attrs.Factory(lambda self: stream_fileno(self.stream), takes_self=True))
+    #: trio time of the checkin.
+    idle_since: float = 0.0
+    #: Seconds it may stay idle; None: until evicted or dead.
+    idle_timeout: float | None = None
+
+    def expired(self, now: float) -> bool:
+        return self.idle_timeout is not None and now - self.idle_since >= self.idle_timeout
+
+    def _watch_fd(self) -> int | None:
+        """The descriptor to poll; -1 if the socket is closed already; None if there is nothing to poll."""
+        transport = _transport(self.stream)
+        if transport is not None:
+            return _fileno(transport)  # live, so a descriptor number reused after a close is never polled
+        return self.fd if self.fd >= 0 else None
+
+    def looks_alive(self, poller: Any = None) -> bool:
+        """False if the idle connection has received bytes, been closed, or failed (one poll(2) call).
+
+        Args:
+            poller: a `select.poll` object to reuse (the pool's); a new one when None.
+        """
+        if _tls_buffered(self.stream):
+            return False
+        fd = self._watch_fd()
+        if fd is None:
+            return True  # nothing to poll (a memory stream); the next read tells
+        if fd < 0:
+            return False
+        if poller is None:
+            return not _readable_fds((fd,))
+        # Inlined _readable_fds for the one descriptor of a checkout: this is on the request path.
+        poller.register(fd, _POLL_EVENTS)
+        try:
+            return not poller.poll(0)
+        finally:
+            poller.unregister(fd)
+
+    def close_nowait(self) -> bool:
+        """Close the transport socket now (no TLS close_notify); False if there is no socket to close."""
+        transport = _transport(self.stream)
+        if transport is None:
+            return False
+        if isinstance(transport, SocketStream):
+            transport.close_nowait()
+        else:
+            transport.socket.close()
+        return True
+
+    async def aclose(self) -> None:
+        """Close the stream (politely when there is time); a peer that is gone is not an error."""
+        try:
+            await self.stream.aclose()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            self.close_nowait()
+
+
+@attrs.frozen(kw_only=True)
+class PoolStatistics:
+    """A snapshot of a `ConnectionPool`."""
+
+    max_size: int
+    idle: int
+    idle_per_key: Mapping[Hashable, int]
+    #: Checkouts that found a live idle connection, and those that found none.
+    hits: int
+    misses: int
+    #: Idle connections closed for exceeding their idle timeout.
+    reaped: int
+    #: Idle connections closed because the upstream sent bytes or closed them.
+    dead: int
+    #: Idle connections closed to make room for a newer one.
+    evictions: int
+    #: Checkins refused (idle_timeout 0, or the pool closed).
+    rejected: int
+
+
+class ConnectionPool:
+    """Idle upstream connections by reuse key; synchronous, for the request path (see the module rules).
+
+    Args:
+        max_size: idle connections kept in all (Pingora's `upstream_keepalive_pool_size`); 0 disables pooling.
+        max_idle_per_key: idle connections kept per key; None: only `max_size` applies.
+        default_idle_timeout: used when a checkin gives None; None keeps connections until evicted or dead.
+        clock: the time source; trio's clock by default, so tests run on virtual time.
+    """
+
+    __slots__ = (
+        "_clock",
+        "_closed",
+        "_dead",
+        "_evictions",
+        "_hits",
+        "_idle",
+        "_misses",
+        "_order",
+        "_poller",
+        "_reaped",
+        "_rejected",
+        "_retired",
+        "default_idle_timeout",
+        "max_idle_per_key",
+        "max_size",
+    )
+
+    def __init__(
+        self,
+        max_size: int = DEFAULT_POOL_SIZE,
+        *,
+        max_idle_per_key: int | None = None,
+        default_idle_timeout: float | None = None,
+        clock: Callable[[], float] = trio.current_time,
+    ) -> None:
+        if max_size < 0:
+            raise ValueError(f"max_size: must be >= 0, got {max_size}")
+        if max_idle_per_key is not None and max_idle_per_key < 1:
+            raise ValueError(f"max_idle_per_key: must be >= 1 or None, got {max_idle_per_key}")
+        if default_idle_timeout is not None and not default_idle_timeout >= 0:
+            raise ValueError(
+                f"default_idle_timeout: must be >= 0 seconds or None, got {default_idle_timeout}"
+            )
+        self.max_size = max_size
+        self.max_idle_per_key = max_idle_per_key
+        self.default_idle_timeout = default_idle_timeout
+        self._clock = clock
+        # Per key, idle connections in checkin order (dicts keep insertion order; popitem() is LIFO).
+        self._idle: dict[Hashable, dict[PooledConnection, None]] = {}
+        # All idle connections, least recently checked in first: the eviction order.
+        self._order: dict[PooledConnection, None] = {}
+        # Taken out of the pool but not closable synchronously (no socket); closed by `close_retired`.
+        self._retired: list[PooledConnection] = []
+        self._closed = False
+        # Reused by every liveness check (see the module rules); None without poll(2) (Windows).
+        self._poller = _new_poller()
+        self._hits = self._misses = self._reaped = self._dead = self._evictions = self._rejected = 0
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return (
+            f"<ConnectionPool {state} idle={len(self._order)}/{self.max_size} keys={len(self._idle)} "
+            f"hits={self._hits} misses={self._misses}>"
+        )
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- the request path ------------------------------------------------------------------------------------
+
+    def checkout(self, key: Hashable) -> PooledConnection | None:
+        """Take the most recently returned live idle connection for `key`, or None.
+
+        Expired and dead connections met on the way are closed and counted, never handed out.
+        """
+        idle = self._idle.get(key)
+        if idle:
+            now = self._clock()
+            while idle:
+                connection = idle.popitem()[0]
+                del self._order[connection]
+                if connection.expired(now):
+                    self._reaped += 1
+                    self._retire(connection)
+                elif not connection.looks_alive(self._poller):
+                    self._dead += 1
+                    self._retire(connection)
+                else:
+                    if not idle:
+                        del self._idle[key]
+                    self._hits += 1
+                    return connection
+            del self._idle[key]
+        self._misses += 1
+        return None
+
+    def checkin(
+        self, key: Hashable, conn: Any, stream: trio.abc.Stream, idle_timeout: float | None = None
+    ) -> bool:
+        """Keep `conn` (over `stream`) idle under `key` for up to `idle_timeout` s (None: the pool's default).
+
+        Args:
+            key: the peer's `reuse_key()`.
+            conn: what `checkout` hands back as `.conn` (the engine's upstream codec).
+            stream: the byte stream under `conn`; the pool polls the socket under it and closes it.
+            idle_timeout: seconds it may stay idle; 0 refuses it.
+
+        Returns:
+            False if refused (idle_timeout 0, max_size 0, or the pool is closed): the caller closes it.
+        """
+        if idle_timeout is None:
+            idle_timeout = self.default_idle_timeout
+        if self._closed or self.max_size == 0 or (idle_timeout is not None and idle_timeout <= 0):
+            self._rejected += 1
+            return False
+        idle = self._idle.get(key)
+        if idle is not None and self.max_idle_per_key is not None:
+            while len(idle) >= self.max_idle_per_key:
+                self._evict(next(iter(idle)))
+        while len(self._order) >= self.max_size:
+            self._evict(next(iter(self._order)))
+        idle = self._idle.get(key)
+        if idle is None:
+            idle = self._idle[key] = {}
+        connection = PooledConnection(
+            conn=conn, stream=stream, key=key, idle_since=self._clock(), idle_timeout=idle_timeout
+        )
+        idle[connection] = None
+        self._order[connection] = None
+        return True
+
+    def discard(self, connection: PooledConnection) -> None:
+        """Close `connection` and forget it, whether idle in the pool or held by the caller."""
+        if connection in self._order:
+            self._remove(connection)
+        self._retire(connection)
+
+    # -- housekeeping --------------------------------------------------------------------------------------
+
+    def sweep(self) -> int:
+        """Close idle connections past their idle timeout or dead (see the module rules); return how many."""
+        if not self._order:
+            return 0
+        now = self._clock()
+        expired: list[PooledConnection] = []
+        dead: list[PooledConnection] = []
+        polled: dict[int, PooledConnection] = {}
+        for connection in self._order:
+            if connection.expired(now):
+                expired.append(connection)
+            elif _tls_buffered(connection.stream):
+                dead.append(connection)
+            else:
+                fd = connection._watch_fd()
+                if fd is None:
+                    continue
+                if fd < 0:
+                    dead.append(connection)
+                else:
+                    polled[fd] = connection
+        dead.extend(polled[fd] for fd in _readable_fds(polled, self._poller))
+        for connection in expired:
+            self._remove(connection)
+            self._retire(connection)
+        for connection in dead:
+            self._remove(connection)
+            self._retire(connection)
+        self._reaped += len(expired)
+        self._dead += len(dead)
+        return len(expired) + len(dead)
+
+    async def close_retired(self) -> None:
+        """Close the connections taken out of the pool that had no socket to close synchronously."""
+        while self._retired:
+            await self._retired.pop().aclose()
+
+    async def aclose(self) -> None:
+        """Close every idle connection and refuse checkins until `reopen`; shielded, within CLOSE_TIMEOUT."""
+        self._closed = True
+        connections = [*self._order, *self._retired]
+        self._idle.clear()
+        self._order.clear()
+        self._retired.clear()
+        deadline = trio.current_time() + CLOSE_TIMEOUT
+        # Shielded: closing is cleanup that must finish. Past the deadline each aclose is cancelled at once,
+        # which by trio's contract still closes the stream, abruptly.
+        with trio.CancelScope(shield=True):
+            for connection in connections:
+                with trio.move_on_at(deadline):
+                    await connection.aclose()
+
+    def reopen(self) -> None:
+        """Accept checkins again after `aclose` (a restarted PeerPoolActor reuses its pool)."""
+        self._closed = False
+
+    def statistics(self) -> PoolStatistics:
+        return PoolStatistics(
+            max_size=self.max_size,
+            idle=len(self._order),
+            idle_per_key={key: len(idle) for key, idle in self._idle.items()},
+            hits=self._hits,
+            misses=self._misses,
+            reaped=self._reaped,
+            dead=self._dead,
+            evictions=self._evictions,
+            rejected=self._rejected,
+        )
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    def _remove(self, connection: PooledConnection) -> None:
+        del self._order[connection]
+        idle = self._idle[connection.key]
+        del idle[connection]
+        if not idle:
+            del self._idle[connection.key]
+
+    def _evict(self, connection: PooledConnection) -> None:
+        self._remove(connection)
+        self._evictions += 1
+        self._retire(connection)
+
+    def _retire(self, connection: PooledConnection) -> None:
+        if not connection.close_nowait():
+            self._retired.append(connection)
+
+
+# -- the actor ---------------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class SweepIdle:
+    """Close expired and dead idle connections (PeerPoolActor's own timer sends it)."""
+
+
+@attrs.frozen
+class GetPoolStatistics:
+    """Ask for the pool's `PoolStatistics`."""
+
+
+class PeerPoolActor(Actor):
+    """Owns a `ConnectionPool`'s lifetime: sweeps it every `sweep_interval` s and closes it on stop.
+
+    Connection actors use `actor.pool` (or the pool they were given) directly, without messages.
+
+    Args:
+        pool: the pool to watch; a new `ConnectionPool()` when omitted. A restarted actor is usually built
+            with the same pool, which it reopens.
+        sweep_interval: seconds between sweeps.
+    """
+
+    def __init__(self, pool: ConnectionPool | None = None, *, sweep_interval: float = IDLE_SWEEP_INTERVAL):
+        if not sweep_interval > 0:
+            raise ValueError(f"sweep_interval: must be > 0 seconds, got {sweep_interval}")
+        self.pool = ConnectionPool() if pool is None else pool
+        self.sweep_interval = sweep_interval
+
+    async def on_start(self) -> None:
+        self.pool.reopen()
+        self.timers.start_periodic("sweep", SweepIdle(), self.sweep_interval)
+
+    async def receive(self, message: Any) -> Any:
+        if isinstance(message, SweepIdle):
+            self.pool.sweep()
+            await self.pool.close_retired()
+            return None
+        if isinstance(message, GetPoolStatistics):
+            return self.pool.statistics()
+        return await super().receive(message)
+
+    async def on_stop(self, reason: ExitReason) -> None:
+        await self.pool.aclose()
+
+
+async def get_pool_statistics(ref: ActorRef, timeout: float | None = DEFAULT_ASK_TIMEOUT) -> PoolStatistics:
+    """Ask a `PeerPoolActor` for its pool's statistics."""
+    statistics = await ref.ask(GetPoolStatistics(), timeout=timeout)
+    assert isinstance(statistics, PoolStatistics)
+    return statistics

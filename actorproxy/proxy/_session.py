@@ -1,0 +1,172 @@
+"""`Session`: what every phase sees of one downstream request.
+
+Rules:
+- The session owns the request header (mutable; field-name case preserved) and the downstream codec. Filters
+  that answer themselves write through it; `response_written()` tells later phases what went out.
+- Request body pieces read through the session are kept in a retry buffer of up to `RETRY_BUFFER_SIZE`
+  bytes, so a failed upstream attempt can be replayed. Past that size the buffer is truncated and the
+  request can no longer be retried once body bytes went upstream.
+- Keep-alive is on by default (idle timeout from the service); `set_keepalive(None)` closes the connection
+  after this response.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from actorproxy.http import Error, ErrorSource, ErrorType, Headers, RequestHeader, ResponseHeader
+
+if TYPE_CHECKING:
+    from actorproxy.http import ServerConnection
+
+__all__ = ["RETRY_BUFFER_SIZE", "Session"]
+
+# Pingora's retry buffer: request bodies up to 64 KiB can be replayed on a retry.
+RETRY_BUFFER_SIZE = 64 * 1024
+
+
+class Session:
+    """One downstream request: its header, its body, and the response written for it."""
+
+    __slots__ = (
+        "_retry_buffer",
+        "_retry_size",
+        "body_timeout",
+        "client_addr",
+        "downstream",
+        "keepalive_timeout",
+        "req_header",
+        "retry_buffer_truncated",
+        "server_addr",
+    )
+
+    def __init__(
+        self,
+        downstream: ServerConnection,
+        req_header: RequestHeader,
+        *,
+        client_addr: Any = None,
+        server_addr: Any = None,
+        keepalive_timeout: float | None = 60.0,
+        body_timeout: float | None = None,
+    ) -> None:
+        self.downstream = downstream
+        #: Seconds the client may leave between two pieces of the request body; None: no limit.
+        self.body_timeout = body_timeout
+        self.req_header = req_header
+        self.client_addr = client_addr
+        self.server_addr = server_addr
+        self.keepalive_timeout = keepalive_timeout
+        self._retry_buffer: list[bytes] = []
+        self._retry_size = 0
+        self.retry_buffer_truncated = False
+
+    def __repr__(self) -> str:
+        return f"<Session {self.req_header.method} {self.req_header.uri} from {self.client_addr}>"
+
+    # -- request -------------------------------------------------------------------------------------------
+
+    def req_header_mut(self) -> RequestHeader:
+        """Pingora's name for the mutable request header (the same object as `req_header`)."""
+        return self.req_header
+
+    def get_header(self, name: str) -> str | None:
+        return self.req_header.headers.get(name)
+
+    @property
+    def request_body_done(self) -> bool:
+        """The whole request body has been read (true at once for a request without a body)."""
+        return self.downstream.body_done
+
+    async def read_request_body(self) -> bytes | None:
+        """The next piece of the request body, or None once it has all been read."""
+        if self.downstream.body_done:
+            return None
+        # The client waits for this before sending the body (RFC 9110 §10.1.1); send it on the first read.
+        await self.downstream.send_continue()
+        if self.body_timeout is None:
+            data = await self.downstream.read_body()
+        else:
+            with trio.move_on_after(self.body_timeout) as scope:
+                data = await self.downstream.read_body()
+            if scope.cancelled_caught:
+                # 408 while no response has started (RFC 9110 §15.5.9); the connection cannot go on.
+                self.downstream.set_keepalive(False)
+                raise Error(
+                    ErrorType.READ_TIMEDOUT,
+                    ErrorSource.DOWNSTREAM,
+                    context=f"no request body data from the client within {self.body_timeout:g} s",
+                )
+        if data is None:
+            return None
+        if not self.retry_buffer_truncated:
+            if self._retry_size + len(data) <= RETRY_BUFFER_SIZE:
+                self._retry_buffer.append(data)
+                self._retry_size += len(data)
+            else:
+                self.retry_buffer_truncated = True
+                self._retry_buffer.clear()
+        return data
+
+    def retry_buffer(self) -> list[bytes]:
+        """Body pieces read so far (empty once truncated)."""
+        return self._retry_buffer
+
+    def is_upgrade_req(self) -> bool:
+        """The client asked to switch protocols (WebSocket and the like)."""
+        headers = self.req_header.headers
+        connection = headers.get("connection", "") or ""
+        return "upgrade" in connection.lower() and "upgrade" in headers
+
+    @property
+    def request_trailers(self) -> Headers | None:
+        return self.downstream.request_trailers
+
+    # -- response ------------------------------------------------------------------------------------------
+
+    def response_written(self) -> ResponseHeader | None:
+        """The response header already sent downstream, if any."""
+        return self.downstream.response_header
+
+    async def write_response_header(self, header: ResponseHeader, end_of_stream: bool = False) -> None:
+        """Send a response header (a filter answering by itself)."""
+        if self.keepalive_timeout is None:
+            self.downstream.set_keepalive(False)
+        await self.downstream.write_response(header, end=end_of_stream)
+
+    async def write_response_body(self, data: bytes, end_of_stream: bool = False) -> None:
+        if data:
+            await self.downstream.write_body(data)
+        if end_of_stream:
+            await self.downstream.finish()
+
+    async def write_response_trailers(self, trailers: Headers) -> None:
+        await self.downstream.finish(trailers)
+
+    async def respond_error(self, code: int) -> None:
+        """Answer with an empty error response of status `code` (no-op if a response already started)."""
+        if self.response_written() is not None:
+            return
+        header = ResponseHeader.build(code)
+        header.insert_header("Content-Length", "0")
+        header.insert_header("Cache-Control", "private, no-store")
+        if not self.downstream.body_done:
+            # The rest of the request body was never read: the connection cannot carry another request.
+            self.set_keepalive(None)
+        await self.write_response_header(header, end_of_stream=True)
+
+    def set_keepalive(self, timeout: float | None) -> None:
+        """Keep the connection open for `timeout` seconds after this response; None closes it."""
+        self.keepalive_timeout = timeout
+        if timeout is None:
+            self.downstream.set_keepalive(False)
+
+    @property
+    def body_bytes_read(self) -> int:
+        return self.downstream.bytes_read
+
+    @property
+    def body_bytes_sent(self) -> int:
+        return self.downstream.bytes_written

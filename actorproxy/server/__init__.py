@@ -1,0 +1,31 @@
+"""The server process: `Server` and the services it runs, worker processes, the graceful upgrade (listening
+sockets handed to a new process), daemon mode and privileges, signals, and Pingora's `background_service`."""
+
+from actorproxy.proxy import ListenFds, endpoint_key
+
+from ._background import background_service
+from ._daemon import daemonize, drop_privileges, write_pid_file
+from ._server import Server
+from ._services import ListeningService, Service, ServiceDependencyError, ServiceHandle
+from ._signals import shutdown_on_signals
+from ._upgrade import UpgradeError, receive_listen_fds, send_listen_fds
+from ._workers import WorkerPool
+
+__all__ = [
+    "ListenFds",
+    "ListeningService",
+    "Server",
+    "Service",
+    "ServiceDependencyError",
+    "ServiceHandle",
+    "UpgradeError",
+    "WorkerPool",
+    "background_service",
+    "daemonize",
+    "drop_privileges",
+    "endpoint_key",
+    "receive_listen_fds",
+    "send_listen_fds",
+    "shutdown_on_signals",
+    "write_pid_file",
+]
