@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -131,6 +132,8 @@ class ProxyRuntime:
     request_timeout: float | None = None
     #: What a peer that leaves them unset gets: the server's `ca_file` and `client_bind_to_ipv4/6`.
     peer_defaults: PeerDefaults | None = None
+    #: Opens a connection to a peer (the seam a test replaces with an in-memory network).
+    connect: Callable[[HttpPeer], Awaitable[trio.abc.Stream]] = connect_peer
 
 
 @attrs.frozen
@@ -243,15 +246,17 @@ async def _fail(app: ProxyHttp, session: Session, ctx: Any, error: Error) -> Non
         logger.error("%s, error: %s", _summary(app, session, ctx), error)
 
 
-async def _connect(peer: HttpPeer, pool: ConnectionPool, codec: Codec) -> tuple[ClientConnection, bool]:
+async def _connect(runtime: ProxyRuntime, peer: HttpPeer) -> tuple[ClientConnection, bool]:
     key = peer.reuse_key()
-    pooled = pool.checkout(key)
+    pooled = runtime.pool.checkout(key)
     if pooled is not None:
         reused: ClientConnection = pooled.conn
         return reused, True
     options = peer.options
-    stream = await connect_peer(peer)
-    conn = codec.client(stream, read_timeout=options.read_timeout, write_timeout=options.write_timeout)
+    stream = await runtime.connect(peer)
+    conn = runtime.codec.client(
+        stream, read_timeout=options.read_timeout, write_timeout=options.write_timeout
+    )
     return conn, False
 
 
@@ -291,7 +296,7 @@ async def _attempt(
     app = runtime.app
     pool = runtime.pool
     try:
-        conn, reused = await _connect(peer, pool, runtime.codec)
+        conn, reused = await _connect(runtime, peer)
     except Error as exc:
         attempt.finish(Outcome.CONNECT_FAILURE)
         exc = app.fail_to_connect(session, peer, ctx, exc)

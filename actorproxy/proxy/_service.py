@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
+
+import trio
 
 from actorproxy.config import DEFAULT_GRACE_PERIOD
 from actorproxy.http import Forwarding, HttpLimits, select_codec
@@ -30,6 +32,7 @@ from supervisors import (
 )
 
 from ._connection import DEFAULT_KEEPALIVE_TIMEOUT, ConnectionActor
+from ._connector import connect_peer
 from ._engine import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_REQUEST_BODY_TIMEOUT,
@@ -40,6 +43,7 @@ from ._engine import (
 )
 from ._listener import Endpoint, ListenerActor, bind_endpoint
 from ._listenfds import ListenFds
+from ._peer import HttpPeer
 from ._phases import ProxyHttp
 from ._pool import DEFAULT_POOL_SIZE, ConnectionPool, PeerPoolActor
 
@@ -89,6 +93,8 @@ class HttpProxyService:
         self.forwarding: Forwarding = Forwarding()
         #: Requests, statuses, errors and crashes seen by this service (kept across restarts).
         self.counters = ProxyCounters()
+        #: Opens upstream connections: `connect_peer`, or an in-memory network in tests.
+        self.connect: Callable[[HttpPeer], Awaitable[trio.abc.Stream]] = connect_peer
         #: The server's listening sockets (`Server` hands its table over); None: private to this service.
         self.listen_fds: ListenFds | None = None
         #: Seconds a request in flight may take to finish once the service drains (Pingora's
@@ -209,6 +215,7 @@ class HttpProxyService:
             limits=self.limits,
             forwarding=self.forwarding,
             peer_defaults=self.peer_defaults,
+            connect=self.connect,
         )
 
     def _listener(self, index: int, endpoint: Endpoint, connections: str, fds: ListenFds) -> ListenerActor:
