@@ -16,15 +16,13 @@ from actors import (
     open_actor_system,
 )
 
-from .config import ConfigError, ServerConf, load_conf
+from .config import ConfigError, Forwarding, HttpLimits, ProxySettings, ServerConf, load_conf
 from .declared import DeclaredProxy, DeclaredProxyHandle, build_proxy
 from .http import (
     Error,
     ErrorSource,
     ErrorType,
-    Forwarding,
     Headers,
-    HttpLimits,
     RequestHeader,
     ResponseHeader,
     RetryType,
@@ -90,6 +88,7 @@ __all__ = [
     "PeerOptions",
     "PowerOfTwoChoices",
     "ProxyHttp",
+    "ProxySettings",
     "Random",
     "RequestHeader",
     "ResponseHeader",

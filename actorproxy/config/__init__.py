@@ -10,16 +10,39 @@ Pure: nothing here opens a socket; loading reads one file. Each component is giv
 A bad value raises `ConfigError` naming its key path: `services[0].listeners[1].address: not host:port`.
 """
 
-from ._defaults import DEFAULT_GRACE_PERIOD, DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT
+from ._checks import did_you_mean
+from ._defaults import (
+    DEFAULT_BASE_EJECTION_TIME,
+    DEFAULT_CONNECTION_TIMEOUT,
+    DEFAULT_CONSECUTIVE_FAILURES,
+    DEFAULT_DNS_MAX_TTL,
+    DEFAULT_DNS_MIN_TTL,
+    DEFAULT_DNS_QUERY_TIMEOUT,
+    DEFAULT_GRACE_PERIOD,
+    DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT,
+    DEFAULT_HEALTH_CHECK_CONNECT_TIMEOUT,
+    DEFAULT_HEALTH_CHECK_FREQUENCY,
+    DEFAULT_HEALTH_CHECK_READ_TIMEOUT,
+    DEFAULT_KEEPALIVE_TIMEOUT,
+    DEFAULT_MAX_EJECTION_PERCENT,
+    DEFAULT_MAX_EJECTION_TIME,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_POOL_SIZE,
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_REQUEST_BODY_TIMEOUT,
+    DEFAULT_REQUEST_HEADER_TIMEOUT,
+    DEFAULT_TOTAL_CONNECTION_TIMEOUT,
+    DEFAULT_VIA_PSEUDONYM,
+    DEFAULT_WRITE_TIMEOUT,
+)
 from ._env import ENV_PREFIX, ENV_SEPARATOR
 from ._error import ConfigError, ConfigWarning, Problem
 from ._load import load_conf
+from ._proxy import DEFAULT_LIMITS, Forwarding, HttpLimits, ProxySettings
 from ._schema import json_schema
 from ._server import DEFAULT_PID_FILE, DEFAULT_UPGRADE_SOCK, PINGORA_RUNTIME_KEYS, ServerConf
 from ._services import (
-    ForwardingConf,
     HeaderEditsConf,
-    LimitsConf,
     ListenerConf,
     RouteConf,
     ServiceConf,
@@ -40,10 +63,31 @@ from ._upstreams import (
 )
 
 __all__ = [
+    "DEFAULT_BASE_EJECTION_TIME",
+    "DEFAULT_CONNECTION_TIMEOUT",
+    "DEFAULT_CONSECUTIVE_FAILURES",
+    "DEFAULT_DNS_MAX_TTL",
+    "DEFAULT_DNS_MIN_TTL",
+    "DEFAULT_DNS_QUERY_TIMEOUT",
     "DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT",
     "DEFAULT_GRACE_PERIOD",
+    "DEFAULT_HEALTH_CHECK_CONNECT_TIMEOUT",
+    "DEFAULT_HEALTH_CHECK_FREQUENCY",
+    "DEFAULT_HEALTH_CHECK_READ_TIMEOUT",
+    "DEFAULT_KEEPALIVE_TIMEOUT",
+    "DEFAULT_LIMITS",
+    "DEFAULT_MAX_EJECTION_PERCENT",
+    "DEFAULT_MAX_EJECTION_TIME",
+    "DEFAULT_MAX_RETRIES",
     "DEFAULT_PID_FILE",
+    "DEFAULT_POOL_SIZE",
+    "DEFAULT_READ_TIMEOUT",
+    "DEFAULT_REQUEST_BODY_TIMEOUT",
+    "DEFAULT_REQUEST_HEADER_TIMEOUT",
+    "DEFAULT_TOTAL_CONNECTION_TIMEOUT",
     "DEFAULT_UPGRADE_SOCK",
+    "DEFAULT_VIA_PSEUDONYM",
+    "DEFAULT_WRITE_TIMEOUT",
     "ENV_PREFIX",
     "ENV_SEPARATOR",
     "PINGORA_RUNTIME_KEYS",
@@ -54,14 +98,15 @@ __all__ = [
     "DnsDiscoveryConf",
     "DnsRecord",
     "FileDiscoveryConf",
-    "ForwardingConf",
+    "Forwarding",
     "HeaderEditsConf",
     "HealthCheckConf",
     "HttpHealthCheckConf",
-    "LimitsConf",
+    "HttpLimits",
     "ListenerConf",
     "PassiveHealthConf",
     "Problem",
+    "ProxySettings",
     "RouteConf",
     "ServerConf",
     "ServiceConf",
@@ -69,6 +114,7 @@ __all__ = [
     "TcpHealthCheckConf",
     "TlsConf",
     "UpstreamConf",
+    "did_you_mean",
     "json_schema",
     "load_conf",
 ]

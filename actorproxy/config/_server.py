@@ -20,7 +20,14 @@ import attrs
 from ._access import MISSING
 from ._address import parse_ip
 from ._checks import DOC, Check, at_least, check_class, did_you_mean, doc, each, equal_to, parsed_by
+from ._defaults import (
+    DEFAULT_GRACE_PERIOD,
+    DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_POOL_SIZE,
+)
 from ._frozen import EMPTY, freeze_mapping
+from ._proxy import ProxySettings
 from ._rules import NON_NEGATIVE, POSITIVE
 from ._services import ServiceConf
 from ._upstreams import UpstreamConf
@@ -33,10 +40,6 @@ __all__ = ["DEFAULT_PID_FILE", "DEFAULT_UPGRADE_SOCK", "PINGORA_RUNTIME_KEYS", "
 # handing listening sockets to each other through the upgrade socket.
 DEFAULT_PID_FILE = "/tmp/actorproxy.pid"
 DEFAULT_UPGRADE_SOCK = "/tmp/actorproxy_upgrade.sock"
-# pingora-core's DEFAULT_MAX_RETRIES.
-DEFAULT_MAX_RETRIES = 16
-# pingora-core's ServerConf default.
-DEFAULT_UPSTREAM_KEEPALIVE_POOL_SIZE = 128
 
 #: Keys newer Pingora versions read that tune its Tokio runtime or TLS library and mean nothing here. They
 #: are kept in `extra` like any unknown key, but never taken for a typo of a known one.
@@ -129,13 +132,16 @@ class ServerConf:
         validator=NON_NEGATIVE,
         metadata=doc(
             "Seconds requests in flight get to finish after SIGTERM or SIGQUIT before they are cancelled;"
-            " null: 300 (Pingora's)."
+            f" null: {DEFAULT_GRACE_PERIOD:g} (Pingora's)."
         ),
     )
     graceful_shutdown_timeout_seconds: float | None = attrs.field(
         default=None,
         validator=NON_NEGATIVE,
-        metadata=doc("Seconds the cancellation after the grace period may take; null: 5 (Pingora's)."),
+        metadata=doc(
+            "Seconds the cancellation after the grace period may take;"
+            f" null: {DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT:g} (Pingora's)."
+        ),
     )
     client_bind_to_ipv4: tuple[str, ...] = attrs.field(
         default=(), validator=_ipv(4), metadata=doc("Source IPv4 addresses for connections to upstreams.")
@@ -144,7 +150,7 @@ class ServerConf:
         default=(), validator=_ipv(6), metadata=doc("Source IPv6 addresses for connections to upstreams.")
     )
     upstream_keepalive_pool_size: int = attrs.field(
-        default=DEFAULT_UPSTREAM_KEEPALIVE_POOL_SIZE,
+        default=DEFAULT_POOL_SIZE,
         validator=NON_NEGATIVE,
         metadata=doc("Idle upstream connections kept for reuse, in total."),
     )
@@ -263,6 +269,41 @@ class ServerConf:
         return conf_from_mapping(data, env=env, source=source)
 
     # -- reading --------------------------------------------------------------------------------------------
+
+    @property
+    def grace_period(self) -> float:
+        """`grace_period_seconds`, or its default when unset."""
+        value = self.grace_period_seconds
+        return DEFAULT_GRACE_PERIOD if value is None else value
+
+    @property
+    def graceful_shutdown_timeout(self) -> float:
+        """`graceful_shutdown_timeout_seconds`, or its default when unset."""
+        value = self.graceful_shutdown_timeout_seconds
+        return DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT if value is None else value
+
+    def proxy_settings(self, service: ServiceConf | None = None) -> ProxySettings:
+        """The settings of a proxy service run by this server: the server-wide keys (retries, pool size,
+        grace period, CA file, source addresses), and `service`'s own when it is declared in the file."""
+        settings = ProxySettings(
+            max_retries=self.max_retries,
+            upstream_keepalive_pool_size=self.upstream_keepalive_pool_size,
+            grace_period=self.grace_period,
+            ca_file=self.ca_file,
+            client_bind_to_ipv4=self.client_bind_to_ipv4,
+            client_bind_to_ipv6=self.client_bind_to_ipv6,
+        )
+        if service is None:
+            return settings
+        return attrs.evolve(
+            settings,
+            keepalive_timeout=service.keepalive_timeout,
+            request_header_timeout=service.request_header_timeout,
+            request_body_timeout=service.request_body_timeout,
+            request_timeout=service.request_timeout,
+            limits=service.limits,
+            forwarding=service.forwarding,
+        )
 
     def get(self, path: str, default: Any = MISSING) -> Any:
         """The value at a dot path: `"threads"`, `"my_app.token"`, `"services.0.name"`, `"upstreams.web"`.

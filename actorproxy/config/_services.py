@@ -13,9 +13,6 @@ from typing import Any, ClassVar
 
 import attrs
 
-from actorproxy.http._forward import Forwarding
-from actorproxy.http.h1._strict import HttpLimits
-
 from ._checks import (
     DOC,
     DUMP,
@@ -29,13 +26,21 @@ from ._checks import (
     non_empty,
     parsed_by,
 )
+from ._defaults import (
+    DEFAULT_CONNECTION_TIMEOUT,
+    DEFAULT_KEEPALIVE_TIMEOUT,
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_REQUEST_BODY_TIMEOUT,
+    DEFAULT_REQUEST_HEADER_TIMEOUT,
+    DEFAULT_TOTAL_CONNECTION_TIMEOUT,
+    DEFAULT_WRITE_TIMEOUT,
+)
 from ._frozen import EMPTY, freeze_mapping
+from ._proxy import Forwarding, HttpLimits
 from ._rules import HEADER_NAME, HEADER_VALUE, LISTEN_ADDRESS, NAME, NON_NEGATIVE, PATH, POSITIVE
 
 __all__ = [
-    "ForwardingConf",
     "HeaderEditsConf",
-    "LimitsConf",
     "ListenerConf",
     "RouteConf",
     "ServiceConf",
@@ -192,82 +197,26 @@ class RouteConf:
     connect_timeout: float | None = attrs.field(
         default=None,
         validator=POSITIVE,
-        metadata=doc("Seconds to open the upstream connection; null: 10."),
+        metadata=doc(f"Seconds to open the upstream connection; null: {DEFAULT_CONNECTION_TIMEOUT:g}."),
     )
     read_timeout: float | None = attrs.field(
         default=None,
         validator=POSITIVE,
-        metadata=doc("Seconds each read from the upstream may wait; null: 60."),
+        metadata=doc(f"Seconds each read from the upstream may wait; null: {DEFAULT_READ_TIMEOUT:g}."),
     )
     write_timeout: float | None = attrs.field(
         default=None,
         validator=POSITIVE,
-        metadata=doc("Seconds each write to the upstream may take; null: 60."),
+        metadata=doc(f"Seconds each write to the upstream may take; null: {DEFAULT_WRITE_TIMEOUT:g}."),
     )
     total_timeout: float | None = attrs.field(
         default=None,
         validator=POSITIVE,
         metadata=doc(
             "Seconds to open the upstream connection including the TLS handshake (Pingora's"
-            " total_connection_timeout); null: 15."
+            f" total_connection_timeout); null: {DEFAULT_TOTAL_CONNECTION_TIMEOUT:g}."
         ),
     )
-
-
-_LIMITS = HttpLimits()
-_FORWARDING = Forwarding()
-
-
-@attrs.frozen(kw_only=True)
-class LimitsConf:
-    """How large a client's request may be; past a limit it is refused and its connection closed."""
-
-    max_request_line: int = attrs.field(
-        default=_LIMITS.max_request_line,
-        validator=at_least(1),
-        metadata=doc("Bytes of the request line (414)."),
-    )
-    max_header_bytes: int = attrs.field(
-        default=_LIMITS.max_header_bytes,
-        validator=at_least(1),
-        metadata=doc("Bytes of the whole request head (431)."),
-    )
-    max_header_count: int = attrs.field(
-        default=_LIMITS.max_header_count, validator=at_least(1), metadata=doc("Header fields (431).")
-    )
-    max_body_size: int | None = attrs.field(
-        default=_LIMITS.max_body_size,
-        validator=at_least(1),
-        metadata=doc("Bytes of a request body, chunked or not (413); null: no limit."),
-    )
-    max_chunk_line: int = attrs.field(
-        default=_LIMITS.max_chunk_line,
-        validator=at_least(1),
-        metadata=doc("Bytes of a chunk-size line of a chunked body (400)."),
-    )
-
-    def http_limits(self) -> HttpLimits:
-        return HttpLimits(**attrs.asdict(self))
-
-
-@attrs.frozen(kw_only=True)
-class ForwardingConf:
-    """What the proxy adds to what it forwards."""
-
-    via: str | None = attrs.field(
-        default=_FORWARDING.via,
-        metadata=doc("The pseudonym in the Via field added to requests and responses; null: no Via."),
-    )
-    x_forwarded: bool = attrs.field(
-        default=_FORWARDING.x_forwarded,
-        metadata=doc("Add X-Forwarded-For (appended), X-Forwarded-Proto and X-Forwarded-Host."),
-    )
-    allow_trace: bool = attrs.field(
-        default=_FORWARDING.allow_trace, metadata=doc("Forward TRACE requests instead of answering 405.")
-    )
-
-    def forwarding(self) -> Forwarding:
-        return Forwarding(**attrs.asdict(self))
 
 
 @attrs.frozen(kw_only=True)
@@ -282,19 +231,19 @@ class ServiceConf:
         validator=non_empty("route"), metadata=doc("Routes tried in order; the first that matches is taken.")
     )
     request_header_timeout: float | None = attrs.field(
-        default=60.0,
+        default=DEFAULT_REQUEST_HEADER_TIMEOUT,
         validator=POSITIVE,
         metadata=doc("Seconds a client has to send a whole first request head (408); null: no limit."),
     )
     request_body_timeout: float | None = attrs.field(
-        default=60.0,
+        default=DEFAULT_REQUEST_BODY_TIMEOUT,
         validator=POSITIVE,
         metadata=doc(
             "Seconds a client may leave between two pieces of a request body (408); null: no limit."
         ),
     )
     keepalive_timeout: float | None = attrs.field(
-        default=60.0,
+        default=DEFAULT_KEEPALIVE_TIMEOUT,
         validator=POSITIVE,
         metadata=doc("Seconds an idle keep-alive connection waits for its next request; null: no limit."),
     )
@@ -305,11 +254,11 @@ class ServiceConf:
             "Seconds from a request's head to the end of its response (408 or 504); null: no limit."
         ),
     )
-    limits: LimitsConf = attrs.field(factory=LimitsConf, metadata=doc("How large a request may be."))
-    forwarding: ForwardingConf = attrs.field(
-        factory=ForwardingConf, metadata=doc("Via and X-Forwarded-* on what is forwarded.")
+    limits: HttpLimits = attrs.field(factory=HttpLimits, metadata=doc("How large a request may be."))
+    forwarding: Forwarding = attrs.field(
+        factory=Forwarding, metadata=doc("Via and X-Forwarded-* on what is forwarded.")
     )
 
 
-for _cls in (TlsConf, ListenerConf, HeaderEditsConf, RouteConf, LimitsConf, ForwardingConf, ServiceConf):
+for _cls in (TlsConf, ListenerConf, HeaderEditsConf, RouteConf, HttpLimits, Forwarding, ServiceConf):
     attrs.resolve_types(_cls)

@@ -13,6 +13,15 @@ import attrs
 
 from ._address import parse_ip_port
 from ._checks import at_least, between, check_class, doc, each, non_empty, parsed_by
+from ._defaults import (
+    DEFAULT_BASE_EJECTION_TIME,
+    DEFAULT_CONSECUTIVE_FAILURES,
+    DEFAULT_HEALTH_CHECK_CONNECT_TIMEOUT,
+    DEFAULT_HEALTH_CHECK_FREQUENCY,
+    DEFAULT_HEALTH_CHECK_READ_TIMEOUT,
+    DEFAULT_MAX_EJECTION_PERCENT,
+    DEFAULT_MAX_EJECTION_TIME,
+)
 from ._rules import BACKEND_ADDRESS, NAME, PATH, PORT, POSITIVE, choice
 
 __all__ = [
@@ -36,17 +45,6 @@ Algorithm = Literal[
 #: The DNS record a cluster's backends are read from.
 DnsRecord = Literal["A", "AAAA", "SRV"]
 
-# Pingora's TcpHealthCheck and HttpHealthCheck: 1 s to connect, 1 s per read, one verdict flips the state.
-DEFAULT_HEALTH_CHECK_CONNECT_TIMEOUT = 1.0
-DEFAULT_HEALTH_CHECK_READ_TIMEOUT = 1.0
-# Pingora's examples probe every second.
-DEFAULT_HEALTH_CHECK_FREQUENCY = 1.0
-# Envoy's outlier detection: consecutive_5xx 5, base_ejection_time 30 s, max_ejection_time 300 s,
-# max_ejection_percent 10.
-DEFAULT_CONSECUTIVE_FAILURES = 5
-DEFAULT_BASE_EJECTION_TIME = 30.0
-DEFAULT_MAX_EJECTION_TIME = 300.0
-DEFAULT_MAX_EJECTION_PERCENT = 10.0
 # RFC 1035 section 4.2: DNS servers listen on port 53.
 DNS_PORT = 53
 

@@ -39,7 +39,7 @@ from actorproxy.config import (
     load_conf,
 )
 from actorproxy.lb import LoadBalancer, LoadBalancerService
-from actorproxy.proxy import HttpProxyService, http_proxy_service
+from actorproxy.proxy import HttpProxyService
 from actorproxy.server import Server, background_service
 from actors import ActorSystem, StartFailed
 
@@ -117,13 +117,7 @@ def _cluster(conf: UpstreamConf, index: int, generation: int) -> Cluster:
 def _proxy_service(
     server_conf: ServerConf, conf: ServiceConf, where: str, app: DeclaredProxy
 ) -> HttpProxyService:
-    proxy = http_proxy_service(server_conf, app, name=conf.name)
-    proxy.request_header_timeout = conf.request_header_timeout
-    proxy.request_body_timeout = conf.request_body_timeout
-    proxy.keepalive_timeout = conf.keepalive_timeout
-    proxy.request_timeout = conf.request_timeout
-    proxy.limits = conf.limits.http_limits()
-    proxy.forwarding = conf.forwarding.forwarding()
+    proxy = HttpProxyService(app, name=conf.name, conf=server_conf, settings=server_conf.proxy_settings(conf))
     for n, listener in enumerate(conf.listeners):
         limit = listener.max_connections
         if listener.path is not None:

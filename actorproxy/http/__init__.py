@@ -2,16 +2,23 @@
 (`h1`: codecs and their strict checks). No actors and no sockets here."""
 
 from ._error import Error, ErrorSource, ErrorType, RetryType, status_for
-from ._forward import DEFAULT_VIA_PSEUDONYM, Forwarding
+from ._forward import (
+    HOP_BY_HOP,
+    MAX_FORWARDS_METHODS,
+    allowed_methods,
+    answer_here,
+    forward_request,
+    forward_response,
+    has_body,
+    remove_hop_by_hop,
+)
 from ._header import Headers, RequestHeader, ResponseHeader
 from .h1 import (
     CODEC_ENV,
-    DEFAULT_LIMITS,
     DEFAULT_MAX_HEAD_SIZE,
     DEFAULT_READ_SIZE,
     ClientConnection,
     Codec,
-    HttpLimits,
     ProtocolError,
     ServerConnection,
     available_codecs,
@@ -21,25 +28,29 @@ from .h1 import (
 
 __all__ = [
     "CODEC_ENV",
-    "DEFAULT_LIMITS",
     "DEFAULT_MAX_HEAD_SIZE",
     "DEFAULT_READ_SIZE",
-    "DEFAULT_VIA_PSEUDONYM",
+    "HOP_BY_HOP",
+    "MAX_FORWARDS_METHODS",
     "ClientConnection",
     "Codec",
     "Error",
     "ErrorSource",
     "ErrorType",
-    "Forwarding",
     "Headers",
-    "HttpLimits",
     "ProtocolError",
     "RequestHeader",
     "ResponseHeader",
     "RetryType",
     "ServerConnection",
+    "allowed_methods",
+    "answer_here",
     "available_codecs",
+    "forward_request",
+    "forward_response",
+    "has_body",
     "register_codec",
+    "remove_hop_by_hop",
     "select_codec",
     "status_for",
 ]

@@ -1,9 +1,16 @@
-"""What the proxy adds to or answers for a request it forwards: Via, X-Forwarded-*, Max-Forwards, TRACE.
+"""What the proxy changes in or answers for a message it forwards: the connection's own fields, Via,
+X-Forwarded-*, Max-Forwards, TRACE.
 
 Rules:
-- Pure: `Forwarding`'s methods work on heads; the engine calls them on the copy of the request that goes
-  upstream (and on the response that goes back), before the user's filters, so a filter can still change
-  what they did.
+- Pure: functions over heads and a `Forwarding` record (`actorproxy.config`, the service's settings); the
+  engine applies them to the copy of the request that goes upstream (and to the response that goes back),
+  before the user's filters, so a filter can still change what they did.
+- Hop-by-hop fields (RFC 9110 §7.6.1) are the connection's own business, never forwarded, and neither are
+  the fields the Connection field names, except the message's framing and its Host: `Connection:
+  Content-Length` (or `Host`) would otherwise leave a body without its length, or a request without the
+  authority it was routed by (the codec frames the first again on the next hop). Transfer-Encoding is not
+  hop-by-hop here for the same reason. An upgrade request keeps `Connection: Upgrade` and its Upgrade field:
+  the switch is asked of the next hop too.
 - Via (RFC 9110 §7.6.3): a proxy MUST add itself to every message it forwards, as `<received-protocol>
   <pseudonym>` (the protocol name is omitted for HTTP): `1.1 actorproxy`. An existing Via is kept, the entry
   appended to its list (several Via fields are joined into one, as §5.3 allows). The pseudonym is
@@ -27,88 +34,111 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-import attrs
+from actorproxy.config import Forwarding
 
 from ._error import Error, ErrorSource, ErrorType
 from ._header import Headers, RequestHeader, ResponseHeader
 
-__all__ = ["DEFAULT_VIA_PSEUDONYM", "Forwarding"]
+__all__ = [
+    "HOP_BY_HOP",
+    "MAX_FORWARDS_METHODS",
+    "allowed_methods",
+    "answer_here",
+    "forward_request",
+    "forward_response",
+    "has_body",
+    "remove_hop_by_hop",
+]
 
-#: The default name the proxy gives itself in Via.
-DEFAULT_VIA_PSEUDONYM: Final = "actorproxy"
+# RFC 9110 §7.6.1: the connection's own fields. Transfer-Encoding is left out: the codec frames the body by
+# it again on the next hop.
+HOP_BY_HOP: Final = frozenset({"connection", "keep-alive", "proxy-connection", "te", "upgrade"})
+# Fields a Connection option cannot remove: the message's framing and its Host (see the module's rules).
+_KEPT_ON_THE_WAY: Final = frozenset({"transfer-encoding", "content-length", "host"})
+# What an upgrade keeps of the connection's own fields.
+_UPGRADE_FIELDS: Final = frozenset({"connection", "upgrade"})
 # The methods a stopped OPTIONS lists in Allow: the ones RFC 9110 §9 defines and the proxy forwards.
 _ALLOW_WITHOUT_TRACE: Final = "GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, PATCH"
 # RFC 9110 §9.3.8: "The final recipient ... SHOULD exclude any request fields that are likely to contain
 # sensitive data when that recipient generates the response content."
 _SENSITIVE: Final = frozenset({"authorization", "proxy-authorization", "cookie"})
-# RFC 9110 §7.6.2: the methods whose Max-Forwards an intermediary checks and decrements.
-_MAX_FORWARDS_METHODS: Final = frozenset({"TRACE", "OPTIONS"})
+#: RFC 9110 §7.6.2: the methods whose Max-Forwards an intermediary checks and decrements.
+MAX_FORWARDS_METHODS: Final = frozenset({"TRACE", "OPTIONS"})
 
 
-def _pseudonym(_instance: object, _attribute: object, value: str | None) -> None:
-    if value is not None and (not value or any(c in value for c in " \t\r\n,;()\x00")):
-        raise ValueError(f"via: not a pseudonym (one token, no spaces or separators): {value!r}")
+def allowed_methods(forwarding: Forwarding) -> str:
+    """The `Allow` list the proxy answers with (a 405 to TRACE, a stopped OPTIONS)."""
+    return _ALLOW_WITHOUT_TRACE + ", TRACE" if forwarding.allow_trace else _ALLOW_WITHOUT_TRACE
 
 
-@attrs.frozen(kw_only=True)
-class Forwarding:
-    """What the proxy adds to the requests it forwards, and which it answers itself.
+def answer_here(forwarding: Forwarding, request: RequestHeader) -> tuple[ResponseHeader, bytes] | None:
+    """The proxy's own answer to a TRACE or OPTIONS that must not go upstream, or None to forward it.
 
-    Attributes:
-        via: the pseudonym in the Via entry the proxy adds to requests and responses it forwards (RFC 9110
-            §7.6.3); None adds none.
-        x_forwarded: add X-Forwarded-For (appended), X-Forwarded-Proto and X-Forwarded-Host (replaced).
-            Off by default: only a proxy at the edge knows them, and an upstream must not trust them from
-            anyone else.
-        allow_trace: forward TRACE (and answer one whose Max-Forwards is 0 with the echo); off by default,
-            TRACE is answered 405.
+    Raises:
+        Error: `HTTPStatus(400)` for an invalid Max-Forwards.
     """
+    method = request.method
+    if method == "TRACE" and not forwarding.allow_trace:
+        return trace_refused(forwarding), b""
+    if method not in MAX_FORWARDS_METHODS or max_forwards(request) != 0:
+        return None
+    return trace_echo(request) if method == "TRACE" else (options_response(forwarding), b"")
 
-    via: str | None = attrs.field(default=DEFAULT_VIA_PSEUDONYM, validator=_pseudonym)
-    x_forwarded: bool = False
-    allow_trace: bool = False
 
-    @property
-    def allow(self) -> str:
-        """The `Allow` list the proxy answers with (a 405 to TRACE, a stopped OPTIONS)."""
-        return _ALLOW_WITHOUT_TRACE + ", TRACE" if self.allow_trace else _ALLOW_WITHOUT_TRACE
+def forward_request(
+    forwarding: Forwarding, received: RequestHeader, upstream: RequestHeader, client_addr: Any, scheme: str
+) -> None:
+    """Add to `upstream`, the copy of `received` that goes upstream: Via, X-Forwarded-* (when on), and
+    Max-Forwards less one on a TRACE or OPTIONS.
 
-    def answer(self, request: RequestHeader) -> tuple[ResponseHeader, bytes] | None:
-        """The proxy's own answer to a TRACE or OPTIONS that must not go upstream, or None to forward it.
+    Args:
+        forwarding: the service's rules.
+        received: the request as the client sent it.
+        upstream: what goes upstream; changed in place.
+        client_addr: the client's address (an `(ip, port)` tuple, or a Unix socket path).
+        scheme: ``"http"`` or ``"https"``, as the client spoke to the proxy.
+    """
+    if forwarding.via is not None:
+        add_via(upstream.headers, received.version, forwarding.via)
+    if forwarding.x_forwarded:
+        add_x_forwarded(upstream.headers, client_addr, scheme, received.headers.get("host"))
+    if received.method in MAX_FORWARDS_METHODS:
+        decrement_max_forwards(upstream)
 
-        Raises:
-            Error: `HTTPStatus(400)` for an invalid Max-Forwards.
-        """
-        method = request.method
-        if method == "TRACE" and not self.allow_trace:
-            return trace_refused(self), b""
-        if method not in _MAX_FORWARDS_METHODS or max_forwards(request) != 0:
-            return None
-        return trace_echo(request) if method == "TRACE" else (options_response(self), b"")
 
-    def on_request(
-        self, received: RequestHeader, upstream: RequestHeader, client_addr: Any, scheme: str
-    ) -> None:
-        """Add to `upstream`, the copy of `received` that goes upstream: Via, X-Forwarded-* (when on), and
-        Max-Forwards less one on a TRACE or OPTIONS.
+def forward_response(forwarding: Forwarding, response: ResponseHeader) -> None:
+    """Add to a response on its way to the client: Via."""
+    if forwarding.via is not None:
+        add_via(response.headers, response.version, forwarding.via)
 
-        Args:
-            received: the request as the client sent it.
-            upstream: what goes upstream; changed in place.
-            client_addr: the client's address (an `(ip, port)` tuple, or a Unix socket path).
-            scheme: ``"http"`` or ``"https"``, as the client spoke to the proxy.
-        """
-        if self.via is not None:
-            add_via(upstream.headers, received.version, self.via)
-        if self.x_forwarded:
-            add_x_forwarded(upstream.headers, client_addr, scheme, received.headers.get("host"))
-        if received.method in _MAX_FORWARDS_METHODS:
-            decrement_max_forwards(upstream)
 
-    def on_response(self, response: ResponseHeader) -> None:
-        """Add to a response on its way to the client: Via."""
-        if self.via is not None:
-            add_via(response.headers, response.version, self.via)
+def remove_hop_by_hop(header: RequestHeader | ResponseHeader, *, upgrade: bool = False) -> None:
+    """Drop the connection's own fields, and those the Connection field names, in one pass.
+
+    With `upgrade`, `Connection: Upgrade` and the Upgrade field stay; the other fields Connection names
+    still go.
+    """
+    headers = header.headers
+    names = HOP_BY_HOP
+    if "connection" in headers:
+        named = {
+            token.strip().lower() for value in headers.get_all("connection") for token in value.split(",")
+        }
+        names = names | (named - _KEPT_ON_THE_WAY)
+    if not upgrade:
+        headers.remove_all(names)
+        return
+    headers.remove_all(names - _UPGRADE_FIELDS)
+    headers.set("Connection", "Upgrade")
+
+
+def has_body(request: RequestHeader) -> bool:
+    """Whether the request's head announces content (chunked, or a Content-Length above 0)."""
+    headers = request.headers
+    if "transfer-encoding" in headers:
+        return True
+    length = headers.get("content-length")
+    return length is not None and length.strip() not in ("", "0")
 
 
 def add_via(headers: Headers, version: str, pseudonym: str) -> None:
@@ -160,12 +190,12 @@ def decrement_max_forwards(header: RequestHeader) -> None:
 
 def options_response(forwarding: Forwarding) -> ResponseHeader:
     """The answer to an OPTIONS that stops at the proxy: 200, the methods it forwards, no content."""
-    return ResponseHeader(200, [("Allow", forwarding.allow), ("Content-Length", "0")])
+    return ResponseHeader(200, [("Allow", allowed_methods(forwarding)), ("Content-Length", "0")])
 
 
 def trace_refused(forwarding: Forwarding) -> ResponseHeader:
     """The answer to a TRACE when TRACE is not allowed: 405 with the `Allow` list (RFC 9110 §15.5.6)."""
-    return ResponseHeader(405, [("Allow", forwarding.allow), ("Content-Length", "0")])
+    return ResponseHeader(405, [("Allow", allowed_methods(forwarding)), ("Content-Length", "0")])
 
 
 def trace_echo(header: RequestHeader) -> tuple[ResponseHeader, bytes]:

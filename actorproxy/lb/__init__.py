@@ -18,15 +18,10 @@ from ._background import (
 from ._balancer import LoadBalancer, SelectionFactory, Snapshot, selection_factory
 from ._discovery import FileDiscovery, ServiceDiscovery, Static
 from ._dns import (
-    DEFAULT_DNS_MAX_TTL,
-    DEFAULT_DNS_MIN_TTL,
-    DEFAULT_DNS_QUERY_TIMEOUT,
     DnsDiscovery,
     DnsDiscoveryError,
 )
 from ._health import (
-    DEFAULT_HEALTH_CHECK_CONNECT_TIMEOUT,
-    DEFAULT_HEALTH_CHECK_READ_TIMEOUT,
     HealthCheck,
     HealthTracker,
     HttpHealthCheck,
@@ -52,11 +47,6 @@ from ._selection import (
 )
 
 __all__ = [
-    "DEFAULT_DNS_MAX_TTL",
-    "DEFAULT_DNS_MIN_TTL",
-    "DEFAULT_DNS_QUERY_TIMEOUT",
-    "DEFAULT_HEALTH_CHECK_CONNECT_TIMEOUT",
-    "DEFAULT_HEALTH_CHECK_READ_TIMEOUT",
     "FNV_OFFSET_BASIS",
     "FNV_PRIME",
     "POINT_MULTIPLE",

@@ -44,30 +44,18 @@ from dns.rdtypes.IN.A import A
 from dns.rdtypes.IN.AAAA import AAAA
 from dns.rdtypes.IN.SRV import SRV
 
+from actorproxy.config import DEFAULT_DNS_MAX_TTL, DEFAULT_DNS_MIN_TTL, DEFAULT_DNS_QUERY_TIMEOUT
 from actors import ActorProxyError
 
 from ._backend import Backend
 
 __all__ = [
-    "DEFAULT_DNS_MAX_TTL",
-    "DEFAULT_DNS_MIN_TTL",
-    "DEFAULT_DNS_QUERY_TIMEOUT",
     "DnsDiscovery",
     "DnsDiscoveryError",
 ]
 
 Discovered = tuple[frozenset[Backend], dict[Backend, bool]]
 
-#: Seconds one query may take, retries included: dnspython's default resolution lifetime.
-DEFAULT_DNS_QUERY_TIMEOUT = 5.0
-#: The shortest time an answer is cached. A TTL of 0 (RFC 1035: "do not cache") would make every `discover`
-#: a query; one second bounds the load on the DNS server if `discover` is called in a tight loop, and is
-#: below any `update_frequency` worth running.
-DEFAULT_DNS_MIN_TTL = 1.0
-#: The longest time an answer is cached. Zones often give day-long TTLs to records that do change; five
-#: minutes bounds how long a load balancer keeps sending traffic to a backend removed from DNS, at the cost
-#: of one query per five minutes.
-DEFAULT_DNS_MAX_TTL = 300.0
 
 _FAMILIES = ("A", "AAAA")
 _ADDRESS_RDATA: dict[str, type[A] | type[AAAA]] = {"A": A, "AAAA": AAAA}

@@ -24,6 +24,7 @@ from typing import Protocol
 import attrs
 import trio
 
+from actorproxy.config import DEFAULT_HEALTH_CHECK_CONNECT_TIMEOUT, DEFAULT_HEALTH_CHECK_READ_TIMEOUT
 from actorproxy.http import (
     ClientConnection,
     Codec,
@@ -39,8 +40,6 @@ from actorproxy.proxy import HttpPeer, PeerOptions, connect_peer
 from ._backend import Backend
 
 __all__ = [
-    "DEFAULT_HEALTH_CHECK_CONNECT_TIMEOUT",
-    "DEFAULT_HEALTH_CHECK_READ_TIMEOUT",
     "HealthCheck",
     "HealthTracker",
     "HttpHealthCheck",
@@ -50,10 +49,6 @@ __all__ = [
 
 logger = logging.getLogger("actorproxy.health")
 
-# Pingora's TcpHealthCheck and HttpHealthCheck peer templates: `connection_timeout = Some(1s)`.
-DEFAULT_HEALTH_CHECK_CONNECT_TIMEOUT = 1.0
-# Pingora's HttpHealthCheck peer template: `read_timeout = Some(1s)`.
-DEFAULT_HEALTH_CHECK_READ_TIMEOUT = 1.0
 
 HealthChanged = Callable[[Backend, bool], object]
 

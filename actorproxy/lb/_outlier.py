@@ -25,18 +25,17 @@ from collections.abc import Iterable
 
 import attrs
 
+from actorproxy.config import (
+    DEFAULT_BASE_EJECTION_TIME,
+    DEFAULT_CONSECUTIVE_FAILURES,
+    DEFAULT_MAX_EJECTION_PERCENT,
+    DEFAULT_MAX_EJECTION_TIME,
+)
 from actorproxy.proxy import Outcome
 
 from ._backend import Backend
 
 __all__ = ["OutlierDetection", "OutlierTracker"]
-
-# Envoy's outlier detection defaults: consecutive_5xx 5, base_ejection_time 30 s, max_ejection_time 300 s,
-# max_ejection_percent 10 (at least one host).
-DEFAULT_CONSECUTIVE_FAILURES = 5
-DEFAULT_BASE_EJECTION_TIME = 30.0
-DEFAULT_MAX_EJECTION_TIME = 300.0
-DEFAULT_MAX_EJECTION_PERCENT = 10.0
 
 
 def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:

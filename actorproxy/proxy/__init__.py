@@ -1,17 +1,14 @@
 """The proxy: Pingora's phases (`ProxyHttp`, `Session`), peers, and the actors that serve them: listeners,
 connections, the upstream pool and connector, and the service that supervises them."""
 
-from ._connection import DEFAULT_KEEPALIVE_TIMEOUT, ConnectionActor
+from ._connection import ConnectionActor
 from ._connector import connect_peer, tls_context
-from ._engine import DEFAULT_MAX_RETRIES, ProxyCounters, ProxyRuntime, serve_request
+from ._engine import PeerDefaults, ProxyCounters, ProxyRuntime, serve_request
+from ._exchange import Exchange
 from ._feedback import Outcome, Tracker, note_pick
 from ._listener import Endpoint, ListenerActor
 from ._listenfds import ListenFds, endpoint_key
 from ._peer import (
-    DEFAULT_CONNECTION_TIMEOUT,
-    DEFAULT_READ_TIMEOUT,
-    DEFAULT_TOTAL_CONNECTION_TIMEOUT,
-    DEFAULT_WRITE_TIMEOUT,
     Address,
     HttpPeer,
     PeerOptions,
@@ -20,7 +17,6 @@ from ._peer import (
 )
 from ._phases import IDEMPOTENT_METHODS, BodyChunk, ProxyHttp
 from ._pool import (
-    DEFAULT_POOL_SIZE,
     ConnectionPool,
     GetPoolStatistics,
     PeerPoolActor,
@@ -32,13 +28,6 @@ from ._service import HttpProxyService, http_proxy_service
 from ._session import RETRY_BUFFER_SIZE, Session
 
 __all__ = [
-    "DEFAULT_CONNECTION_TIMEOUT",
-    "DEFAULT_KEEPALIVE_TIMEOUT",
-    "DEFAULT_MAX_RETRIES",
-    "DEFAULT_POOL_SIZE",
-    "DEFAULT_READ_TIMEOUT",
-    "DEFAULT_TOTAL_CONNECTION_TIMEOUT",
-    "DEFAULT_WRITE_TIMEOUT",
     "IDEMPOTENT_METHODS",
     "RETRY_BUFFER_SIZE",
     "Address",
@@ -46,12 +35,14 @@ __all__ = [
     "ConnectionActor",
     "ConnectionPool",
     "Endpoint",
+    "Exchange",
     "GetPoolStatistics",
     "HttpPeer",
     "HttpProxyService",
     "ListenFds",
     "ListenerActor",
     "Outcome",
+    "PeerDefaults",
     "PeerOptions",
     "PeerPoolActor",
     "PoolStatistics",

@@ -40,12 +40,10 @@ from actors import Actor, ExitReason
 from ._engine import ProxyRuntime, serve_request
 from ._session import Session
 
-__all__ = ["DEFAULT_KEEPALIVE_TIMEOUT", "DRAIN_LINGER", "LINGER_TIMEOUT", "ConnectionActor"]
+__all__ = ["DRAIN_LINGER", "LINGER_TIMEOUT", "ConnectionActor"]
 
 logger = logging.getLogger("actorproxy.proxy")
 
-# Pingora's downstream keep-alive idle timeout.
-DEFAULT_KEEPALIVE_TIMEOUT = 60.0
 # How long a draining server waits for one more request on an idle keep-alive connection.
 DRAIN_LINGER = 1.0
 # How long a connection closed with client bytes unread keeps reading (and dropping) them after its last
@@ -66,7 +64,7 @@ class ConnectionActor(Actor):
     def __init__(self, stream: trio.abc.Stream, runtime: ProxyRuntime) -> None:
         self.stream = stream
         self.runtime = runtime
-        self.downstream: ServerConnection = runtime.codec.server(stream, limits=runtime.limits)
+        self.downstream: ServerConnection = runtime.codec.server(stream, limits=runtime.settings.limits)
         self.requests = 0
         self._idle: trio.CancelScope | None = None
 
@@ -85,6 +83,7 @@ class ConnectionActor(Actor):
     async def run(self) -> None:
         client_addr, server_addr = self._addresses()
         downstream = self.downstream
+        settings = self.runtime.settings
         try:
             while True:
                 try:
@@ -102,8 +101,8 @@ class ConnectionActor(Actor):
                     header,
                     client_addr=client_addr,
                     server_addr=server_addr,
-                    keepalive_timeout=self.runtime.keepalive_timeout,
-                    body_timeout=self.runtime.request_body_timeout,
+                    keepalive_timeout=settings.keepalive_timeout,
+                    request_body_timeout=settings.request_body_timeout,
                 )
                 await serve_request(self.runtime, session)
                 # A response that went out keep-alive before a stop request promised the client another
@@ -129,8 +128,8 @@ class ConnectionActor(Actor):
         Raises:
             ProtocolError: the head was refused, or only part of it came in time (408).
         """
-        runtime = self.runtime
-        timeout = runtime.keepalive_timeout if self.requests else runtime.request_header_timeout
+        settings = self.runtime.settings
+        timeout = settings.keepalive_timeout if self.requests else settings.request_header_timeout
         if self.context.stop_requested:
             # Accepted just before the drain began: its first request is on its way.
             timeout = DRAIN_LINGER if timeout is None else min(timeout, DRAIN_LINGER)

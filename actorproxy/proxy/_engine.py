@@ -1,4 +1,4 @@
-"""The request lifecycle: Pingora's phases, the retry loop and the duplex body streams.
+"""The request lifecycle: Pingora's phases, the retry loop and failure handling.
 
 Rules:
 - `serve_request` runs the phases of one request in Pingora's order and always ends with `logging`, exactly
@@ -15,18 +15,14 @@ Rules:
   `_feedback`): in flight until it ends, then reported as success, 5xx, connect failure or broken exchange
   (upstream side), or abandoned (client side, filters, cancellation), for least-connections and passive
   health.
-- Bodies stream in both directions at once: the request body is pumped upstream while the response is read.
-  The two pumps live and die with the request (a request-scoped nursery: the request is the unit of
-  structured concurrency here); no chunk travels through a mailbox.
+- One attempt's traffic (the request upstream, the response back, both bodies at once, a tunnel after a
+  101) is an `Exchange` (`_exchange.py`).
 - A request body the client frames badly (a bad chunk, a body over the limit) fails the exchange as a
   downstream error: the upstream connection, which has the head and part of the body, is aborted, never
   pooled or retried, so nothing after the bad bytes reaches an upstream; the client gets the error's status
   if no response has started, and its connection closes.
-- What goes upstream (`Forwarding`, see `actorproxy.http._forward`): the connection's own fields are removed
-  (hop-by-hop, and those the Connection field names, except the framing and Host); Via is added to the
-  request and to the response; X-Forwarded-For / -Proto / -Host when the service asks for them; a TRACE or
-  OPTIONS is answered here when its Max-Forwards is 0 (TRACE is refused unless allowed), and its
-  Max-Forwards decremented otherwise. All of it happens before the user's filters see the head.
+- A TRACE or OPTIONS whose Max-Forwards is 0 is answered here, and a TRACE is refused unless the service
+  allows it (`actorproxy.http.answer_here`); what else changes on the way is the exchange's.
 """
 
 from __future__ import annotations
@@ -39,59 +35,30 @@ from typing import Any
 import attrs
 import trio
 
+from actorproxy.config import ProxySettings
 from actorproxy.http import (
-    DEFAULT_LIMITS,
+    MAX_FORWARDS_METHODS,
     ClientConnection,
     Codec,
     Error,
     ErrorSource,
     ErrorType,
-    Forwarding,
-    HttpLimits,
-    RequestHeader,
-    ResponseHeader,
+    answer_here,
     select_codec,
 )
 
 from . import _feedback
 from ._connector import connect_peer
+from ._exchange import Exchange
 from ._feedback import Outcome
 from ._peer import HttpPeer
-from ._phases import BodyChunk, ProxyHttp
+from ._phases import ProxyHttp
 from ._pool import ConnectionPool
 from ._session import Session
 
-__all__ = [
-    "DEFAULT_MAX_RETRIES",
-    "DEFAULT_REQUEST_BODY_TIMEOUT",
-    "DEFAULT_REQUEST_HEADER_TIMEOUT",
-    "PeerDefaults",
-    "ProxyCounters",
-    "ProxyRuntime",
-    "serve_request",
-]
+__all__ = ["PeerDefaults", "ProxyCounters", "ProxyRuntime", "serve_request"]
 
 logger = logging.getLogger("actorproxy.proxy")
-
-# Pingora's default `max_retries`.
-DEFAULT_MAX_RETRIES = 16
-# nginx's client_header_timeout and client_body_timeout (Pingora has no downstream read timeouts): a client
-# that trickles its request ties up a connection no longer than this.
-DEFAULT_REQUEST_HEADER_TIMEOUT = 60.0
-DEFAULT_REQUEST_BODY_TIMEOUT = 60.0
-
-# Hop-by-hop fields (RFC 9110 §7.6.1) are the connection's own business, never forwarded. Transfer-Encoding is
-# not in the list: the codec frames the body by it again on the next hop.
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "upgrade"})
-# Fields a Connection option cannot remove: the message's framing and its Host. RFC 9110 §7.6.1 asks a proxy
-# to drop every field Connection names, but `Connection: Content-Length` (or `Host`) would then leave a body
-# without its length, or a request without its authority: the codec frames the first again, and the second
-# is the routing the request was accepted with.
-_KEPT_ON_THE_WAY = frozenset({"transfer-encoding", "content-length", "host"})
-# What an upgrade keeps of the connection's own fields: the upgrade is asked of the next hop too.
-_UPGRADE_FIELDS = frozenset({"connection", "upgrade"})
-# RFC 9110 §7.6.2: the methods whose Max-Forwards a proxy checks and decrements.
-_MAX_FORWARDS_METHODS = frozenset({"TRACE", "OPTIONS"})
 
 
 @attrs.define
@@ -118,22 +85,33 @@ class ProxyRuntime:
     app: ProxyHttp
     pool: ConnectionPool
     counters: ProxyCounters = attrs.Factory(ProxyCounters)
+    settings: ProxySettings = attrs.Factory(ProxySettings)
     codec: Codec = attrs.Factory(select_codec)
-    max_retries: int = DEFAULT_MAX_RETRIES
-    keepalive_timeout: float | None = 60.0
-    #: Seconds a client has to send a whole request head, from when the wait for it starts; the keep-alive
-    #: timeout bounds the heads after the first. None: no limit.
-    request_header_timeout: float | None = DEFAULT_REQUEST_HEADER_TIMEOUT
-    #: Seconds a client may leave between two pieces of a request body.
-    request_body_timeout: float | None = DEFAULT_REQUEST_BODY_TIMEOUT
-    limits: HttpLimits = DEFAULT_LIMITS
-    forwarding: Forwarding = attrs.Factory(Forwarding)
-    #: Seconds from a request's head to the end of its response; None: no limit (only the per-read ones).
-    request_timeout: float | None = None
     #: What a peer that leaves them unset gets: the server's `ca_file` and `client_bind_to_ipv4/6`.
     peer_defaults: PeerDefaults | None = None
     #: Opens a connection to a peer (the seam a test replaces with an in-memory network).
     connect: Callable[[HttpPeer], Awaitable[trio.abc.Stream]] = connect_peer
+
+    @classmethod
+    def for_service(
+        cls,
+        app: ProxyHttp,
+        pool: ConnectionPool,
+        settings: ProxySettings,
+        *,
+        counters: ProxyCounters | None = None,
+        connect: Callable[[HttpPeer], Awaitable[trio.abc.Stream]] = connect_peer,
+    ) -> ProxyRuntime:
+        """The runtime of a service with `settings`: its codec and peer defaults decided once, here."""
+        return cls(
+            app,
+            pool,
+            ProxyCounters() if counters is None else counters,
+            settings,
+            select_codec(settings.codec),
+            PeerDefaults.from_settings(settings),
+            connect,
+        )
 
 
 @attrs.frozen
@@ -150,6 +128,13 @@ class PeerDefaults:
     ca: str | None = None
     bind_ipv4: tuple[str, ...] = ()
     bind_ipv6: tuple[str, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: ProxySettings) -> PeerDefaults | None:
+        """The defaults `settings` give, or None when they give none."""
+        if settings.ca_file is None and not settings.client_bind_to_ipv4 and not settings.client_bind_to_ipv6:
+            return None
+        return cls(settings.ca_file, settings.client_bind_to_ipv4, settings.client_bind_to_ipv6)
 
     def apply(self, peer: HttpPeer) -> None:
         options = peer.options
@@ -195,10 +180,11 @@ async def serve_request(runtime: ProxyRuntime, session: Session) -> Error | None
         await app.early_request_filter(session, ctx)
         if not await app.request_filter(session, ctx):
             if await app.proxy_upstream_filter(session, ctx):
-                if runtime.request_timeout is None:
+                timeout = runtime.settings.request_timeout
+                if timeout is None:
                     await _proxy_to_upstream(runtime, session, ctx)
                 else:
-                    await _proxy_within(runtime, session, ctx, runtime.request_timeout)
+                    await _proxy_within(runtime, session, ctx, timeout)
             elif session.response_written() is None:
                 error = Error.explain(
                     ErrorType.http_status(502), "proxy_upstream_filter declined", ErrorSource.INTERNAL
@@ -262,8 +248,8 @@ async def _connect(runtime: ProxyRuntime, peer: HttpPeer) -> tuple[ClientConnect
 
 async def _proxy_to_upstream(runtime: ProxyRuntime, session: Session, ctx: Any) -> None:
     app = runtime.app
-    method = session.req_header.method
-    if method in _MAX_FORWARDS_METHODS and await _answer_here(runtime.forwarding, session):
+    settings = runtime.settings
+    if session.req_header.method in MAX_FORWARDS_METHODS and await _answer_here(settings, session):
         return
     retries = 0
     while True:
@@ -300,12 +286,12 @@ async def _attempt(
     except Error as exc:
         attempt.finish(Outcome.CONNECT_FAILURE)
         exc = app.fail_to_connect(session, peer, ctx, exc)
-        if exc.retry_for(False) and retries < runtime.max_retries:
+        if exc.retry_for(False) and retries < runtime.settings.max_retries:
             return True
         raise exc
     try:
         await app.connected_to_upstream(session, reused, peer, ctx)
-        status = await _exchange(app, session, ctx, conn, runtime.forwarding)
+        status = await Exchange(app, session, ctx, conn, runtime.settings.forwarding).run()
     except Exception as exc:
         await conn.abort()
         error = exc if isinstance(exc, Error) else _internal(exc, f"{type(exc).__name__} in a filter")
@@ -313,7 +299,7 @@ async def _attempt(
         if error.source is ErrorSource.DOWNSTREAM or session.response_written() is not None:
             raise error from None
         error = app.error_while_proxy(peer, session, error, ctx, reused)
-        retry = error.retry_for(reused) and retries < runtime.max_retries
+        retry = error.retry_for(reused) and retries < runtime.settings.max_retries
         if retry and not session.retry_buffer_truncated:
             return True
         raise error from None
@@ -331,13 +317,13 @@ async def _attempt(
     return False
 
 
-async def _answer_here(forwarding: Forwarding, session: Session) -> bool:
+async def _answer_here(settings: ProxySettings, session: Session) -> bool:
     """Answer a TRACE or OPTIONS that must not go upstream (RFC 9110 §7.6.2, §9.3.8); True when answered.
 
     Raises:
         Error: `HTTPStatus(400)` for an invalid Max-Forwards.
     """
-    answer = forwarding.answer(session.req_header)
+    answer = answer_here(settings.forwarding, session.req_header)
     if answer is None:
         return False
     response, body = answer
@@ -347,208 +333,3 @@ async def _answer_here(forwarding: Forwarding, session: Session) -> bool:
     if body:
         await session.write_response_body(body, end_of_stream=True)
     return True
-
-
-async def _exchange(
-    app: ProxyHttp, session: Session, ctx: Any, conn: ClientConnection, forwarding: Forwarding
-) -> int:
-    """Send the request upstream and stream the response back, both bodies at once; return the upstream's
-    status."""
-    upstream_request = session.req_header.copy()
-    upgrade = session.is_upgrade_req()
-    _remove_hop_by_hop(upstream_request, upgrade=upgrade)
-    # The proxy answers `Expect: 100-continue` itself when it reads the body; the upstream need not.
-    upstream_request.remove_header("expect")
-    scheme = "https" if isinstance(session.downstream.stream, trio.SSLStream) else "http"
-    forwarding.on_request(session.req_header, upstream_request, session.client_addr, scheme)
-    await app.upstream_request_filter(session, upstream_request, ctx)
-    if not _request_has_body(session):
-        await conn.write_request(upstream_request, end=True)
-        return await _relay_response(app, session, ctx, conn, upgrade, forwarding=forwarding)
-    await conn.write_request(upstream_request)
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_pump_request_body, app, session, ctx, conn)
-            status = await _relay_response(app, session, ctx, conn, upgrade, forwarding=forwarding)
-    except BaseExceptionGroup as group:
-        raise _first_error(group) from None
-    return status
-
-
-def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The error that ended a duplex exchange, out of the pumps' exception group.
-
-    When one pump fails the other is cancelled, so the group holds one real error and Cancelled leaves;
-    the error keeps its type, source and retry decision. A group with no Exception in it (cancellation,
-    KeyboardInterrupt) goes on up whole.
-    """
-    errors, _ = group.split(Exception)
-    if errors is None:
-        return group
-    leaf: BaseException = errors
-    while isinstance(leaf, BaseExceptionGroup):
-        leaf = next((e for e in leaf.exceptions if isinstance(e, Error)), leaf.exceptions[0])
-    return leaf
-
-
-def _remove_hop_by_hop(header: RequestHeader | ResponseHeader, *, upgrade: bool = False) -> None:
-    """Drop the connection's own fields, and those the Connection field names, in one pass.
-
-    An upgrade request keeps `Connection: Upgrade` and its Upgrade field: the switch is asked of the
-    upstream too; the other fields Connection names still go.
-    """
-    headers = header.headers
-    names = HOP_BY_HOP
-    if "connection" in headers:
-        named = {
-            token.strip().lower() for value in headers.get_all("connection") for token in value.split(",")
-        }
-        names = names | (named - _KEPT_ON_THE_WAY)
-    if not upgrade:
-        headers.remove_all(names)
-        return
-    headers.remove_all(names - _UPGRADE_FIELDS)
-    headers.set("Connection", "Upgrade")
-
-
-def _request_has_body(session: Session) -> bool:
-    headers = session.req_header.headers
-    if "transfer-encoding" in headers:
-        return True
-    length = headers.get("content-length")
-    return length is not None and length.strip() not in ("", "0")
-
-
-async def _pump_request_body(app: ProxyHttp, session: Session, ctx: Any, conn: ClientConnection) -> None:
-    chunk = BodyChunk(None)
-    # A retry replays what the buffer kept of the body, then carries on reading the client.
-    for piece in list(session.retry_buffer()):
-        chunk.data = piece
-        await _send_request_piece(app, session, ctx, conn, chunk, end=False)
-    while True:
-        data = await session.read_request_body()
-        chunk.data = data
-        end = data is None
-        await _send_request_piece(app, session, ctx, conn, chunk, end=end)
-        if end:
-            await conn.finish(session.request_trailers)
-            return
-
-
-async def _send_request_piece(
-    app: ProxyHttp, session: Session, ctx: Any, conn: ClientConnection, chunk: BodyChunk, *, end: bool
-) -> None:
-    delay = await app.request_body_filter(session, chunk, end, ctx)
-    if chunk.data:
-        await conn.write_body(chunk.data)
-    if delay:
-        await trio.sleep(delay)
-
-
-async def _relay_response(
-    app: ProxyHttp,
-    session: Session,
-    ctx: Any,
-    conn: ClientConnection,
-    upgrade: bool,
-    *,
-    forwarding: Forwarding,
-) -> int:
-    """Relay the response; return its status as the upstream sent it."""
-    response: ResponseHeader = await conn.read_response()
-    status = response.status
-    forwarding.on_response(response)
-    if response.status == 101:
-        if not upgrade:
-            raise Error.explain(
-                ErrorType.INVALID_HTTP_HEADER, "101 without an upgrade request", ErrorSource.UPSTREAM
-            )
-        await app.upstream_response_filter(session, response, ctx)
-        await app.response_filter(session, response, ctx)
-        await _tunnel(session, conn, response)
-        return status
-    if upgrade:
-        # The upstream refused the upgrade: its answer goes through as usual, and the connection ends.
-        session.set_keepalive(None)
-    await app.upstream_response_filter(session, response, ctx)
-    await app.response_filter(session, response, ctx)
-    _remove_hop_by_hop(response)
-    downstream = session.downstream
-    chunk = BodyChunk(None)
-    # A head goes out with the body that arrived with it, in one write (measured +4-21% on small bodies).
-    try:
-        chunk.data = conn.read_body_nowait()
-    except trio.WouldBlock:
-        await downstream.write_response(response)
-    else:
-        end = chunk.data is None
-        await _filter_response_piece(app, session, ctx, chunk, end)
-        whole = end and conn.response_trailers is None
-        await downstream.write_response(response, chunk.data or b"", end=whole)
-        if whole:
-            return status
-        if end:
-            await _finish_response(app, session, ctx, conn)
-            return status
-    while True:
-        chunk.data = await conn.read_body()
-        end = chunk.data is None
-        await _filter_response_piece(app, session, ctx, chunk, end)
-        if chunk.data:
-            await downstream.write_body(chunk.data)
-        if end:
-            await _finish_response(app, session, ctx, conn)
-            return status
-
-
-async def _filter_response_piece(
-    app: ProxyHttp, session: Session, ctx: Any, chunk: BodyChunk, end: bool
-) -> None:
-    delay = await app.upstream_response_body_filter(session, chunk, end, ctx)
-    if delay:
-        await trio.sleep(delay)
-    delay = await app.response_body_filter(session, chunk, end, ctx)
-    if delay:
-        await trio.sleep(delay)
-
-
-async def _finish_response(app: ProxyHttp, session: Session, ctx: Any, conn: ClientConnection) -> None:
-    trailers = conn.response_trailers
-    if trailers is not None:
-        await app.upstream_response_trailer_filter(session, trailers, ctx)
-        await app.response_trailer_filter(session, trailers, ctx)
-    await session.downstream.finish(trailers)
-
-
-async def _tunnel(session: Session, conn: ClientConnection, response: ResponseHeader) -> None:
-    """After a 101: relay raw bytes both ways until either side closes; the connection ends with it."""
-    session.set_keepalive(None)
-    downstream = session.downstream
-    await downstream.write_response(response)
-    client, client_early = downstream.detach()
-    server, server_early = conn.detach()
-    try:
-        if server_early:
-            await client.send_all(server_early)
-        if client_early:
-            await server.send_all(client_early)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_pipe, client, server, nursery.cancel_scope)
-            await _pipe(server, client, nursery.cancel_scope)
-    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-        raise Error.because(
-            ErrorType.CONNECTION_CLOSED, "tunnel closed", exc, ErrorSource.DOWNSTREAM
-        ) from exc
-    finally:
-        await trio.aclose_forcefully(server)
-        await trio.aclose_forcefully(client)
-
-
-async def _pipe(source: trio.abc.Stream, sink: trio.abc.Stream, done: trio.CancelScope) -> None:
-    try:
-        while data := await source.receive_some(65536):
-            await sink.send_all(data)
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass
-    # Either side closing ends the tunnel: there is no half-open state worth keeping for WebSocket.
-    done.cancel()

@@ -26,6 +26,13 @@ from typing import Any
 
 import attrs
 
+from actorproxy.config import (
+    DEFAULT_CONNECTION_TIMEOUT,
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_TOTAL_CONNECTION_TIMEOUT,
+    DEFAULT_WRITE_TIMEOUT,
+)
+
 __all__ = ["Address", "HttpPeer", "PeerOptions", "TcpKeepalive", "parse_address", "parse_bind_to"]
 
 # RFC 1123 host names (letters, digits, hyphens per label), plus "_" which service discovery names use.
@@ -83,15 +90,6 @@ def _check_ca(instance: object, attribute: attrs.Attribute[Any], value: Any) -> 
 def _check_alternative_cn(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and not (isinstance(value, str) and value):
         raise ValueError(f"alternative_cn: must be a non-empty string or None, got {value!r}")
-
-
-# Pingora sets no upstream timeouts: a silent upstream would hold a request forever. nginx's defaults for
-# proxy_connect_timeout and proxy_read_timeout / proxy_send_timeout are 60 s; a connect that takes more than
-# 10 s on a proxy's network is a dead host, and 15 s leaves a TLS handshake 5 s more.
-DEFAULT_CONNECTION_TIMEOUT = 10.0
-DEFAULT_TOTAL_CONNECTION_TIMEOUT = 15.0
-DEFAULT_READ_TIMEOUT = 60.0
-DEFAULT_WRITE_TIMEOUT = 60.0
 
 
 @attrs.define(kw_only=True)

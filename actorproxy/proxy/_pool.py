@@ -41,13 +41,13 @@ from typing import Any
 import attrs
 import trio
 
+from actorproxy.config import DEFAULT_POOL_SIZE
 from actors import DEFAULT_ASK_TIMEOUT, Actor, ActorRef, ExitReason
 
 from ._sockets import SocketStream
 
 __all__ = [
     "CLOSE_TIMEOUT",
-    "DEFAULT_POOL_SIZE",
     "IDLE_SWEEP_INTERVAL",
     "ConnectionPool",
     "GetPoolStatistics",
@@ -59,8 +59,6 @@ __all__ = [
     "stream_fileno",
 ]
 
-# Pingora's default `upstream_keepalive_pool_size`: idle upstream connections kept in all.
-DEFAULT_POOL_SIZE = 128
 # How often PeerPoolActor reaps expired and dead idle connections: one poll(2) over all idle sockets per
 # sweep; a dead connection holds its descriptor at most this long (checkout never hands one out).
 IDLE_SWEEP_INTERVAL = 1.0

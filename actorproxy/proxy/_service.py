@@ -16,10 +16,10 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
+import attrs
 import trio
 
-from actorproxy.config import DEFAULT_GRACE_PERIOD
-from actorproxy.http import Forwarding, HttpLimits, select_codec
+from actorproxy.config import ProxySettings, ServerConf, did_you_mean
 from actors import ActorSystem
 from supervisors import (
     ChildSpec,
@@ -31,21 +31,14 @@ from supervisors import (
     which_children,
 )
 
-from ._connection import DEFAULT_KEEPALIVE_TIMEOUT, ConnectionActor
+from ._connection import ConnectionActor
 from ._connector import connect_peer
-from ._engine import (
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_REQUEST_BODY_TIMEOUT,
-    DEFAULT_REQUEST_HEADER_TIMEOUT,
-    PeerDefaults,
-    ProxyCounters,
-    ProxyRuntime,
-)
+from ._engine import ProxyCounters, ProxyRuntime
 from ._listener import Endpoint, ListenerActor, bind_endpoint
 from ._listenfds import ListenFds
 from ._peer import HttpPeer
 from ._phases import ProxyHttp
-from ._pool import DEFAULT_POOL_SIZE, ConnectionPool, PeerPoolActor
+from ._pool import ConnectionPool, PeerPoolActor
 
 __all__ = ["HttpProxyService", "http_proxy_service"]
 
@@ -65,41 +58,53 @@ def _split_host_port(addr: str) -> tuple[str, int]:
 class HttpProxyService:
     """A proxy service: `app`'s phases served on every endpoint added with `add_tcp`/`add_uds`/`add_tls`."""
 
-    def __init__(self, app: ProxyHttp, *, name: str = "proxy", conf: Any = None) -> None:
+    def __init__(
+        self,
+        app: ProxyHttp,
+        *,
+        name: str = "proxy",
+        conf: ServerConf | None = None,
+        settings: ProxySettings | None = None,
+    ) -> None:
         self.app = app
         self.name = name
         self.conf = conf
+        #: How the service serves (timeouts, limits, forwarding, retries, pool size, ...), one frozen record:
+        #: `settings`, else the server's (`conf.proxy_settings()`), else the defaults. Change it with
+        #: `configure` before the service starts.
+        if settings is None:
+            settings = conf.proxy_settings() if conf is not None else ProxySettings()
+        self.settings: ProxySettings = settings
         self.endpoints: list[Endpoint] = []
         #: The address each endpoint is bound to, by endpoint index, once its listener has started.
         self.bound: dict[int, Any] = {}
-        self.pool = ConnectionPool(max_size=_conf(conf, "upstream_keepalive_pool_size", DEFAULT_POOL_SIZE))
-        self.max_retries: int = _conf(conf, "max_retries", DEFAULT_MAX_RETRIES)
-        self.keepalive_timeout: float | None = DEFAULT_KEEPALIVE_TIMEOUT
-        #: Seconds from a request's head to the end of its response (408 or 504 while no response has
-        #: started, then the connection is cut); None: no total deadline.
-        self.request_timeout: float | None = None
-        #: The server's `ca_file` and `client_bind_to_ipv4/6`, for peers that set neither.
-        self.peer_defaults: PeerDefaults | None = _peer_defaults(conf)
-        #: Seconds a client has to send a whole request head (408 for a partial one); None: no limit.
-        self.request_header_timeout: float | None = DEFAULT_REQUEST_HEADER_TIMEOUT
-        #: Seconds a client may leave between two pieces of a request body (408); None: no limit.
-        self.request_body_timeout: float | None = DEFAULT_REQUEST_BODY_TIMEOUT
-        #: The HTTP/1.1 codec by name ("h11", "httptools"); None takes `select_codec()`'s choice.
-        self.codec: str | None = None
-        #: How large a request from a client may be (request line, head, fields, body, chunk lines); past a
-        #: limit the request is answered 413 / 414 / 431 / 400 and its connection closed (docs/security.md).
-        self.limits: HttpLimits = HttpLimits()
-        #: What the proxy adds to forwarded messages (Via, X-Forwarded-*) and whether it forwards TRACE.
-        self.forwarding: Forwarding = Forwarding()
+        self.pool = ConnectionPool(max_size=self.settings.upstream_keepalive_pool_size)
         #: Requests, statuses, errors and crashes seen by this service (kept across restarts).
         self.counters = ProxyCounters()
         #: Opens upstream connections: `connect_peer`, or an in-memory network in tests.
         self.connect: Callable[[HttpPeer], Awaitable[trio.abc.Stream]] = connect_peer
         #: The server's listening sockets (`Server` hands its table over); None: private to this service.
         self.listen_fds: ListenFds | None = None
-        #: Seconds a request in flight may take to finish once the service drains (Pingora's
-        #: `grace_period_seconds`); then its connection is cancelled.
-        self.grace_period: float = _conf(conf, "grace_period_seconds", DEFAULT_GRACE_PERIOD)
+
+    def configure(self, **changes: Any) -> ProxySettings:
+        """Replace some of the service's settings (`ProxySettings` fields by name); return the new record.
+
+        Takes effect when the service starts (or restarts): its connections share the settings it started
+        with.
+
+        Raises:
+            TypeError: a name that is not a setting (with the likely one meant).
+            ConfigError: a value the setting refuses.
+        """
+        known = [field.name for field in attrs.fields(ProxySettings)]
+        for key in changes:
+            if key not in known:
+                hint = did_you_mean(key, known)
+                meant = f" (did you mean {hint!r}?)" if hint else ""
+                raise TypeError(f"{self.name}: {key!r} is not a proxy setting{meant}")
+        self.settings = attrs.evolve(self.settings, **changes)
+        self.pool.max_size = self.settings.upstream_keepalive_pool_size
+        return self.settings
 
     def __repr__(self) -> str:
         return f"<HttpProxyService {self.name} {[str(e) for e in self.endpoints]}>"
@@ -202,20 +207,8 @@ class HttpProxyService:
 
     def runtime(self) -> ProxyRuntime:
         """What the service's connections share, built from the service's current settings."""
-        return ProxyRuntime(
-            self.app,
-            self.pool,
-            self.counters,
-            codec=select_codec(self.codec),
-            max_retries=self.max_retries,
-            keepalive_timeout=self.keepalive_timeout,
-            request_header_timeout=self.request_header_timeout,
-            request_body_timeout=self.request_body_timeout,
-            request_timeout=self.request_timeout,
-            limits=self.limits,
-            forwarding=self.forwarding,
-            peer_defaults=self.peer_defaults,
-            connect=self.connect,
+        return ProxyRuntime.for_service(
+            self.app, self.pool, self.settings, counters=self.counters, connect=self.connect
         )
 
     def _listener(self, index: int, endpoint: Endpoint, connections: str, fds: ListenFds) -> ListenerActor:
@@ -238,7 +231,7 @@ class HttpProxyService:
                             id="conn",
                             start=partial(ConnectionActor, runtime=runtime),
                             restart=Restart.TEMPORARY,
-                            shutdown=self.grace_period,
+                            shutdown=self.settings.grace_period,
                         )
                     ),
                 ),
@@ -252,20 +245,6 @@ class HttpProxyService:
         return ChildSpec(id=self.name, start=build)
 
 
-def _peer_defaults(conf: Any) -> PeerDefaults | None:
-    ca = _conf(conf, "ca_file", None)
-    ipv4 = tuple(_conf(conf, "client_bind_to_ipv4", ()))
-    ipv6 = tuple(_conf(conf, "client_bind_to_ipv6", ()))
-    if ca is None and not ipv4 and not ipv6:
-        return None
-    return PeerDefaults(ca=ca, bind_ipv4=ipv4, bind_ipv6=ipv6)
-
-
-def _conf(conf: Any, key: str, default: Any) -> Any:
-    value = getattr(conf, key, None) if conf is not None else None
-    return default if value is None else value
-
-
-def http_proxy_service(conf: Any, app: ProxyHttp, name: str = "proxy") -> HttpProxyService:
+def http_proxy_service(conf: ServerConf | None, app: ProxyHttp, name: str = "proxy") -> HttpProxyService:
     """Pingora's `http_proxy_service(&conf, app)`: a service to add endpoints to and hand to the Server."""
     return HttpProxyService(app, name=name, conf=conf)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from actorproxy.config import DEFAULT_KEEPALIVE_TIMEOUT
 from actorproxy.http import Error, ErrorSource, ErrorType, Headers, RequestHeader, ResponseHeader
 
 if TYPE_CHECKING:
@@ -33,11 +34,11 @@ class Session:
     __slots__ = (
         "_retry_buffer",
         "_retry_size",
-        "body_timeout",
         "client_addr",
         "downstream",
         "keepalive_timeout",
         "req_header",
+        "request_body_timeout",
         "retry_buffer_truncated",
         "server_addr",
     )
@@ -49,12 +50,12 @@ class Session:
         *,
         client_addr: Any = None,
         server_addr: Any = None,
-        keepalive_timeout: float | None = 60.0,
-        body_timeout: float | None = None,
+        keepalive_timeout: float | None = DEFAULT_KEEPALIVE_TIMEOUT,
+        request_body_timeout: float | None = None,
     ) -> None:
         self.downstream = downstream
         #: Seconds the client may leave between two pieces of the request body; None: no limit.
-        self.body_timeout = body_timeout
+        self.request_body_timeout = request_body_timeout
         self.req_header = req_header
         self.client_addr = client_addr
         self.server_addr = server_addr
@@ -86,10 +87,10 @@ class Session:
             return None
         # The client waits for this before sending the body (RFC 9110 §10.1.1); send it on the first read.
         await self.downstream.send_continue()
-        if self.body_timeout is None:
+        if self.request_body_timeout is None:
             data = await self.downstream.read_body()
         else:
-            with trio.move_on_after(self.body_timeout) as scope:
+            with trio.move_on_after(self.request_body_timeout) as scope:
                 data = await self.downstream.read_body()
             if scope.cancelled_caught:
                 # 408 while no response has started (RFC 9110 §15.5.9); the connection cannot go on.
@@ -97,7 +98,7 @@ class Session:
                 raise Error(
                     ErrorType.READ_TIMEDOUT,
                     ErrorSource.DOWNSTREAM,
-                    context=f"no request body data from the client within {self.body_timeout:g} s",
+                    context=f"no request body data from the client within {self.request_body_timeout:g} s",
                 )
         if data is None:
             return None

@@ -36,8 +36,6 @@ import attrs
 import trio
 
 from actorproxy.config import (
-    DEFAULT_GRACE_PERIOD,
-    DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT,
     ConfigError,
     ServerConf,
     load_conf,
@@ -254,10 +252,8 @@ class Server:
     async def _drain(self, system: ActorSystem, order: Sequence[Service]) -> None:
         """Stop accepting everywhere at once, then drain the tree within the configured times."""
         conf = self.configuration
-        grace = conf.grace_period_seconds
-        grace = DEFAULT_GRACE_PERIOD if grace is None else grace
-        final = conf.graceful_shutdown_timeout_seconds
-        final = DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT if final is None else final
+        grace = conf.grace_period
+        final = conf.graceful_shutdown_timeout
         self.listen_fds.closing = True
         with trio.move_on_after(grace + final) as scope:
             for service in reversed(order):

@@ -42,17 +42,16 @@ def start_proxy(system: ActorSystem, request: pytest.FixtureRequest) -> Callable
 
     `listen=callback` replaces the TCP listener: the callback adds the endpoints (`service.add_uds(path)`,
     `service.add_tls(...)`); the base URL is then that of the first endpoint (`http://localhost` for a Unix
-    socket, `https://` for TLS). Every test using it runs once per available codec (`service.codec`).
+    socket, `https://` for TLS); keyword arguments are the service's settings (`service.configure`). Every
+    test using it runs once per available codec (the `codec` setting).
     """
     codec: str = request.param
 
     async def start(
-        app: ProxyHttp, *, listen: Callable[[HttpProxyService], None] | None = None, **service_attrs: Any
+        app: ProxyHttp, *, listen: Callable[[HttpProxyService], None] | None = None, **settings: Any
     ) -> tuple[str, HttpProxyService]:
         service = http_proxy_service(None, app)
-        service.codec = codec
-        for key, value in service_attrs.items():
-            setattr(service, key, value)
+        service.configure(codec=codec, **settings)
         if listen is None:
             service.add_tcp("127.0.0.1:0")
         else:

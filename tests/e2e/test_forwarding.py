@@ -9,7 +9,7 @@ import httpx
 from rawhttp import send_raw
 from upstream import Upstream
 
-from actorproxy.http import Forwarding
+from actorproxy.config import Forwarding
 from actorproxy.proxy import HttpPeer, ProxyHttp, Session
 
 

@@ -19,7 +19,7 @@ import trio
 from rawhttp import send_raw
 from upstream import Upstream
 
-from actorproxy.http import HttpLimits
+from actorproxy.config import HttpLimits
 from actorproxy.proxy import HttpPeer, ProxyHttp, Session
 
 

@@ -9,8 +9,7 @@ import httpx
 import trio
 
 from actorproxy.config import ServerConf
-from actorproxy.proxy import HttpPeer, ProxyHttp, Session, http_proxy_service
-from actorproxy.proxy._engine import PeerDefaults
+from actorproxy.proxy import HttpPeer, PeerDefaults, ProxyHttp, Session, http_proxy_service
 from actors import ActorSystem
 
 

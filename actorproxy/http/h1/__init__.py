@@ -4,16 +4,13 @@ rules in front of both, and the choice between them."""
 from ._base import DEFAULT_MAX_HEAD_SIZE, DEFAULT_READ_SIZE, ProtocolError
 from ._h11 import ClientConnection, ServerConnection
 from ._select import CODEC_ENV, Codec, available_codecs, register_codec, select_codec
-from ._strict import DEFAULT_LIMITS, HttpLimits
 
 __all__ = [
     "CODEC_ENV",
-    "DEFAULT_LIMITS",
     "DEFAULT_MAX_HEAD_SIZE",
     "DEFAULT_READ_SIZE",
     "ClientConnection",
     "Codec",
-    "HttpLimits",
     "ProtocolError",
     "ServerConnection",
     "available_codecs",

@@ -28,9 +28,10 @@ import attrs
 import h11
 import trio
 
+from actorproxy.config import HttpLimits
+
 from .._error import Error, ErrorSource, ErrorType, RetryType
 from .._header import Headers, ResponseHeader
-from ._strict import HttpLimits
 
 __all__ = ["DEFAULT_MAX_HEAD_SIZE", "DEFAULT_READ_SIZE", "ProtocolError"]
 

@@ -36,6 +36,8 @@ from typing import Any, cast
 import h11
 import trio
 
+from actorproxy.config import DEFAULT_LIMITS, HttpLimits
+
 from .._error import Error, ErrorSource, ErrorType
 from .._header import Headers, RequestHeader, ResponseHeader
 from ._base import (
@@ -47,7 +49,7 @@ from ._base import (
     _ServerSide,
 )
 from ._rules import _check_status_line, _has_token, _invalid_head
-from ._strict import DEFAULT_LIMITS, HeadScanner, HttpLimits, check_head, check_request, noted_fields
+from ._strict import HeadScanner, check_head, check_request, noted_fields
 from ._strictbody import ChunkedBodyCheck
 
 __all__ = ["ClientConnection", "ServerConnection"]

@@ -20,6 +20,8 @@ from typing import Final
 import h11
 import trio
 
+from actorproxy.config import HttpLimits
+
 from .._error import Error, ErrorSource, ErrorType
 from .._header import Headers
 from ._base import _H1Connection
@@ -35,7 +37,6 @@ from ._rules import (
     _lines,
     _OutFields,
 )
-from ._strict import HttpLimits
 from ._strictbody import check_trailers, chunk_line, trailers_end
 
 # Protocol states, h11's names. DONE stands for h11's MUST_CLOSE too: `_keep_alive` tells them apart.

@@ -16,6 +16,8 @@ import h11
 import httptools
 import trio
 
+from actorproxy.config import DEFAULT_LIMITS, HttpLimits
+
 from .._error import Error, ErrorSource, ErrorType
 from .._header import Headers, RequestHeader, ResponseHeader
 from ._base import DEFAULT_READ_SIZE, _server_limits, _ServerSide
@@ -45,7 +47,7 @@ from ._rules import (
     _lists,
     _OutFields,
 )
-from ._strict import DEFAULT_LIMITS, HeadScanner, HttpLimits, check_head, check_request
+from ._strict import HeadScanner, check_head, check_request
 
 __all__ = ["FastServerConnection"]
 

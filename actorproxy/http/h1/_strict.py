@@ -48,52 +48,12 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
-import attrs
 import h11
 
-__all__ = ["DEFAULT_LIMITS", "HeadScanner", "HttpLimits"]
+from actorproxy.config import DEFAULT_LIMITS, HttpLimits
 
+__all__ = ["HeadScanner"]
 
-def _positive(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if value < 1:
-        raise ValueError(f"{attribute.name}: must be a positive number of bytes or fields, not {value!r}")
-
-
-def _positive_or_none(_instance: object, attribute: attrs.Attribute[int | None], value: int | None) -> None:
-    if value is not None and value < 0:
-        raise ValueError(f"{attribute.name}: must be None (no limit) or a number of bytes, not {value!r}")
-
-
-@attrs.frozen(kw_only=True)
-class HttpLimits:
-    """How large a request from a client may be; past a limit the proxy answers and closes the connection.
-
-    Attributes:
-        max_request_line: bytes in the request line, without its CRLF; longer answers 414. 8 KiB, as
-            nginx (`large_client_header_buffers`) and Apache (`LimitRequestLine` 8190): long enough for the
-            URLs browsers and APIs produce, short enough to refuse a probe early.
-        max_header_bytes: bytes in the whole head (request line, fields, the empty line); larger answers
-            431. 32 KiB: nginx's default buffers hold at most 4 x 8 KiB, Node.js allows 16 KiB, Envoy
-            60 KiB; large cookies and tokens fit, and the bound on memory per connection stays small.
-        max_header_count: field lines in the head (and in trailers); more answers 431. 100, Apache's
-            `LimitRequestFields`; Pingora allows 256, real clients send fewer than 30.
-        max_body_size: bytes of request content (Content-Length, or the chunk sizes added up); more answers
-            413. None (no limit) by default, as in Pingora: the body streams through without being buffered
-            (only the first 64 KiB are kept for a retry), so its size costs no memory here, and the upstream
-            application knows what it accepts; set it to shield upstreams that do not.
-        max_chunk_line: bytes in one chunk-size line of a chunked request body, without its CRLF; longer
-            answers 400. 4 KiB: the size takes at most 20 hex digits, and chunk extensions are practically
-            never sent (RFC 9112 §7.1.1); llhttp bounds them for the same reason (CVE-2024-22019).
-    """
-
-    max_request_line: int = attrs.field(default=8192, validator=_positive)
-    max_header_bytes: int = attrs.field(default=32768, validator=_positive)
-    max_header_count: int = attrs.field(default=100, validator=_positive)
-    max_body_size: int | None = attrs.field(default=None, validator=_positive_or_none)
-    max_chunk_line: int = attrs.field(default=4096, validator=_positive)
-
-
-DEFAULT_LIMITS: Final = HttpLimits()
 
 # -- the grammar (RFC 9110 §5.5, §5.6.2; RFC 9112 §2.2, §3, §5, §7.1) ----------------------------------------
 

@@ -18,7 +18,9 @@ from typing import Final
 
 import h11
 
-from ._strict import _FIELDS_RE, _TCHAR, DEFAULT_LIMITS, HttpLimits, _grammar_violation, _refuse
+from actorproxy.config import DEFAULT_LIMITS, HttpLimits
+
+from ._strict import _FIELDS_RE, _TCHAR, _grammar_violation, _refuse
 
 __all__ = ["ChunkedBodyCheck", "check_trailers", "chunk_line", "trailers_end"]
 

@@ -7,6 +7,8 @@ import typing
 import pytest
 
 from actorproxy.config import (
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_WRITE_TIMEOUT,
     Algorithm,
     ConfigError,
     HeaderEditsConf,
@@ -29,7 +31,6 @@ from actorproxy.lb import (
     TcpHealthCheck,
     Weighted,
 )
-from actorproxy.proxy import DEFAULT_READ_TIMEOUT, DEFAULT_WRITE_TIMEOUT
 from actorproxy.server import Server
 
 STATIC = {"static": ["127.0.0.1:9001", {"addr": "127.0.0.1:9002", "weight": 3}, "unix:/run/app.sock"]}
@@ -195,10 +196,11 @@ def test_a_service_takes_its_timeouts_limits_forwarding_and_connection_limits_fr
         }
     )
     service = build_proxy(Server(conf)).services["a"].service
-    assert (service.request_header_timeout, service.request_body_timeout) == (5, 7)
-    assert (service.keepalive_timeout, service.request_timeout) == (9, 30)
-    assert (service.limits.max_header_count, service.limits.max_body_size) == (20, 1024)
-    assert service.limits.max_request_line == 8192  # the default where the file says nothing
-    assert (service.forwarding.via, service.forwarding.x_forwarded) == ("edge", True)
+    settings = service.settings
+    assert (settings.request_header_timeout, settings.request_body_timeout) == (5, 7)
+    assert (settings.keepalive_timeout, settings.request_timeout) == (9, 30)
+    assert (settings.limits.max_header_count, settings.limits.max_body_size) == (20, 1024)
+    assert settings.limits.max_request_line == 8192  # the default where the file says nothing
+    assert (settings.forwarding.via, settings.forwarding.x_forwarded) == ("edge", True)
     [endpoint] = service.endpoints
     assert (endpoint.max_connections, endpoint.max_connections_per_client) == (100, 5)

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from actorproxy.http import Error, Forwarding, Headers, RequestHeader, ResponseHeader, status_for
+from actorproxy.config import Forwarding
+from actorproxy.http import (
+    Error,
+    Headers,
+    RequestHeader,
+    ResponseHeader,
+    allowed_methods,
+    answer_here,
+    forward_request,
+    forward_response,
+    status_for,
+)
 from actorproxy.http._forward import (
     add_via,
     add_x_forwarded,
@@ -78,7 +89,7 @@ def test_stopped_options_lists_what_the_proxy_forwards() -> None:
     assert "TRACE" not in (response.headers.get("allow") or "")
     assert "TRACE" in (options_response(Forwarding(allow_trace=True)).headers.get("allow") or "")
     refused = trace_refused(Forwarding())
-    assert (refused.status, refused.headers.get("allow")) == (405, Forwarding().allow)
+    assert (refused.status, refused.headers.get("allow")) == (405, allowed_methods(Forwarding()))
 
 
 def test_trace_echo_leaves_out_credentials_and_cookies() -> None:
@@ -113,7 +124,7 @@ def test_forwarding_adds_to_the_request_going_upstream() -> None:
         "1.0",
     )
     upstream = received.copy()
-    Forwarding(via="edge", x_forwarded=True).on_request(received, upstream, ("192.0.2.1", 1), "https")
+    forward_request(Forwarding(via="edge", x_forwarded=True), received, upstream, ("192.0.2.1", 1), "https")
     assert upstream.headers.items() == [
         ("Host", "example.com"),
         ("Max-Forwards", "2"),
@@ -128,7 +139,7 @@ def test_forwarding_adds_to_the_request_going_upstream() -> None:
 def test_forwarding_off_adds_nothing_but_the_max_forwards_step() -> None:
     received = RequestHeader("TRACE", "/", [("Host", "h"), ("Max-Forwards", "1")])
     upstream = received.copy()
-    Forwarding(via=None, allow_trace=True).on_request(received, upstream, ("192.0.2.1", 1), "http")
+    forward_request(Forwarding(via=None, allow_trace=True), received, upstream, ("192.0.2.1", 1), "http")
     assert upstream.headers.items() == [("Host", "h"), ("Max-Forwards", "0")]
 
 
@@ -148,13 +159,13 @@ def test_forwarding_off_adds_nothing_but_the_max_forwards_step() -> None:
 def test_what_the_proxy_answers_itself(
     method: str, fields: list[tuple[str, str]], forwarding: Forwarding, status: int | None
 ) -> None:
-    answer = forwarding.answer(
-        RequestHeader(method, "*" if method == "OPTIONS" else "/", [("Host", "h"), *fields])
+    answer = answer_here(
+        forwarding, RequestHeader(method, "*" if method == "OPTIONS" else "/", [("Host", "h"), *fields])
     )
     assert (None if answer is None else answer[0].status) == status
 
 
 def test_via_on_the_response() -> None:
     response = ResponseHeader(200, [("Via", "1.0 origin-cache")], version="1.0")
-    Forwarding().on_response(response)
+    forward_response(Forwarding(), response)
     assert response.headers.get_all("via") == ["1.0 origin-cache, 1.0 actorproxy"]

@@ -8,13 +8,8 @@ from typing import Any
 import attrs
 import pytest
 
-from actorproxy.proxy._peer import (
-    DEFAULT_CONNECTION_TIMEOUT,
-    HttpPeer,
-    PeerOptions,
-    TcpKeepalive,
-    parse_bind_to,
-)
+from actorproxy.config import DEFAULT_CONNECTION_TIMEOUT
+from actorproxy.proxy._peer import HttpPeer, PeerOptions, TcpKeepalive, parse_bind_to
 
 
 @pytest.mark.parametrize(

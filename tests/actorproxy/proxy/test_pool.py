@@ -14,13 +14,8 @@ import trio
 import trio.testing
 import trustme
 
-from actorproxy.proxy._pool import (
-    DEFAULT_POOL_SIZE,
-    ConnectionPool,
-    PeerPoolActor,
-    get_pool_statistics,
-    stream_fileno,
-)
+from actorproxy.config import DEFAULT_POOL_SIZE
+from actorproxy.proxy._pool import ConnectionPool, PeerPoolActor, get_pool_statistics, stream_fileno
 from actors import ActorSystem
 
 KEY = ("10.0.0.1", 80)

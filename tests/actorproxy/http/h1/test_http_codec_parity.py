@@ -19,13 +19,13 @@ from helpers import ScriptedStream, Starved
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from actorproxy.config import HttpLimits
 from actorproxy.http import (
     Codec,
     Error,
     ErrorSource,
     ErrorType,
     Headers,
-    HttpLimits,
     ProtocolError,
     RequestHeader,
     ResponseHeader,

@@ -6,7 +6,7 @@ import attrs
 import h11
 import pytest
 
-from actorproxy.http import DEFAULT_LIMITS, HttpLimits
+from actorproxy.config import DEFAULT_LIMITS, HttpLimits
 from actorproxy.http.h1._strict import HeadScanner, check_head, check_request, noted_fields
 from actorproxy.http.h1._strictbody import ChunkedBodyCheck, check_trailers, chunk_line, trailers_end
 

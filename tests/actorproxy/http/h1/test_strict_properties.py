@@ -19,12 +19,12 @@ from helpers import ScriptedStream, Starved
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from actorproxy.config import HttpLimits
 from actorproxy.http import (
     Codec,
     Error,
     ErrorType,
     Headers,
-    HttpLimits,
     ProtocolError,
     RequestHeader,
     available_codecs,
