@@ -31,12 +31,12 @@ from ._errors import ActorDead, AskFailed, MailboxFull, StartTimeout
 from ._exit import ExitKind, ExitReason
 from ._mailbox import TIMEOUT, Mailbox, MailboxClosed, MailboxConfig
 from ._messages import ActorExited
+from ._ref import ActorRef
 from ._reply import Ask
 from ._statistics import ActorStatistics, TreeNode
 from ._timers import Timers
 
 if TYPE_CHECKING:
-    from ._ref import ActorRef
     from ._system import ActorSystem
 
 __all__ = ["CLEANUP_TIMEOUT", "ActorContext", "run_actor"]
@@ -102,8 +102,6 @@ class ActorContext:
         restarts: int = 0,
         last_exit_reason: ExitReason | None = None,
     ) -> None:
-        from ._ref import ActorRef
-
         self.system = system
         self.actor = actor
         self.path = path

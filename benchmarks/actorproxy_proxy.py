@@ -24,6 +24,7 @@ import signal
 import sys
 from typing import Any
 
+from actorproxy.http import select_codec
 from actorproxy.proxy import HttpPeer, HttpProxyService, ProxyHttp, Session, http_proxy_service
 from actorproxy.server import Server
 
@@ -41,10 +42,6 @@ class ToOrigin(ProxyHttp):
 
 def codec_name() -> str:
     """The HTTP/1.1 codec the proxy uses (`$ACTORPROXY_CODEC`, else the fastest installed)."""
-    try:
-        from actorproxy.http import select_codec
-    except ImportError:  # a tree from before codec selection: h11 only
-        return "h11"
     name: str = select_codec().name
     return name
 

@@ -37,6 +37,8 @@ import argparse
 import collections
 import contextlib
 import datetime
+import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -765,9 +767,6 @@ def environment(seconds: float, quick: bool) -> dict[str, Any]:
         text = (done.stdout + done.stderr).strip().splitlines()
         return text[0] if text else "?"
 
-    import aiohttp
-    import uvloop
-
     git = version(["git", "-C", str(HERE), "describe", "--always", "--dirty"])
     return {
         "date": datetime.date.today().isoformat(),
@@ -776,8 +775,8 @@ def environment(seconds: float, quick: bool) -> dict[str, Any]:
         "h11": h11.__version__,
         "actorproxy": actorproxy.__version__,
         "git": git,
-        "aiohttp": aiohttp.__version__,
-        "uvloop": uvloop.__version__,
+        "aiohttp": _installed_version("aiohttp"),
+        "uvloop": _installed_version("uvloop"),
         "nginx": version(["nginx", "-v"]).removeprefix("nginx version: "),
         "wrk": version(["wrk", "-v"]).split(" [")[0],
         "platform": platform.platform(),
@@ -987,12 +986,16 @@ def check_tools() -> list[str]:
         for t in ("wrk", "nginx", "taskset", "ss")
         if not shutil.which(t) and not Path(f"/usr/sbin/{t}").exists()
     ]
-    try:
-        import aiohttp  # noqa: F401
-        import uvloop  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("aiohttp") is None or importlib.util.find_spec("uvloop") is None:
         missing.append("aiohttp and uvloop (pip install -e '.[bench]')")
     return missing
+
+
+def _installed_version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "missing"
 
 
 def server_logs(fleet: Fleet) -> dict[str, list[tuple[int, str]]]:

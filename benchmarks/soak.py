@@ -57,6 +57,9 @@ from typing import Any
 import h11
 import trio
 
+from actorproxy.demo import serve_demo_upstream
+from actorproxy.http import select_codec
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
@@ -645,10 +648,8 @@ def environment() -> dict[str, Any]:
                 model = line.split(":", 1)[1].strip()
                 break
     try:
-        from actorproxy.http import select_codec
-
         codec = select_codec().name
-    except (ImportError, ValueError):
+    except ValueError:  # $ACTORPROXY_CODEC names a codec that is not installed
         codec = "?"
     dirty = bool(run(["git", "status", "--porcelain", "--untracked-files=no"]))
     return {
@@ -830,8 +831,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def upstream_main(argv: Sequence[str]) -> int:
     """`soak.py _upstream NAME PORT`: one demo upstream on 127.0.0.1:PORT until killed."""
-    from actorproxy.demo import serve_demo_upstream
-
     name, port = argv[0], int(argv[1])
     trio.run(partial(serve_demo_upstream, name, port=port))
     return 0

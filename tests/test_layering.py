@@ -192,3 +192,74 @@ def test_the_checker_accepts_what_the_rules_allow(tmp_path: Path, monkeypatch: p
     }
     for module, text in allowed.items():
         assert violations(write(tmp_path, module, text)) == [], module
+
+
+def runtime_imports(path: Path) -> set[str]:
+    """The modules a file imports when it runs: every import but those under `if TYPE_CHECKING:`."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped.update(id(inner) for inner in ast.walk(node))
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parts = parts[: len(parts) - (node.level - 1)]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def import_cycle(root: Path, package: str) -> list[str] | None:
+    """One cycle among the runtime imports of `package`'s modules (packages' `__init__` left out: they
+    import their own modules by design), or None."""
+    modules = {
+        module_name(path): path for path in (root / package).rglob("*.py") if path.name != "__init__.py"
+    }
+    graph = {name: sorted(runtime_imports(path) & set(modules)) for name, path in modules.items()}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for child in graph[node]:
+            if state.get(child) == 1:
+                return [*stack[stack.index(child) :], child]
+            if child not in state and (cycle := visit(child)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_module_imports_itself_in_a_circle(package: str) -> None:
+    assert import_cycle(ROOT, package) is None
+
+
+def test_the_cycle_finder_finds_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    write(tmp_path, "actors.__init__", "")
+    write(tmp_path, "actors._a", "from ._b import B\n")
+    write(
+        tmp_path, "actors._b", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ._a import A\n"
+    )
+    assert import_cycle(tmp_path, "actors") is None
+    write(tmp_path, "actors._b", "def f():\n    from ._a import A\n")
+    assert import_cycle(tmp_path, "actors") == ["actors._a", "actors._b", "actors._a"]

@@ -1,26 +1,13 @@
-"""Loading: file, YAML, environment overrides, then one validating pass.
-
-The order is Pingora's file, then `ACTORPROXY__...` variables, then validation, so a bad value from either
-source is reported the same way, with its key path (and, for a variable, the variable's name).
-"""
+"""`load_conf`: the server's configuration, from its file and the environment."""
 
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Mapping
-from typing import Any
 
-import attrs
+from ._server import ServerConf
 
-from ._checks import did_you_mean
-from ._converter import structure
-from ._env import apply_overrides, overrides_from
-from ._error import ConfigError, ConfigWarning, Problem
-from ._frozen import thaw
-from ._server import PINGORA_RUNTIME_KEYS, ServerConf
-
-__all__ = ["conf_from_mapping", "load_conf", "read_text"]
+__all__ = ["load_conf"]
 
 
 def load_conf(
@@ -37,70 +24,5 @@ def load_conf(
             file or the environment is wrong (every problem, with its key path).
     """
     if path is None:
-        return conf_from_mapping({}, env=env)
+        return ServerConf.from_mapping({}, env=env)
     return ServerConf.load_yaml(path, env=env)
-
-
-def read_text(path: str | os.PathLike[str]) -> str:
-    """The text of a configuration file.
-
-    Raises:
-        ConfigError: it cannot be read, or is not UTF-8.
-    """
-    try:
-        with open(path, encoding="utf-8") as file:
-            return file.read()
-    except OSError as exc:
-        raise ConfigError(
-            [Problem("", f"cannot read the file: {exc.strerror or exc}")], os.fspath(path)
-        ) from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            [Problem("", f"not UTF-8 text ({exc.reason} at byte {exc.start})")], os.fspath(path)
-        ) from exc
-
-
-def conf_from_mapping(
-    data: object, *, env: Mapping[str, str] | None = None, source: str | None = None
-) -> ServerConf:
-    """Build a `ServerConf` from the parsed file (None: an empty file), with `env`'s overrides applied."""
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        problem = Problem("", f"expected a mapping of settings at the top level, got {type(data).__name__}")
-        raise ConfigError([problem], source)
-    settings: dict[Any, Any] = thaw(data)
-    origins: dict[str, str] = {}
-    if env is not None:
-        try:
-            origins = apply_overrides(settings, overrides_from(env))
-        except ConfigError as exc:
-            raise ConfigError(exc.problems, source) from None
-    _warn_about_near_misses(settings, origins, source)
-    try:
-        return structure(settings, ServerConf)
-    except ConfigError as exc:
-        raise ConfigError([_with_origin(problem, origins) for problem in exc.problems], source) from None
-
-
-def _warn_about_near_misses(
-    settings: Mapping[Any, Any], origins: Mapping[str, str], source: str | None
-) -> None:
-    known = [field.name for field in attrs.fields(ServerConf) if field.name != ServerConf.__extra__]
-    for key in settings:
-        if key in known or key in PINGORA_RUNTIME_KEYS:
-            continue
-        guess = did_you_mean(key, known)
-        if guess is not None:
-            where = f"{source}: " if source else ""
-            variable = f" (from {origins[str(key)]})" if str(key) in origins else ""
-            message = f"{where}unknown key {key!r} (did you mean {guess!r}?){variable}; it is kept in extra"
-            warnings.warn(message, ConfigWarning, stacklevel=4)
-
-
-def _with_origin(problem: Problem, origins: Mapping[str, str]) -> Problem:
-    # The longest path an override set that holds the problem's path (an override may set a whole list).
-    for path in sorted(origins, key=len, reverse=True):
-        if problem.path == path or problem.path.startswith((f"{path}.", f"{path}[")):
-            return Problem(problem.path, f"{problem.reason} (from {origins[path]})")
-    return problem

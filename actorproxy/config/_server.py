@@ -17,7 +17,8 @@ from typing import Any, ClassVar, Final
 
 import attrs
 
-from ._access import MISSING
+from . import _dump
+from ._access import MISSING, lookup
 from ._address import parse_ip
 from ._checks import DOC, Check, at_least, check_class, did_you_mean, doc, each, equal_to, parsed_by
 from ._defaults import (
@@ -28,6 +29,7 @@ from ._defaults import (
 )
 from ._frozen import EMPTY, freeze_mapping
 from ._proxy import ProxySettings
+from ._read import read_text, record_from_mapping
 from ._rules import NON_NEGATIVE, POSITIVE
 from ._services import ServiceConf
 from ._upstreams import UpstreamConf
@@ -246,8 +248,6 @@ class ServerConf:
             ConfigError: the file cannot be read, is not valid YAML (file, line and column), or holds a bad
                 value (every one, with its key path).
         """
-        from ._load import read_text
-
         return cls.from_yaml(read_text(path), env=env, source=os.fspath(path))
 
     @classmethod
@@ -255,18 +255,14 @@ class ServerConf:
         cls, text: str, *, env: Mapping[str, str] | None = None, source: str | None = None
     ) -> ServerConf:
         """Parse YAML text; `source` names it in errors (a file name). See `load_yaml`."""
-        from ._load import conf_from_mapping
-
-        return conf_from_mapping(parse_yaml(text, source), env=env, source=source)
+        return cls.from_mapping(parse_yaml(text, source), env=env, source=source)
 
     @classmethod
     def from_mapping(
         cls, data: Mapping[str, Any], *, env: Mapping[str, str] | None = None, source: str | None = None
     ) -> ServerConf:
         """Build from plain data (as YAML or JSON would give); see `load_yaml`."""
-        from ._load import conf_from_mapping
-
-        return conf_from_mapping(data, env=env, source=source)
+        return record_from_mapping(data, cls, env=env, source=source, not_typos=PINGORA_RUNTIME_KEYS)
 
     # -- reading --------------------------------------------------------------------------------------------
 
@@ -314,29 +310,21 @@ class ServerConf:
         Raises:
             KeyError: nothing is at `path` and no default was given; the message names the path.
         """
-        from ._access import lookup
-
         return lookup(self, path, default)
 
     # -- writing --------------------------------------------------------------------------------------------
 
     def to_mapping(self) -> dict[str, Any]:
         """Plain data (dicts, lists, scalars) that `from_mapping` turns back into an equal record."""
-        from ._dump import to_mapping
-
-        return to_mapping(self)
+        return _dump.to_mapping(self)
 
     def to_yaml(self) -> str:
         """The effective configuration as YAML, every default included."""
-        from ._dump import to_yaml
-
-        return to_yaml(self)
+        return _dump.to_yaml(self)
 
     def to_toml(self) -> str:
         """The effective configuration as TOML; null values are left out (TOML has no null)."""
-        from ._dump import to_toml
-
-        return to_toml(self)
+        return _dump.to_toml(self)
 
 
 @attrs.frozen

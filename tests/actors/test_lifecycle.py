@@ -19,7 +19,7 @@ from actors import (
     open_actor_system,
 )
 from actors.testing import TestProbe
-from supervisors import ChildSpec, Supervisor
+from supervisors import ChildSpec, Supervisor, which_children
 
 
 async def test_exit_reasons(actor_system: ActorSystem, log: Log, autojump_clock: Any) -> None:
@@ -120,8 +120,6 @@ async def test_keyed_timers_fire_on_time_and_die_with_the_incarnation(
 
 
 async def _children(sup: Any) -> list[Any]:
-    from supervisors import which_children
-
     return await which_children(sup)
 
 

@@ -8,7 +8,7 @@ import pytest
 import trio
 
 from actors import Actor, ActorDead, ActorSystem, MailboxConfig, MailboxFull, Overflow
-from actors._mailbox import Mailbox
+from actors._mailbox import TIMEOUT, Mailbox
 
 
 class Gate(Actor):
@@ -144,8 +144,6 @@ async def test_a_send_right_after_a_timed_out_read_does_not_wake_the_reader_twic
     async with trio.open_nursery() as nursery:
 
         async def reader() -> None:
-            from actors._mailbox import TIMEOUT
-
             assert await mailbox.get(trio.current_time() + 1) is TIMEOUT
 
         nursery.start_soon(reader)

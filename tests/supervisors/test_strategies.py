@@ -6,7 +6,7 @@ import trio
 from helpers import Log, Worker
 
 from actors import ActorSystem
-from supervisors import ChildSpec, Strategy, Supervisor, which_children
+from supervisors import ChildSpec, Restart, Strategy, Supervisor, which_children
 
 
 def specs(log: Log, *ids: str) -> list[ChildSpec]:
@@ -102,8 +102,6 @@ async def test_stale_exit_report_of_a_stopped_sibling_is_ignored(actor_system: A
 
 
 async def test_one_for_all_drops_temporary_siblings(actor_system: ActorSystem, log: Log) -> None:
-    from supervisors import Restart
-
     children = [
         *specs(log, "a", "b"),
         ChildSpec(id="t", start=lambda: Worker("t", log), restart=Restart.TEMPORARY),

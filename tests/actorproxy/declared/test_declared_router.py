@@ -6,6 +6,7 @@ import pytest
 
 from actorproxy.config import RouteConf
 from actorproxy.declared import RouteRule, RouteTable, normalize_host, request_host
+from actorproxy.declared import _router as router
 from actorproxy.http import RequestHeader
 
 
@@ -162,8 +163,6 @@ def test_no_match_is_none_and_targets_carry_their_index() -> None:
 
 
 def test_the_host_is_not_read_when_no_route_names_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    import actorproxy.declared._router as router
-
     calls: list[RequestHeader] = []
     real = router.request_host
 
