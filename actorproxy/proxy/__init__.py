@@ -1,7 +1,7 @@
 """The proxy: Pingora's phases (`ProxyHttp`, `Session`), peers, and the actors that serve them: listeners,
 connections, the upstream pool and connector, and the service that supervises them."""
 
-from ._connection import DEFAULT_KEEPALIVE_TIMEOUT, ConnectionActor
+from ._connection import DEFAULT_KEEPALIVE_TIMEOUT, DRAIN_LINGER, LINGER_TIMEOUT, ConnectionActor
 from ._connector import connect_peer, tls_context
 from ._engine import DEFAULT_MAX_RETRIES, ProxyCounters, ProxyRuntime, serve_request
 from ._feedback import Outcome, Tracker, note_pick
@@ -39,7 +39,9 @@ __all__ = [
     "DEFAULT_READ_TIMEOUT",
     "DEFAULT_TOTAL_CONNECTION_TIMEOUT",
     "DEFAULT_WRITE_TIMEOUT",
+    "DRAIN_LINGER",
     "IDEMPOTENT_METHODS",
+    "LINGER_TIMEOUT",
     "RETRY_BUFFER_SIZE",
     "Address",
     "BodyChunk",
