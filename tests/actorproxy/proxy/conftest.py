@@ -10,17 +10,30 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+import trio
 from memory_proxy import ORIGIN, MemoryProxy, ToOrigin
 
 from actorproxy.proxy import ProxyHttp, http_proxy_service
 from actorproxy.testing import MemoryListener, MemoryNetwork, Origin, open_memory_network
 from actors import ActorSystem
 
+# A test waiting for what never comes fails after this much virtual time: on the autojump clock, periodic
+# timers (the pool's sweep) would otherwise move time on forever, until the run's own timeout.
+WATCHDOG = 3600.0
+
+
+async def _bark() -> None:
+    await trio.sleep(WATCHDOG)
+    raise TimeoutError(f"the test still waits after {WATCHDOG:g} s of virtual time")
+
 
 @pytest.fixture
 async def network() -> AsyncIterator[MemoryNetwork]:
-    async with open_memory_network() as network:
+    """The memory network, and the watchdog of every test that uses it."""
+    async with open_memory_network() as network, trio.open_nursery() as watchdog:
+        watchdog.start_soon(_bark)
         yield network
+        watchdog.cancel_scope.cancel()
 
 
 @pytest.fixture
