@@ -16,7 +16,9 @@ Rules:
 - Each accepted socket becomes a `SocketStream` (syscall first, wait only when it would block; see
   `actors._sockets`), with TLS layered over it as a `trio.SSLStream` here, not by a `trio.SSLListener`.
 - An endpoint may instead name a `trio.abc.Listener` (an in-memory one in tests): its streams are handed over
-  as they come, under the same rules, except the per-client limit (a stream has no client address). The
+  as they come, under the same rules, except the per-client limit (a stream has no client address). With
+  `max_connections`, each is wrapped to give its slot back when it closes, so a connection sees the wrapper,
+  never a `trio.SSLStream`: terminate TLS with an endpoint's `ssl_context`, not in the listener. The
   listener is borrowed: stopping leaves it open for a restarted listener actor; its owner closes it.
 """
 
