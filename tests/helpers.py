@@ -65,37 +65,3 @@ def refused_port() -> int:
     _HELD_PORTS.append(sock)
     port: int = sock.getsockname()[1]
     return port
-
-
-class Starved(Exception):
-    """A `ScriptedStream` was asked for more bytes than its script holds (the codec would wait)."""
-
-
-class ScriptedStream(trio.abc.Stream):
-    """Hands out `reads` one per receive_some, then EOF (`close`) or `Starved`; records every write."""
-
-    def __init__(self, reads: list[bytes], *, close: bool = True) -> None:
-        self.reads = list(reads)
-        self.close = close
-        self.writes: list[bytes] = []
-
-    @property
-    def written(self) -> bytes:
-        """Every write, joined."""
-        return b"".join(self.writes)
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        self.writes.append(bytes(data))
-
-    async def wait_send_all_might_not_block(self) -> None:
-        pass
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        if self.reads:
-            return self.reads.pop(0)
-        if self.close:
-            return b""
-        raise Starved
-
-    async def aclose(self) -> None:
-        pass

@@ -1,7 +1,7 @@
 """The proxy: Pingora's phases (`ProxyHttp`, `Session`), peers, and the actors that serve them: listeners,
 connections, the upstream pool and connector, and the service that supervises them."""
 
-from ._connection import ConnectionActor
+from ._connection import DRAIN_LINGER, LINGER_TIMEOUT, ConnectionActor
 from ._connector import connect_peer, tls_context
 from ._engine import PeerDefaults, ProxyCounters, ProxyRuntime, serve_request
 from ._exchange import Exchange
@@ -28,7 +28,9 @@ from ._service import HttpProxyService, http_proxy_service
 from ._session import RETRY_BUFFER_SIZE, Session
 
 __all__ = [
+    "DRAIN_LINGER",
     "IDEMPOTENT_METHODS",
+    "LINGER_TIMEOUT",
     "RETRY_BUFFER_SIZE",
     "Address",
     "BodyChunk",

@@ -15,6 +15,11 @@ Rules:
   already has `max_connections_per_client` open gets a `503` and its connection closed at once.
 - Each accepted socket becomes a `SocketStream` (syscall first, wait only when it would block; see
   `actors._sockets`), with TLS layered over it as a `trio.SSLStream` here, not by a `trio.SSLListener`.
+- An endpoint may instead name a `trio.abc.Listener` (an in-memory one in tests): its streams are handed over
+  as they come, under the same rules, except the per-client limit (a stream has no client address). With
+  `max_connections`, each is wrapped to give its slot back when it closes, so a connection sees the wrapper,
+  never a `trio.SSLStream`: terminate TLS with an endpoint's `ssl_context`, not in the listener. The
+  listener is borrowed: stopping leaves it open for a restarted listener actor; its owner closes it.
 """
 
 from __future__ import annotations
@@ -118,10 +123,15 @@ class Endpoint:
     max_connections: int | None = attrs.field(default=None, validator=_limit)
     #: Connections open at once from one client address; None: no limit.
     max_connections_per_client: int | None = attrs.field(default=None, validator=_limit)
+    #: Accept from this listener instead of a socket of our own (nothing is bound, nothing goes in
+    #: `ListenFds`).
+    listener: trio.abc.Listener[trio.abc.Stream] | None = attrs.field(default=None, eq=False)
 
     @property
     def key(self) -> str:
-        """The bind key in `ListenFds`: "host:port" or "unix:/path"."""
+        """The bind key in `ListenFds`: "host:port" or "unix:/path" (for a listener, its type and id)."""
+        if self.listener is not None:
+            return f"{type(self.listener).__name__}@{id(self.listener):#x}"
         return endpoint_key(self.host, self.port, self.path)
 
     def __str__(self) -> str:
@@ -205,8 +215,50 @@ def _wrap(
     return trio.SSLStream(stream, ssl_context, server_side=True, https_compatible=True)
 
 
+class _Released(trio.abc.Stream):
+    """A stream from a `trio.abc.Listener` that gives its connection slot back when it closes."""
+
+    def __init__(self, stream: trio.abc.Stream, release: Callable[[], object]) -> None:
+        self.transport_stream = stream
+        self._release: Callable[[], object] | None = release
+
+    def release(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.transport_stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.transport_stream.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self.transport_stream.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        self.release()
+        await self.transport_stream.aclose()
+
+
+class _ReleasedHalfCloseable(_Released, trio.abc.HalfCloseableStream):
+    transport_stream: trio.abc.HalfCloseableStream
+
+    async def send_eof(self) -> None:
+        await self.transport_stream.send_eof()
+
+
+def _released(stream: trio.abc.Stream, release: Callable[[], object]) -> _Released:
+    if isinstance(stream, trio.abc.HalfCloseableStream):
+        return _ReleasedHalfCloseable(stream, release)
+    return _Released(stream, release)
+
+
 def _close_now(stream: trio.abc.Stream) -> None:
     """Close an accepted socket nobody will serve, synchronously (TLS streams: their transport)."""
+    if isinstance(stream, _Released):
+        stream.release()  # a stream that is not a socket cannot be closed synchronously: dropped
+        stream = stream.transport_stream
     while isinstance(stream, trio.SSLStream):
         stream = stream.transport_stream
     if isinstance(stream, SocketStream):
@@ -246,11 +298,18 @@ class ListenerActor(Actor):
 
     @property
     def address(self) -> Any:
-        """The bound address (host, port) or socket path; useful with port 0."""
+        """The bound address (host, port) or socket path; useful with port 0. An endpoint's listener."""
+        if self.endpoint.listener is not None:
+            return self.endpoint.listener
         assert self.socket is not None
         return self.socket.getsockname()
 
     async def on_start(self) -> None:
+        if self.endpoint.listener is not None:
+            logger.info("listening on %s", self.endpoint)
+            if self.on_bound is not None:
+                self.on_bound(self.address)
+            return
         fds = self.listen_fds
         sock = fds.take(self._key)
         if sock is None:
@@ -267,12 +326,15 @@ class ListenerActor(Actor):
             self.on_bound(self.address)
 
     async def run(self) -> None:
-        sock = self.socket
-        assert sock is not None
-        ssl_context = self.endpoint.ssl_context
         connections: ActorRef | None = self.system.whereis(self.connections_name)
         if connections is None:
             raise RuntimeError(f"no connection supervisor named {self.connections_name!r}")
+        if self.endpoint.listener is not None:
+            await self._accept_from(self.endpoint.listener, connections)
+            return
+        sock = self.socket
+        assert sock is not None
+        ssl_context = self.endpoint.ssl_context
         slots = self.slots
         limited = slots.limit is not None or slots.per_client is not None
         in_a_row = 0
@@ -308,6 +370,20 @@ class ListenerActor(Actor):
                 if in_a_row >= ACCEPT_BATCH:
                     in_a_row = 0
                     await trio.lowlevel.checkpoint()
+
+    async def _accept_from(self, listener: trio.abc.Listener[trio.abc.Stream], connections: ActorRef) -> None:
+        """Accept from a `trio.abc.Listener` under the rules above (hand-over, stop, `max_connections`)."""
+        slots = self.slots
+        with self.context.cancel_on_stop():
+            while True:
+                if slots.full:
+                    await slots.wait_for_room()
+                stream = await listener.accept()
+                self.accepted += 1
+                if slots.limit is not None:
+                    slots.admit(None)
+                    stream = _released(stream, partial(slots.release, None))
+                await start_child_soon(connections, stream, on_refused=partial(_close_now, stream))
 
     async def _accept_failed(self, exc: OSError) -> None:
         if exc.errno in _IGNORED_ACCEPT_ERRORS:

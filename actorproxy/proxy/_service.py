@@ -169,6 +169,16 @@ class HttpProxyService:
             )
         )
 
+    def add_listener(
+        self, listener: trio.abc.Listener[trio.abc.Stream], *, max_connections: int | None = None
+    ) -> None:
+        """Serve the streams `listener` accepts: an `actorproxy.testing.MemoryListener` serves a test without
+        a socket (see `add_tcp`; there is no per-client limit, as a stream has no client address).
+
+        The service borrows `listener`; it stays open when the service stops, for its owner to close.
+        """
+        self.endpoints.append(Endpoint(listener=listener, max_connections=max_connections))
+
     def use_listen_fds(self, fds: ListenFds) -> None:
         """Borrow listening sockets from `fds` (the server's), and register those bound here."""
         self.listen_fds = fds
@@ -180,6 +190,8 @@ class HttpProxyService:
             OSError: an address is in use or not allowed; the message names the endpoint.
         """
         for endpoint in self.endpoints:
+            if endpoint.listener is not None:
+                continue  # nothing to bind: the streams come from the listener
             if endpoint.key in fds:
                 continue  # handed over by the previous server, or a second "host:0" (bound at start)
             try:

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import trio
-from helpers import ScriptedStream, Starved
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -32,6 +31,7 @@ from actorproxy.http import (
     available_codecs,
     select_codec,
 )
+from actorproxy.testing import ScriptedStream, Starved
 
 OTHER_CODECS = [name for name in available_codecs() if name != "h11"]
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import h11
 import trio
-from helpers import ScriptedStream, Starved
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -32,6 +31,7 @@ from actorproxy.http import (
     status_for,
 )
 from actorproxy.http.h1._strict import HeadScanner, check_head, check_request, noted_fields
+from actorproxy.testing import ScriptedStream, Starved
 
 CODECS = [select_codec(name) for name in available_codecs()]
 LIMITS = HttpLimits(max_request_line=256, max_header_bytes=1024, max_header_count=12, max_body_size=4096)
