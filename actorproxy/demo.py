@@ -66,7 +66,8 @@ DEMO_LISTEN = "127.0.0.1:6188"
 DEMO_UPSTREAM_HOST = "demo.internal"
 #: The demo upstreams behind the demo load balancer.
 DEMO_UPSTREAM_NAMES = ("one", "two", "three")
-# A demo request is a few hundred bytes; 64 KiB is the read size the proxy uses too (DESIGN).
+# A demo request is a few hundred bytes; 64 KiB is the read size the proxy uses too
+# (docs/architecture.md, "The request path").
 READ_SIZE = 64 * 1024
 #: Largest `?pad=`: many times the proxy's read size, and small enough that a typo cannot eat the memory.
 MAX_PAD = 4 * 1024 * 1024

@@ -24,9 +24,7 @@ from dataclasses import dataclass
 import trio
 from demo_upstreams import DEMO_HOST, Address, run, serve_proxy, start_demo_upstreams
 
-from actorproxy.http import RequestHeader
-from actorproxy.proxy import HttpPeer, ProxyHttp, Session, http_proxy_service
-from actorproxy.server import Server
+from actorproxy import HttpPeer, ProxyHttp, RequestHeader, Server, Session, http_proxy_service
 
 logger = logging.getLogger("examples.ctx")
 

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 
+from actorproxy import HttpProxyService, Server
 from actorproxy.demo import (
     DEMO_HOST,
     MAX_PAD,
@@ -29,8 +30,6 @@ from actorproxy.demo import (
     serve_demo_upstream,
     start_demo_upstreams,
 )
-from actorproxy.proxy import HttpProxyService
-from actorproxy.server import Server
 from actors import ActorSystem
 
 __all__ = [

@@ -31,9 +31,15 @@ import trio
 from demo_upstreams import DEMO_HOST, run, serve_proxy, start_demo_upstreams
 from load_balancer import LB, UPSTREAM_NAMES
 
-from actorproxy.lb import DnsDiscovery, LoadBalancer, RoundRobin, TcpHealthCheck
-from actorproxy.proxy import http_proxy_service
-from actorproxy.server import Server, background_service
+from actorproxy import (
+    DnsDiscovery,
+    LoadBalancer,
+    RoundRobin,
+    Server,
+    TcpHealthCheck,
+    background_service,
+    http_proxy_service,
+)
 from actorproxy.testing import DnsServer, SrvRecord
 
 # Next to the other examples' 6188, so both can run at once.

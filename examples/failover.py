@@ -28,9 +28,7 @@ from dataclasses import dataclass, field
 import trio
 from demo_upstreams import DEMO_HOST, Address, run, serve_proxy, start_demo_upstreams
 
-from actorproxy.http import Error
-from actorproxy.proxy import HttpPeer, ProxyHttp, Session, http_proxy_service
-from actorproxy.server import Server
+from actorproxy import Error, HttpPeer, ProxyHttp, Server, Session, http_proxy_service
 
 logger = logging.getLogger("examples.failover")
 

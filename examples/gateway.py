@@ -26,9 +26,16 @@ from collections.abc import Sequence
 import trio
 from demo_upstreams import DEMO_HOST, Address, run, serve_proxy, start_demo_upstreams
 
-from actorproxy.http import Error, RequestHeader, ResponseHeader
-from actorproxy.proxy import HttpPeer, ProxyHttp, Session, http_proxy_service
-from actorproxy.server import Server
+from actorproxy import (
+    Error,
+    HttpPeer,
+    ProxyHttp,
+    RequestHeader,
+    ResponseHeader,
+    Server,
+    Session,
+    http_proxy_service,
+)
 
 logger = logging.getLogger("examples.gateway")
 

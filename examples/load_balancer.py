@@ -30,6 +30,7 @@ from collections.abc import Sequence
 import trio
 from demo_upstreams import run, serve_proxy, start_demo_upstreams
 
+from actorproxy import Server
 from actorproxy.demo import (
     DEMO_HOST,
     DEMO_LISTEN,
@@ -39,7 +40,6 @@ from actorproxy.demo import (
     add_demo_proxy,
     demo_load_balancer,
 )
-from actorproxy.server import Server
 
 __all__ = ["LB", "LISTEN", "UPSTREAM_HOST", "UPSTREAM_NAMES", "load_balancer", "main", "start"]
 

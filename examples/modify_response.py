@@ -26,9 +26,16 @@ import trio
 import yaml
 from demo_upstreams import DEMO_HOST, Address, run, serve_proxy, start_demo_upstreams
 
-from actorproxy.http import RequestHeader, ResponseHeader
-from actorproxy.proxy import BodyChunk, HttpPeer, ProxyHttp, Session, http_proxy_service
-from actorproxy.server import Server
+from actorproxy import (
+    BodyChunk,
+    HttpPeer,
+    ProxyHttp,
+    RequestHeader,
+    ResponseHeader,
+    Server,
+    Session,
+    http_proxy_service,
+)
 
 # The guide's port; loopback rather than its 0.0.0.0, so the demo is not reachable from the network.
 LISTEN = "127.0.0.1:6188"

@@ -29,10 +29,21 @@ from urllib.parse import urlsplit
 import trio
 from demo_upstreams import DEMO_HOST, Address, run, serve_proxy, start_demo_upstreams
 
-from actorproxy.http import Error, ErrorSource, ErrorType, RequestHeader
-from actorproxy.lb import LoadBalancer, RoundRobin, TcpHealthCheck
-from actorproxy.proxy import HttpPeer, ProxyHttp, Session, http_proxy_service
-from actorproxy.server import Server, background_service
+from actorproxy import (
+    Error,
+    ErrorSource,
+    ErrorType,
+    HttpPeer,
+    LoadBalancer,
+    ProxyHttp,
+    RequestHeader,
+    RoundRobin,
+    Server,
+    Session,
+    TcpHealthCheck,
+    background_service,
+    http_proxy_service,
+)
 
 # The guide's port; loopback rather than its 0.0.0.0, so the demo is not reachable from the network.
 LISTEN = "127.0.0.1:6188"

@@ -1,6 +1,6 @@
 """Load balancing (Pingora's): backends, the pure algorithms that choose between them, and the
 `LoadBalancer` that publishes selection snapshots, run by a `LoadBalancerActor` (see
-`actors.background_service`)."""
+`actorproxy.server.background_service`)."""
 
 from actorproxy.proxy import Outcome
 

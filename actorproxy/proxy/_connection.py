@@ -111,7 +111,7 @@ class ConnectionActor(Actor):
                     if not downstream.body_done:
                         await self._linger()
                     return
-                await trio.lowlevel.checkpoint()  # streams yield only when they wait (actors._sockets)
+                await trio.lowlevel.checkpoint()  # streams yield only when they wait (proxy._sockets)
         except Error as exc:
             logger.debug("connection from %s ended: %s", client_addr, exc)
         except Exception:

@@ -53,7 +53,7 @@ async def connect_peer(peer: HttpPeer) -> trio.abc.Stream:
     """Connect to `peer` and, for https, finish the TLS handshake.
 
     Returns:
-        A `SocketStream` (TCP or Unix socket; it checkpoints only when it waits, see `actors._sockets`),
+        A `SocketStream` (TCP or Unix socket; it checkpoints only when it waits, see `_sockets`),
         or a `trio.SSLStream` over one for https.
 
     Raises:

@@ -14,7 +14,7 @@ Rules:
   closes (new connections wait in the kernel's backlog: none is refused for it); a client address that
   already has `max_connections_per_client` open gets a `503` and its connection closed at once.
 - Each accepted socket becomes a `SocketStream` (syscall first, wait only when it would block; see
-  `actors._sockets`), with TLS layered over it as a `trio.SSLStream` here, not by a `trio.SSLListener`.
+  `_sockets`), with TLS layered over it as a `trio.SSLStream` here, not by a `trio.SSLListener`.
 - An endpoint may instead name a `trio.abc.Listener` (an in-memory one in tests): its streams are handed over
   as they come, under the same rules, except the per-client limit (a stream has no client address). With
   `max_connections`, each is wrapped to give its slot back when it closes, so a connection sees the wrapper,

@@ -1,9 +1,9 @@
 """The upstream connection pool: idle connections keyed by peer identity, and the actor that watches them.
 
 Rules:
-- `ConnectionPool` is a plain object with synchronous methods. DESIGN: pool checkout/checkin is decided in a
-  synchronous step and I/O comes after; trio runs one task at a time between awaits, so there is no lock and
-  no mailbox hop on the request path. Connection actors call `checkout` / `checkin` directly; `PeerPoolActor`
+- `ConnectionPool` is a plain object with synchronous methods. Checkout and checkin are decided in a
+  synchronous step (docs/architecture.md) and I/O comes after; trio runs one task at a time between
+  awaits, so there is no lock and no mailbox hop on the request path. Connection actors call `checkout` / `checkin` directly; `PeerPoolActor`
   owns the pool's lifetime: it sweeps idle connections on a timer and closes them when it stops.
 - Keys are `HttpPeer.reuse_key()`. Checkout is LIFO per key: the most recently returned connection is the
   warmest and the least likely to have hit the upstream's own idle timer.

@@ -2,8 +2,8 @@
 
 Rules:
 - Every operation tries its syscall first and parks in `trio.lowlevel.wait_readable` / `wait_writable` only
-  when the kernel says it would block. DESIGN ("The request path"): letting trio yield on every send/recv,
-  as `trio.SocketStream` does, costs 2.5-4.7 us per call.
+  when the kernel says it would block. Letting trio yield on every send/recv, as `trio.SocketStream` does,
+  costs 2.5-4.7 us per call (docs/architecture.md, "The request path").
 - So, unlike trio's streams, a call that does not wait does not checkpoint: it neither yields nor notices a
   cancellation. The caller owns fairness: `ConnectionActor` checkpoints once per request. As a backstop for
   loops that never find a socket empty or full (a large body or a tunnel between two fast peers), every
@@ -28,7 +28,7 @@ import trio
 
 __all__ = ["DEFAULT_RECEIVE_SIZE", "YIELD_EVERY", "SocketStream", "from_trio_stream"]
 
-# DESIGN: 64 KiB read buffers (measured on the trio skeleton); trio.SocketStream's default too.
+# 64 KiB read buffers (docs/architecture.md, "The request path"); trio.SocketStream's default too.
 DEFAULT_RECEIVE_SIZE = 65536
 # Operations in a row that complete without waiting before one yields anyway: with 64 KiB chunks about
 # 1 MiB between yields. A request of a few small reads and writes waits for its peer long before that.
