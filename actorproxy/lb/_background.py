@@ -10,9 +10,9 @@ Rules:
   backends because a file is broken); later it is logged and the last set is kept, as in Pingora.
 - A crash loses nothing requests need: the snapshot is on the `LoadBalancer`, and the restarted actor
   runs discovery and a health round again before it counts as started.
-- `LoadBalancerService` is what `actorproxy.server.background_service(name, lb)` returns for a load balancer. Its start
-  is the load balancer's readiness, so a proxy service added with `depends_on=[service]` opens its
-  listeners only once the first discovery and health round are done.
+- `LoadBalancerService` is what `actorproxy.server.background_service(name, lb)` returns for a load
+  balancer. Its start is the load balancer's readiness, so a proxy service added with
+  `depends_on=[service]` opens its listeners only once the first discovery and health round are done.
 """
 
 from __future__ import annotations

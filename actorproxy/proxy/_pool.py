@@ -3,8 +3,9 @@
 Rules:
 - `ConnectionPool` is a plain object with synchronous methods. Checkout and checkin are decided in a
   synchronous step (docs/architecture.md) and I/O comes after; trio runs one task at a time between
-  awaits, so there is no lock and no mailbox hop on the request path. Connection actors call `checkout` / `checkin` directly; `PeerPoolActor`
-  owns the pool's lifetime: it sweeps idle connections on a timer and closes them when it stops.
+  awaits, so there is no lock and no mailbox hop on the request path. Connection actors call `checkout` /
+  `checkin` directly; `PeerPoolActor` owns the pool's lifetime: it sweeps idle connections on a timer and
+  closes them when it stops.
 - Keys are `HttpPeer.reuse_key()`. Checkout is LIFO per key: the most recently returned connection is the
   warmest and the least likely to have hit the upstream's own idle timer.
 - Capacity: `max_size` idle connections in all (Pingora's `upstream_keepalive_pool_size`, 128), and optionally
