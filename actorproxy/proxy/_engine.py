@@ -41,7 +41,7 @@ import trio
 
 from actorproxy.http import (
     DEFAULT_LIMITS,
-    ClientConnection,
+    ClientSide,
     Codec,
     Error,
     ErrorSource,
@@ -246,11 +246,11 @@ async def _fail(app: ProxyHttp, session: Session, ctx: Any, error: Error) -> Non
         logger.error("%s, error: %s", _summary(app, session, ctx), error)
 
 
-async def _connect(runtime: ProxyRuntime, peer: HttpPeer) -> tuple[ClientConnection, bool]:
+async def _connect(runtime: ProxyRuntime, peer: HttpPeer) -> tuple[ClientSide, bool]:
     key = peer.reuse_key()
     pooled = runtime.pool.checkout(key)
     if pooled is not None:
-        reused: ClientConnection = pooled.conn
+        reused: ClientSide = pooled.conn
         return reused, True
     options = peer.options
     stream = await runtime.connect(peer)
@@ -350,7 +350,7 @@ async def _answer_here(forwarding: Forwarding, session: Session) -> bool:
 
 
 async def _exchange(
-    app: ProxyHttp, session: Session, ctx: Any, conn: ClientConnection, forwarding: Forwarding
+    app: ProxyHttp, session: Session, ctx: Any, conn: ClientSide, forwarding: Forwarding
 ) -> int:
     """Send the request upstream and stream the response back, both bodies at once; return the upstream's
     status."""
@@ -419,7 +419,7 @@ def _request_has_body(session: Session) -> bool:
     return length is not None and length.strip() not in ("", "0")
 
 
-async def _pump_request_body(app: ProxyHttp, session: Session, ctx: Any, conn: ClientConnection) -> None:
+async def _pump_request_body(app: ProxyHttp, session: Session, ctx: Any, conn: ClientSide) -> None:
     chunk = BodyChunk(None)
     # A retry replays what the buffer kept of the body, then carries on reading the client.
     for piece in list(session.retry_buffer()):
@@ -436,7 +436,7 @@ async def _pump_request_body(app: ProxyHttp, session: Session, ctx: Any, conn: C
 
 
 async def _send_request_piece(
-    app: ProxyHttp, session: Session, ctx: Any, conn: ClientConnection, chunk: BodyChunk, *, end: bool
+    app: ProxyHttp, session: Session, ctx: Any, conn: ClientSide, chunk: BodyChunk, *, end: bool
 ) -> None:
     delay = await app.request_body_filter(session, chunk, end, ctx)
     if chunk.data:
@@ -449,7 +449,7 @@ async def _relay_response(
     app: ProxyHttp,
     session: Session,
     ctx: Any,
-    conn: ClientConnection,
+    conn: ClientSide,
     upgrade: bool,
     *,
     forwarding: Forwarding,
@@ -512,7 +512,7 @@ async def _filter_response_piece(
         await trio.sleep(delay)
 
 
-async def _finish_response(app: ProxyHttp, session: Session, ctx: Any, conn: ClientConnection) -> None:
+async def _finish_response(app: ProxyHttp, session: Session, ctx: Any, conn: ClientSide) -> None:
     trailers = conn.response_trailers
     if trailers is not None:
         await app.upstream_response_trailer_filter(session, trailers, ctx)
@@ -520,7 +520,7 @@ async def _finish_response(app: ProxyHttp, session: Session, ctx: Any, conn: Cli
     await session.downstream.finish(trailers)
 
 
-async def _tunnel(session: Session, conn: ClientConnection, response: ResponseHeader) -> None:
+async def _tunnel(session: Session, conn: ClientSide, response: ResponseHeader) -> None:
     """After a 101: relay raw bytes both ways until either side closes; the connection ends with it."""
     session.set_keepalive(None)
     downstream = session.downstream

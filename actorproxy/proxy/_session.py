@@ -19,7 +19,7 @@ import trio
 from actorproxy.http import Error, ErrorSource, ErrorType, Headers, RequestHeader, ResponseHeader
 
 if TYPE_CHECKING:
-    from actorproxy.http import ServerConnection
+    from actorproxy.http import ServerSide
 
 __all__ = ["RETRY_BUFFER_SIZE", "Session"]
 
@@ -44,7 +44,7 @@ class Session:
 
     def __init__(
         self,
-        downstream: ServerConnection,
+        downstream: ServerSide,
         req_header: RequestHeader,
         *,
         client_addr: Any = None,
