@@ -45,13 +45,35 @@ DEFAULT_READ_SIZE = 65536
 # from clients have their own limits (`HttpLimits.max_header_bytes`).
 DEFAULT_MAX_HEAD_SIZE = 65536
 
-# The I/O boundary's table: what a broken or closed transport raises (trio wraps socket and TLS errors in
-# BrokenResourceError; ClosedResourceError means the stream was closed under us; plain OSError comes from raw
-# streams), and the error it becomes while reading or writing, with how its context starts. Nothing else is
-# translated: `trio.Cancelled` is not an Exception, and our own errors pass as they are.
+# What a broken or closed transport raises: trio wraps socket and TLS errors in BrokenResourceError;
+# ClosedResourceError means the stream was closed under us; plain OSError comes from raw streams. Nothing else
+# is translated: `trio.Cancelled` is not an Exception, and our own errors pass as they are.
 _IO_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
-_READING: Final = (ErrorType.READ_ERROR, "while reading from")
-_WRITING: Final = (ErrorType.WRITE_ERROR, "while writing to")
+
+
+@attrs.frozen
+class _Operation:
+    """A row of the I/O boundary's table: what a failed read or write of the stream becomes."""
+
+    failed: ErrorType  # one of `_IO_ERRORS` was raised
+    failed_context: str  # that error's context, before the peer's name
+    timed_out: ErrorType  # the side's timeout ran out first
+    timed_out_context: str  # that error's context, with {peer} and {timeout}
+
+
+# The I/O boundary's table, one row per direction.
+_READING: Final = _Operation(
+    ErrorType.READ_ERROR,
+    "while reading from",
+    ErrorType.READ_TIMEDOUT,
+    "no data from {peer} within {timeout:g} s",
+)
+_WRITING: Final = _Operation(
+    ErrorType.WRITE_ERROR,
+    "while writing to",
+    ErrorType.WRITE_TIMEDOUT,
+    "{peer} took no data for {timeout:g} s",
+)
 
 
 def _server_limits(limits: HttpLimits, max_head_size: int | None) -> HttpLimits:
@@ -124,12 +146,7 @@ class _H1Connection:
                 with trio.move_on_after(timeout) as scope:
                     data = await self._stream.receive_some(self._read_size)
                 if scope.cancelled_caught:
-                    self._failed = True
-                    raise Error(
-                        ErrorType.READ_TIMEDOUT,
-                        self._source,
-                        context=f"no data from {self._peer} within {timeout:g} s",
-                    )
+                    raise self._timeout_error(_READING, timeout)
         except _IO_ERRORS as exc:
             raise self._io_error(_READING, exc) from exc
         if not data:
@@ -147,25 +164,27 @@ class _H1Connection:
                 with trio.move_on_after(timeout) as scope:
                     await self._stream.send_all(data)
                 if scope.cancelled_caught:
-                    raise Error(
-                        ErrorType.WRITE_TIMEDOUT,
-                        self._source,
-                        context=f"{self._peer} took no data for {timeout:g} s",
-                    )
+                    raise self._timeout_error(_WRITING, timeout)
         except _IO_ERRORS as exc:
             raise self._io_error(_WRITING, exc) from exc
         except BaseException:
-            self._failed = True  # timed out or cancelled mid-write: part of the data may be on the wire
+            self._failed = True  # cancelled mid-write: part of the data may be on the wire
             raise
         self.bytes_written += len(data)
 
-    def _io_error(self, operation: tuple[ErrorType, str], exc: BaseException) -> Error:
+    def _io_error(self, operation: _Operation, exc: BaseException) -> Error:
         """The one translation at the I/O boundary: `exc`, one of `_IO_ERRORS` raised while reading or
-        writing (`_READING`, `_WRITING`), as our `Error` from the peer's side, caused by `exc`. The
-        connection is failed: the transport may have cut a message anywhere."""
+        writing the stream, as our `Error` from the peer's side, caused by `exc`. The connection is failed:
+        the transport may have cut a message anywhere."""
         self._failed = True
-        etype, doing = operation
-        return Error(etype, self._source, context=f"{doing} {self._peer}", cause=exc, retry=self._retry(exc))
+        context = f"{operation.failed_context} {self._peer}"
+        return Error(operation.failed, self._source, context=context, cause=exc, retry=self._retry(exc))
+
+    def _timeout_error(self, operation: _Operation, timeout: float) -> Error:
+        """The read or write ran out of time: part of a message may be unread or on the wire."""
+        self._failed = True
+        context = operation.timed_out_context.format(peer=self._peer, timeout=timeout)
+        return Error(operation.timed_out, self._source, context=context)
 
     def _retry(self, exc: BaseException | None) -> RetryType:
         """The retry decision for a transport failure (`exc`, or None for EOF): a client's request is never
