@@ -34,12 +34,12 @@ import trio
 import trio.testing
 
 from actorproxy.http import (
-    ClientConnection,
+    ClientSide,
     Codec,
     Headers,
     RequestHeader,
     ResponseHeader,
-    ServerConnection,
+    ServerSide,
     available_codecs,
     select_codec,
 )
@@ -70,7 +70,7 @@ BROWSER_FIELDS = [
 CASES = {"curl GET": CURL_GET, "browser GET": BROWSER_GET, "16 KiB POST, chunked answer": POST}
 
 
-async def answer(server: ServerConnection, request: bytes) -> None:
+async def answer(server: ServerSide, request: bytes) -> None:
     """Read one request (and its body) and answer it as the case says."""
     await server.read_request()
     while await server.read_body():
@@ -86,7 +86,7 @@ async def answer(server: ServerConnection, request: bytes) -> None:
         await server.write_response(ResponseHeader(200, [("Content-Type", "text/plain")]), b"hello", end=True)
 
 
-async def ask(conn: ClientConnection, request: bytes) -> None:
+async def ask(conn: ClientSide, request: bytes) -> None:
     """Send the case's request as the engine does (head and body in one write), read the whole answer."""
     head, _, body = request.partition(b"\r\n\r\n")
     start, *lines = head.decode("latin-1").split("\r\n")

@@ -26,7 +26,7 @@ import trio
 
 from actorproxy.config import DEFAULT_HEALTH_CHECK_CONNECT_TIMEOUT, DEFAULT_HEALTH_CHECK_READ_TIMEOUT
 from actorproxy.http import (
-    ClientConnection,
+    ClientSide,
     Codec,
     Error,
     ErrorSource,
@@ -181,7 +181,7 @@ class HttpHealthCheck:
     consecutive_success: int = attrs.field(default=1, validator=_check_threshold)
     consecutive_failure: int = attrs.field(default=1, validator=_check_threshold)
     health_changed: HealthChanged | None = None
-    _idle: dict[Backend, ClientConnection] = attrs.field(init=False, factory=dict, repr=False)
+    _idle: dict[Backend, ClientSide] = attrs.field(init=False, factory=dict, repr=False)
 
     @port_override.validator
     def _check_port(self, attribute: attrs.Attribute[int | None], value: int | None) -> None:
@@ -220,7 +220,7 @@ class HttpHealthCheck:
         for conn in idle.values():
             await conn.abort()
 
-    async def _connect(self, backend: Backend) -> ClientConnection:
+    async def _connect(self, backend: Backend) -> ClientSide:
         address: object = backend.addr
         if self.port_override is not None:
             if isinstance(backend.addr, str):

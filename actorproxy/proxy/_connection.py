@@ -32,7 +32,7 @@ from actorproxy.http import (
     ErrorType,
     ProtocolError,
     ResponseHeader,
-    ServerConnection,
+    ServerSide,
     status_for,
 )
 from actors import Actor, ExitReason
@@ -64,7 +64,7 @@ class ConnectionActor(Actor):
     def __init__(self, stream: trio.abc.Stream, runtime: ProxyRuntime) -> None:
         self.stream = stream
         self.runtime = runtime
-        self.downstream: ServerConnection = runtime.codec.server(stream, limits=runtime.settings.limits)
+        self.downstream: ServerSide = runtime.codec.server(stream, limits=runtime.settings.limits)
         self.requests = 0
         self._idle: trio.CancelScope | None = None
 

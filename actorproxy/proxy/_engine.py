@@ -38,7 +38,7 @@ import trio
 from actorproxy.config import ProxySettings
 from actorproxy.http import (
     MAX_FORWARDS_METHODS,
-    ClientConnection,
+    ClientSide,
     Codec,
     Error,
     ErrorSource,
@@ -232,11 +232,11 @@ async def _fail(app: ProxyHttp, session: Session, ctx: Any, error: Error) -> Non
         logger.error("%s, error: %s", _summary(app, session, ctx), error)
 
 
-async def _connect(runtime: ProxyRuntime, peer: HttpPeer) -> tuple[ClientConnection, bool]:
+async def _connect(runtime: ProxyRuntime, peer: HttpPeer) -> tuple[ClientSide, bool]:
     key = peer.reuse_key()
     pooled = runtime.pool.checkout(key)
     if pooled is not None:
-        reused: ClientConnection = pooled.conn
+        reused: ClientSide = pooled.conn
         return reused, True
     options = peer.options
     stream = await runtime.connect(peer)

@@ -23,7 +23,7 @@ import trio
 
 from actorproxy.config import Forwarding
 from actorproxy.http import (
-    ClientConnection,
+    ClientSide,
     Error,
     ErrorSource,
     ErrorType,
@@ -57,7 +57,7 @@ class Exchange:
     __slots__ = ("app", "conn", "ctx", "forwarding", "session", "upgrade")
 
     def __init__(
-        self, app: ProxyHttp, session: Session, ctx: Any, conn: ClientConnection, forwarding: Forwarding
+        self, app: ProxyHttp, session: Session, ctx: Any, conn: ClientSide, forwarding: Forwarding
     ) -> None:
         self.app = app
         self.session = session

@@ -20,7 +20,7 @@ from actorproxy.config import DEFAULT_KEEPALIVE_TIMEOUT
 from actorproxy.http import Error, ErrorSource, ErrorType, Headers, RequestHeader, ResponseHeader
 
 if TYPE_CHECKING:
-    from actorproxy.http import ServerConnection
+    from actorproxy.http import ServerSide
 
 __all__ = ["RETRY_BUFFER_SIZE", "Session"]
 
@@ -45,7 +45,7 @@ class Session:
 
     def __init__(
         self,
-        downstream: ServerConnection,
+        downstream: ServerSide,
         req_header: RequestHeader,
         *,
         client_addr: Any = None,

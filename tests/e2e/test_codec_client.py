@@ -13,7 +13,7 @@ import trio
 from upstream import Upstream
 
 from actorproxy.http import (
-    ClientConnection,
+    ClientSide,
     Codec,
     Error,
     ErrorSource,
@@ -30,11 +30,11 @@ def codec(request: pytest.FixtureRequest) -> Codec:
     return select_codec(request.param)
 
 
-async def connect(codec: Codec, upstream: Upstream) -> ClientConnection:
+async def connect(codec: Codec, upstream: Upstream) -> ClientSide:
     return codec.client(await trio.open_tcp_stream("127.0.0.1", upstream.port), read_timeout=5.0)
 
 
-async def read_all(conn: ClientConnection) -> bytes:
+async def read_all(conn: ClientSide) -> bytes:
     pieces = []
     while (piece := await conn.read_body()) is not None:
         pieces.append(piece)

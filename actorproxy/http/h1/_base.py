@@ -1,10 +1,12 @@
 """What every HTTP/1.1 codec shares: its errors, its I/O boundary, and the side-specific API around a parser.
 
 Rules:
-- This is the one place where trio and OS exceptions on a connection's stream become `Error`
-  (`raise Error(...) from exc`), for both codecs: `_ServerSide` faces the client (`DOWNSTREAM`), `_ClientSide`
-  the upstream (`UPSTREAM`, with per-read and per-write timeouts and Pingora's retry decision).
-  `trio.Cancelled` always propagates untouched.
+- The I/O boundary is here, for both sides of both codecs: `_receive` and `_send` are the only places a
+  connection's stream is read or written, and `_io_error` the one translation of what a transport raises
+  (`_IO_ERRORS`) into `Error` (`raise Error(...) from exc`): `READ_ERROR` or `WRITE_ERROR`, from the peer's
+  side (`DOWNSTREAM` on the server side, `UPSTREAM` on the client side, with Pingora's retry decision).
+  The client side's per-read and per-write timeouts are decided there too. `trio.Cancelled` and every
+  other `BaseException` propagate untouched.
 - A peer's protocol violation raises `ProtocolError`, an `Error` with the status to answer the client with:
   the strict checks' status (`_strict.py`: 400, 413, 414, 417, 431, 501, 505) or h11's hint for a bad
   request, 502 for a bad response.
@@ -15,7 +17,8 @@ Rules:
 - After an error on the wire (I/O, timeout, protocol, cancellation mid-write) the connection is marked
   failed: it serves no further request and is never reused; the caller closes it.
 - A codec subclasses `_H1Connection` with its parser (`_read_body`, `_encode_data`, `_finish`, `detach`) and
-  puts `_ServerSide` or `_ClientSide` in front of it; the sides hold no parser state of their own.
+  puts `_ServerBase` or `_ClientBase` in front of it; the sides hold no parser state of their own. Together
+  they have exactly the members of `ServerSide` / `ClientSide` (`_protocols.py`), where they are documented.
 - `bytes_read` / `bytes_written` count wire bytes: heads, framing and bodies.
 """
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+from typing import Final
 
 import attrs
 import h11
@@ -35,7 +39,7 @@ from .._header import Headers, ResponseHeader
 
 __all__ = ["DEFAULT_MAX_HEAD_SIZE", "DEFAULT_READ_SIZE", "ProtocolError"]
 
-# 64 KiB reads: the buffer size measured best on the trio skeleton (DESIGN, "The request path").
+# 64 KiB reads: the buffer size measured best on the trio skeleton.
 DEFAULT_READ_SIZE = 65536
 # Largest response head read from an upstream (a larger one is a 502). h11 defaults to 16 KiB, Pingora allows
 # 1 MiB; 64 KiB fits real traffic (many Set-Cookie fields) while bounding memory per connection. Request heads
@@ -43,8 +47,34 @@ DEFAULT_READ_SIZE = 65536
 DEFAULT_MAX_HEAD_SIZE = 65536
 
 # What a broken or closed transport raises: trio wraps socket and TLS errors in BrokenResourceError;
-# ClosedResourceError means the stream was closed under us; plain OSError comes from raw streams.
+# ClosedResourceError means the stream was closed under us; plain OSError comes from raw streams. Nothing else
+# is translated: `trio.Cancelled` is not an Exception, and our own errors pass as they are.
 _IO_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+
+
+@attrs.frozen
+class _Operation:
+    """A row of the I/O boundary's table: what a failed read or write of the stream becomes."""
+
+    failed: ErrorType  # one of `_IO_ERRORS` was raised
+    failed_context: str  # that error's context, before the peer's name
+    timed_out: ErrorType  # the side's timeout ran out first
+    timed_out_context: str  # that error's context, with {peer} and {timeout}
+
+
+# The I/O boundary's table, one row per direction.
+_READING: Final = _Operation(
+    ErrorType.READ_ERROR,
+    "while reading from",
+    ErrorType.READ_TIMEDOUT,
+    "no data from {peer} within {timeout:g} s",
+)
+_WRITING: Final = _Operation(
+    ErrorType.WRITE_ERROR,
+    "while writing to",
+    ErrorType.WRITE_TIMEDOUT,
+    "{peer} took no data for {timeout:g} s",
+)
 
 
 def _server_limits(limits: HttpLimits, max_head_size: int | None) -> HttpLimits:
@@ -75,12 +105,15 @@ class ProtocolError(Error):
 
 
 class _H1Connection:
-    """What both sides of both codecs share: the stream, the failure and body state, close and abort.
+    """What both sides of both codecs share: the stream and the I/O boundary, the failure and body state,
+    reading a body, finishing a message, close and abort."""
 
-    Attributes:
-        bytes_read: wire bytes received on this connection.
-        bytes_written: wire bytes sent on this connection.
-    """
+    _source: ErrorSource  # the side the peer is on
+    _peer: str  # the peer, as error contexts name it
+    # Seconds a single read or write of the stream may take (the client side's `read_timeout` and
+    # `write_timeout`); None waits forever, as the server side does.
+    _read_timeout: float | None = None
+    _write_timeout: float | None = None
 
     def __init__(self, stream: trio.abc.Stream, read_size: int) -> None:
         self._stream = stream
@@ -96,21 +129,70 @@ class _H1Connection:
 
     @property
     def body_done(self) -> bool:
-        """The current message's body has been read to its end (at once for a message without a body)."""
         return not self._in_body
 
     @property
     def stream(self) -> trio.abc.Stream:
-        """The underlying stream (for a pool's idle watch); reading or writing it directly breaks framing."""
         return self._stream
 
-    # -- provided by the side ----------------------------------------------------------------------------
+    # -- the I/O boundary --------------------------------------------------------------------------------
 
     async def _receive(self) -> bytes | bytearray:
-        raise NotImplementedError
+        """The next bytes from the stream (empty at its end), counted."""
+        timeout = self._read_timeout
+        try:
+            if timeout is None:
+                data = await self._stream.receive_some(self._read_size)
+            else:
+                with trio.move_on_after(timeout) as scope:
+                    data = await self._stream.receive_some(self._read_size)
+                if scope.cancelled_caught:
+                    raise self._timeout_error(_READING, timeout)
+        except _IO_ERRORS as exc:
+            raise self._io_error(_READING, exc) from exc
+        if not data:
+            self._eof = True
+        self.bytes_read += len(data)
+        return data
 
     async def _send(self, data: bytes) -> None:
-        raise NotImplementedError
+        """Write `data` to the stream, counted."""
+        timeout = self._write_timeout
+        try:
+            if timeout is None:
+                await self._stream.send_all(data)
+            else:
+                with trio.move_on_after(timeout) as scope:
+                    await self._stream.send_all(data)
+                if scope.cancelled_caught:
+                    raise self._timeout_error(_WRITING, timeout)
+        except _IO_ERRORS as exc:
+            raise self._io_error(_WRITING, exc) from exc
+        except BaseException:
+            self._failed = True  # cancelled mid-write: part of the data may be on the wire
+            raise
+        self.bytes_written += len(data)
+
+    def _io_error(self, operation: _Operation, exc: BaseException) -> Error:
+        """The one translation at the I/O boundary: `exc`, one of `_IO_ERRORS` raised while reading or
+        writing the stream, as our `Error` from the peer's side, caused by `exc`. The connection is failed:
+        the transport may have cut a message anywhere."""
+        self._failed = True
+        context = f"{operation.failed_context} {self._peer}"
+        return Error(operation.failed, self._source, context=context, cause=exc, retry=self._retry(exc))
+
+    def _timeout_error(self, operation: _Operation, timeout: float) -> Error:
+        """The read or write ran out of time: part of a message may be unread or on the wire."""
+        self._failed = True
+        context = operation.timed_out_context.format(peer=self._peer, timeout=timeout)
+        return Error(operation.timed_out, self._source, context=context)
+
+    def _retry(self, exc: BaseException | None) -> RetryType:
+        """The retry decision for a transport failure (`exc`, or None for EOF): a client's request is never
+        retried by the proxy."""
+        return RetryType.NEVER
+
+    # -- provided by the side ----------------------------------------------------------------------------
 
     def _smuggling_response(self) -> ProtocolError:
         """A response with both Content-Length and Transfer-Encoding: RFC 9112 §6.3 lets a recipient read
@@ -138,10 +220,17 @@ class _H1Connection:
     async def _finish(self, trailers: Headers | None) -> None:
         raise NotImplementedError
 
+    # -- bodies and the end of a message -----------------------------------------------------------------
+
+    async def read_body(self) -> bytes | None:
+        return await self._read_body()
+
+    async def finish(self, trailers: Headers | None = None) -> None:
+        await self._finish(trailers)
+
     # -- close -------------------------------------------------------------------------------------------
 
     async def close(self) -> None:
-        """Close the stream gracefully (a TLS close_notify, if any); a detached stream is left alone."""
         if self._detached:
             return
         # The peer may be gone already; trio's aclose releases the stream whatever it raises.
@@ -149,16 +238,17 @@ class _H1Connection:
             await self._stream.aclose()
 
     async def abort(self) -> None:
-        """Close the stream at once, without a graceful shutdown; a detached stream is left alone."""
         if self._detached:
             return
         with contextlib.suppress(*_IO_ERRORS):
             await trio.aclose_forcefully(self._stream)
 
 
-class _ServerSide(_H1Connection):
-    """The downstream side's I/O, errors, per-cycle state and keep-alive, whatever parser reads requests."""
+class _ServerBase(_H1Connection):
+    """The downstream side's errors, per-cycle state and keep-alive, whatever parser reads requests."""
 
+    _source = ErrorSource.DOWNSTREAM
+    _peer = "the client"
     _keepalive: bool  # ours to decide: set_keepalive
 
     def _reset_cycle(self) -> None:
@@ -175,40 +265,6 @@ class _ServerSide(_H1Connection):
         self.response_started = False
         self.response_header: ResponseHeader | None = None
 
-    # -- I/O -------------------------------------------------------------------------------------------
-
-    async def _receive(self) -> bytes | bytearray:
-        try:
-            data = await self._stream.receive_some(self._read_size)
-        except _IO_ERRORS as exc:
-            self._failed = True
-            raise Error(
-                ErrorType.READ_ERROR,
-                ErrorSource.DOWNSTREAM,
-                context="while reading from the client",
-                cause=exc,
-            ) from exc
-        if not data:
-            self._eof = True
-        self.bytes_read += len(data)
-        return data
-
-    async def _send(self, data: bytes) -> None:
-        try:
-            await self._stream.send_all(data)
-        except _IO_ERRORS as exc:
-            self._failed = True
-            raise Error(
-                ErrorType.WRITE_ERROR,
-                ErrorSource.DOWNSTREAM,
-                context="while writing to the client",
-                cause=exc,
-            ) from exc
-        except BaseException:
-            self._failed = True  # cancelled mid-write: part of the data may be on the wire
-            raise
-        self.bytes_written += len(data)
-
     def _protocol_error(self, exc: h11.ProtocolError) -> Error:
         if self._eof:
             return Error(
@@ -224,46 +280,31 @@ class _ServerSide(_H1Connection):
 
     # -- the request body ------------------------------------------------------------------------------
 
-    async def read_body(self) -> bytes | None:
-        """The next chunk of the request body (never empty), or None at its end.
-
-        A client that sent `Expect: 100-continue` may wait for `send_continue` before sending the body.
-        """
-        return await self._read_body()
-
     @property
     def request_trailers(self) -> Headers | None:
-        """The trailer fields of a chunked request body, once `read_body` returned None (None if none)."""
         return self._trailers
 
     # -- the response body -----------------------------------------------------------------------------
 
     async def write_body(self, data: bytes) -> None:
-        """Write a piece of the response body (dropped if the response has no body)."""
         if data and self._body_allowed:
             await self._send(self._encode_data(data))
-
-    async def finish(self, trailers: Headers | None = None) -> None:
-        """End the response; trailers are written only if the body is chunked. A second call does nothing."""
-        await self._finish(trailers)
 
     # -- keep-alive ------------------------------------------------------------------------------------
 
     @property
     def keepalive(self) -> bool:
-        """Whether the connection may serve another request after this one."""
         return self._keepalive and self._peer_keepalive and not self._failed and not self._detached
 
     def set_keepalive(self, enabled: bool) -> None:
-        """Allow or refuse another request; refusing adds `Connection: close` to a response not yet sent."""
         self._keepalive = enabled
 
 
-class _ClientSide(_H1Connection):
-    """The upstream side's I/O (with timeouts), errors, retry decision and per-exchange state."""
+class _ClientBase(_H1Connection):
+    """The upstream side's timeouts, errors, retry decision and per-exchange state."""
 
-    read_timeout: float | None
-    write_timeout: float | None
+    _source = ErrorSource.UPSTREAM
+    _peer = "the upstream"
 
     def _reset_exchange(self) -> None:
         self._method: str | None = None
@@ -274,7 +315,21 @@ class _ClientSide(_H1Connection):
         self._trailers = None
         self.informational: list[ResponseHeader] = []
 
-    # -- I/O -------------------------------------------------------------------------------------------
+    @property
+    def read_timeout(self) -> float | None:
+        return self._read_timeout
+
+    @read_timeout.setter
+    def read_timeout(self, seconds: float | None) -> None:
+        self._read_timeout = seconds
+
+    @property
+    def write_timeout(self) -> float | None:
+        return self._write_timeout
+
+    @write_timeout.setter
+    def write_timeout(self, seconds: float | None) -> None:
+        self._write_timeout = seconds
 
     def _retry(self, exc: BaseException | None) -> RetryType:
         """The retry decision for a transport failure (`exc`, or None for EOF), as Pingora makes it.
@@ -292,61 +347,6 @@ class _ClientSide(_H1Connection):
             return RetryType.REUSED_ONLY
         return RetryType.NEVER
 
-    async def _receive(self) -> bytes | bytearray:
-        try:
-            if self.read_timeout is None:
-                data = await self._stream.receive_some(self._read_size)
-            else:
-                with trio.move_on_after(self.read_timeout) as scope:
-                    data = await self._stream.receive_some(self._read_size)
-                if scope.cancelled_caught:
-                    self._failed = True
-                    raise Error(
-                        ErrorType.READ_TIMEDOUT,
-                        ErrorSource.UPSTREAM,
-                        context=f"no data from the upstream within {self.read_timeout:g} s",
-                    )
-        except _IO_ERRORS as exc:
-            self._failed = True
-            raise Error(
-                ErrorType.READ_ERROR,
-                ErrorSource.UPSTREAM,
-                context="while reading from the upstream",
-                cause=exc,
-                retry=self._retry(exc),
-            ) from exc
-        if not data:
-            self._eof = True
-        self.bytes_read += len(data)
-        return data
-
-    async def _send(self, data: bytes) -> None:
-        try:
-            if self.write_timeout is None:
-                await self._stream.send_all(data)
-            else:
-                with trio.move_on_after(self.write_timeout) as scope:
-                    await self._stream.send_all(data)
-                if scope.cancelled_caught:
-                    raise Error(
-                        ErrorType.WRITE_TIMEDOUT,
-                        ErrorSource.UPSTREAM,
-                        context=f"the upstream took no data for {self.write_timeout:g} s",
-                    )
-        except _IO_ERRORS as exc:
-            self._failed = True
-            raise Error(
-                ErrorType.WRITE_ERROR,
-                ErrorSource.UPSTREAM,
-                context="while writing to the upstream",
-                cause=exc,
-                retry=self._retry(exc),
-            ) from exc
-        except BaseException:
-            self._failed = True  # timed out or cancelled mid-write: part of the data may be on the wire
-            raise
-        self.bytes_written += len(data)
-
     def _protocol_error(self, exc: h11.ProtocolError) -> Error:
         if self._eof:
             return Error(
@@ -362,21 +362,11 @@ class _ClientSide(_H1Connection):
     # -- the request body ------------------------------------------------------------------------------
 
     async def write_body(self, data: bytes) -> None:
-        """Write a piece of the request body."""
         if data:
             await self._send(self._encode_data(data))
 
-    async def finish(self, trailers: Headers | None = None) -> None:
-        """End the request; trailers are written only if the body is chunked. A second call does nothing."""
-        await self._finish(trailers)
-
     # -- the response body -----------------------------------------------------------------------------
-
-    async def read_body(self) -> bytes | None:
-        """The next chunk of the response body (never empty), or None at its end."""
-        return await self._read_body()
 
     @property
     def response_trailers(self) -> Headers | None:
-        """The trailer fields of a chunked response body, once `read_body` returned None (None if none)."""
         return self._trailers

@@ -1,31 +1,17 @@
-"""HTTP/1.1 over a trio stream: `ServerConnection` faces the client, `ClientConnection` faces the upstream.
+"""The h11 codec, the reference: `H11ServerConnection` faces the client, `H11ClientConnection` the upstream.
 
 Rules:
+- The interface and its contract are `ServerSide` / `ClientSide` (`_protocols.py`). Where codecs could
+  differ, this one is the reference: the httptools codec gives h11's verdicts, and the tests run on both.
 - h11 is the protocol state machine; this module is the thin adapter around it and the one place where h11
-  exceptions become `Error` (`raise Error(...) from exc`); trio and OS exceptions become `Error` in the
-  sides it shares with the httptools codec (`_h1base.py`). `trio.Cancelled` always propagates untouched.
-- The interface is messages, never h11 types: `RequestHeader` / `ResponseHeader` heads, body chunks as
-  non-empty `bytes` (None marks the end), trailers as `Headers`. A faster parser can replace h11 behind it.
-- One stream write per call: a head goes out together with the first body piece and, with `end=True`, the
-  end of the message (measured +4-21%, DESIGN "The request path"). Reads are `read_size` bytes (64 KiB).
-- Framing follows the headers, as h11 decides it (RFC 9112 §6): Transfer-Encoding: chunked, else
-  Content-Length, else (responses to HTTP/1.1 clients) chunked, else (HTTP/1.0) close-delimited. A head
-  written with `end=True` and no framing header gets `Content-Length` of its body. A response that has no
-  body (to HEAD, 1xx, 204, 304, 2xx to CONNECT) drops body bytes; trailers are dropped unless chunked.
-  Responses are always written as HTTP/1.1.
+  exceptions become `Error` (`raise Error(...) from exc`); the stream's exceptions become `Error` at the
+  I/O boundary both codecs share (`_base.py`). `trio.Cancelled` always propagates untouched.
 - Requests are checked in front of h11 by the strict checks (`_strict.py`) for what h11 accepts and a proxy
-  must not forward (request smuggling, limits): the head before h11 reads it, a chunked body as h11 reads
-  it (h11 gets no chance to hand over a byte past a violation). An upstream response with both
-  Content-Length and Transfer-Encoding is read (Transfer-Encoding wins) but its connection is not reused.
-- A peer's protocol violation raises `ProtocolError`, an `Error` with the status to answer the client with:
-  the strict checks' status or h11's hint for a bad request, 502 for a bad response. A violation of our own
-  (an invalid header set by a filter, body after the end) is an `INTERNAL` `Error`.
-- After an error on the wire (I/O, timeout, protocol, cancellation mid-write) the connection serves no
-  further request and is never reused; the caller closes it. A head refused before anything was sent
-  (an invalid header) leaves the connection as it was, so the caller can still answer 500.
-- Keep-alive is HTTP/1.1's: a `Connection: close` on either side, or HTTP/1.0, ends the connection after
-  the exchange (h11 does not do HTTP/1.0 keep-alive).
-- `bytes_read` / `bytes_written` count wire bytes: heads, framing and bodies.
+  must not forward (request smuggling, limits): the head on a copy of what h11 buffers, before h11 reads it;
+  a chunked body by `ChunkedBodyCheck` as h11 reads it, with h11's data held back at a violation (h11 gets
+  no chance to hand over a byte past it).
+- Heads and bodies we write go through h11 as events, after the framing of the contract is settled on
+  the fields; what h11 returns for one call is joined into one write. Keep-alive is h11's: HTTP/1.1 only.
 """
 
 from __future__ import annotations
@@ -43,16 +29,16 @@ from .._header import Headers, RequestHeader, ResponseHeader
 from ._base import (
     DEFAULT_MAX_HEAD_SIZE,
     DEFAULT_READ_SIZE,
-    _ClientSide,
+    _ClientBase,
     _H1Connection,
     _server_limits,
-    _ServerSide,
+    _ServerBase,
 )
 from ._rules import _check_status_line, _has_token, _invalid_head
 from ._strict import HeadScanner, check_head, check_request, noted_fields
 from ._strictbody import ChunkedBodyCheck
 
-__all__ = ["ClientConnection", "ServerConnection"]
+__all__ = ["H11ClientConnection", "H11ServerConnection"]
 
 # What building an h11 event from our heads raises for a bad name, value, method or target.
 _HEAD_ERRORS = (h11.LocalProtocolError, UnicodeEncodeError)
@@ -149,13 +135,6 @@ class _H11Connection(_H1Connection):
         return None
 
     def read_body_nowait(self) -> bytes | None:
-        """The next body piece if it is already buffered, or None at the end of the body.
-
-        Lets a caller send a head together with the body that arrived with it, in one write.
-
-        Raises:
-            trio.WouldBlock: nothing is buffered; `read_body` would wait for the peer.
-        """
         while self._in_body:
             try:
                 self._held_error()
@@ -191,40 +170,16 @@ class _H11Connection(_H1Connection):
             await self._send(data)
 
     def detach(self) -> tuple[trio.abc.Stream, bytes]:
-        """Give up the stream, for a raw tunnel after a 101 or a CONNECT.
-
-        Returns:
-            The stream, and the bytes already read from it that belong to the tunnel.
-        """
         self._detached = True
         leftover, _closed = self._h11.trailing_data
         return self._stream, leftover
 
 
-class ServerConnection(_ServerSide, _H11Connection):
-    """The downstream side of one client connection: read requests, write responses.
+class H11ServerConnection(_ServerBase, _H11Connection):
+    """`ServerSide` on h11.
 
-    One request/response cycle at a time: `read_request`, `read_body` until None, `write_response`,
-    `write_body`, `finish`, then `start_next_cycle` to keep the connection alive (or close it).
-
-    Requests go through the strict checks (`_strict.py`) before h11 parses them: a head is delimited and held
-    to the limits here, on a copy of what h11 buffers, and a chunked body is followed by `ChunkedBodyCheck`.
-
-    Args:
-        stream: the accepted connection.
-        read_size: bytes per read.
-        limits: how large a request may be (`HttpLimits`).
-        max_head_size: replaces `limits.max_header_bytes`: the largest request head accepted; a larger one
-            raises `ProtocolError` with hint 431.
-
-    Attributes:
-        limits: the limits requests are held to (`max_head_size` applied).
-        expects_continue: the request carried `Expect: 100-continue` (HTTP/1.1) and has a body; the client
-            may wait for `send_continue` before sending it.
-        upgrade_requested: the request asks to switch protocols: an `Upgrade` header on HTTP/1.1 (Pingora's
-            `is_upgrade_req`), or CONNECT.
-        response_started: a final response head (or a 101) has been written, so no other response can be.
-        response_header: that head, as given to `write_response`.
+    The strict checks run on a copy of what h11 buffers: a head is delimited and held to the limits here
+    before h11 parses it, and a chunked body is followed by `ChunkedBodyCheck`.
     """
 
     def __init__(
@@ -247,15 +202,6 @@ class ServerConnection(_ServerSide, _H11Connection):
     # -- reading the request ---------------------------------------------------------------------------
 
     async def read_request(self) -> RequestHeader | None:
-        """Read the next request head.
-
-        Returns:
-            The head, or None when the client closed the connection cleanly before starting a request.
-
-        Raises:
-            ProtocolError: a malformed or refused head (`status_hint` says what to answer).
-            Error: `CONNECTION_CLOSED` if the client closed mid-head, `READ_ERROR` on a transport failure.
-        """
         conn = self._h11
         if conn.their_state is not h11.IDLE or self._failed:
             raise Error.explain(
@@ -316,7 +262,6 @@ class ServerConnection(_ServerSide, _H11Connection):
     # -- writing the response --------------------------------------------------------------------------
 
     async def send_continue(self) -> None:
-        """Write `100 Continue` if the client asked for it and no response has been written yet."""
         if not self.expects_continue or self._continue_sent or self.response_started:
             return
         self._continue_sent = True
@@ -325,19 +270,6 @@ class ServerConnection(_ServerSide, _H11Connection):
         )
 
     async def write_response(self, header: ResponseHeader, body: bytes = b"", *, end: bool = False) -> None:
-        """Write a response head, with the first piece of the body, in one write.
-
-        A 1xx head is informational (a 101 switches protocols: `detach` next); it has no body and no end.
-
-        Args:
-            header: the head to write; it is not modified (`Connection: close` and `Content-Length` are
-                added on the wire only).
-            body: the first piece of the body.
-            end: the body is complete: end the message too.
-
-        Raises:
-            Error: `WRITE_ERROR` if the client is gone; `INTERNAL` for a head h11 refuses to write.
-        """
         status = header.status
         _check_status_line(header)
         raw = self._raw_headers(header.headers)
@@ -391,12 +323,10 @@ class ServerConnection(_ServerSide, _H11Connection):
     # -- keep-alive ------------------------------------------------------------------------------------
 
     def next_request_ready(self) -> bool:
-        """Whether the request and its response are both complete and the connection may serve another."""
         conn = self._h11
         return self.keepalive and conn.our_state is h11.DONE and conn.their_state is h11.DONE
 
     def start_next_cycle(self) -> bool:
-        """Get ready for the next request if `next_request_ready`; False means the caller closes."""
         if not self.next_request_ready():
             return False
         self._h11.start_next_cycle()
@@ -405,28 +335,13 @@ class ServerConnection(_ServerSide, _H11Connection):
 
     def __repr__(self) -> str:
         return (
-            f"<ServerConnection client={self._h11.their_state} server={self._h11.our_state}"
+            f"<H11ServerConnection client={self._h11.their_state} server={self._h11.our_state}"
             f" keepalive={self.keepalive} read={self.bytes_read} written={self.bytes_written}>"
         )
 
 
-class ClientConnection(_ClientSide, _H11Connection):
-    """The upstream side of one connection to a peer: write requests, read responses.
-
-    One exchange at a time: `write_request`, `write_body`, `finish`, `read_response`, `read_body` until
-    None, then `start_next_cycle` if `reusable` (the pool's decision) or close.
-
-    Args:
-        stream: the connection to the upstream.
-        read_size: bytes per read.
-        max_head_size: largest response head accepted.
-        read_timeout: seconds each single read may take; None waits forever.
-        write_timeout: seconds each single write may take; None waits forever.
-
-    Attributes:
-        read_timeout, write_timeout: as above; a pool may change them per peer between exchanges.
-        informational: the 1xx responses (other than 101) of the current exchange, in order.
-    """
+class H11ClientConnection(_ClientBase, _H11Connection):
+    """`ClientSide` on h11."""
 
     def __init__(
         self,
@@ -447,15 +362,6 @@ class ClientConnection(_ClientSide, _H11Connection):
     # -- writing the request ---------------------------------------------------------------------------
 
     async def write_request(self, header: RequestHeader, body: bytes = b"", *, end: bool = False) -> None:
-        """Write a request head, with the first piece of the body, in one write.
-
-        The headers decide the framing: a request with a body needs Content-Length or
-        Transfer-Encoding: chunked, except with `end=True`, where a missing Content-Length is added.
-        Requests are always written as HTTP/1.1 (h11 requires a Host header).
-
-        Raises:
-            Error: `WRITE_ERROR` / `WRITE_TIMEDOUT` from the upstream; `INTERNAL` for a head h11 refuses.
-        """
         self._reset_exchange()
         self._method = header.method
         headers = header.headers
@@ -477,20 +383,6 @@ class ClientConnection(_ClientSide, _H11Connection):
     # -- reading the response --------------------------------------------------------------------------
 
     async def read_response(self, *, skip_informational: bool = True) -> ResponseHeader:
-        """Read the response head.
-
-        Args:
-            skip_informational: collect 1xx responses (other than 101) in `informational` and return the
-                final one; False returns each 1xx as it comes (to relay a 100 Continue, say).
-
-        Returns:
-            The final response, or a 101 (protocols switched: `detach` next).
-
-        Raises:
-            ProtocolError: an invalid response (`status_hint` 502).
-            Error: `CONNECTION_CLOSED` / `READ_ERROR` (retryable on a reused connection if no response byte
-                arrived), `READ_TIMEDOUT`.
-        """
         while True:
             event = await self._next_event()
             if isinstance(event, h11.Response):
@@ -525,7 +417,6 @@ class ClientConnection(_ClientSide, _H11Connection):
 
     @property
     def reusable(self) -> bool:
-        """Whether the exchange completed cleanly and the connection can carry another request."""
         conn = self._h11
         if (
             self._failed
@@ -540,7 +431,6 @@ class ClientConnection(_ClientSide, _H11Connection):
         return not leftover and not closed
 
     def start_next_cycle(self) -> bool:
-        """Get ready for the next request if `reusable`; False means the caller closes."""
         if not self.reusable:
             return False
         self._h11.start_next_cycle()
@@ -549,7 +439,7 @@ class ClientConnection(_ClientSide, _H11Connection):
 
     def __repr__(self) -> str:
         return (
-            f"<ClientConnection client={self._h11.our_state} server={self._h11.their_state}"
+            f"<H11ClientConnection client={self._h11.our_state} server={self._h11.their_state}"
             f" reusable={self.reusable} read={self.bytes_read} written={self.bytes_written}>"
         )
 

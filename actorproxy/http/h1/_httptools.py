@@ -1,11 +1,11 @@
-"""HTTP/1.1 over a trio stream on llhttp (httptools): `FastServerConnection`, `FastClientConnection`.
+"""The httptools codec, on llhttp: `HttptoolsServerConnection` and `HttptoolsClientConnection`.
 
 Rules:
-- The interface and the observable behaviour are those of `ServerConnection` / `ClientConnection` in
-  `_codec.py`, which stay the reference: the same heads, body pieces, trailers, errors (type, source, retry,
-  status hint), keep-alive and reuse decisions, bytes on the wire and byte counts. Where llhttp and h11
-  disagree, h11's verdict is the one given; the codec tests run on both codecs, and a parity test feeds both
-  the same malformed input.
+- The interface is `ServerSide` / `ClientSide` (`_protocols.py`); the observable behaviour is the h11
+  codec's (`_h11.py`), which stays the reference: the same heads, body pieces, trailers, errors (type,
+  source, retry, status hint), keep-alive and reuse decisions, bytes on the wire and byte counts. Where
+  llhttp and h11 disagree, h11's verdict is the one given; the codec tests run on both codecs, and a parity
+  test feeds both the same malformed input.
 - We find where a head ends (h11's rule: the first empty line), count an incomplete head against
   `max_head_size` across reads (431, as h11), and give llhttp only the header block, behind a fixed start
   line. The request or status line is matched with h11's grammar: llhttp knows a fixed list of methods and
@@ -28,26 +28,15 @@ Rules:
   state does not allow is an `INTERNAL` `H1_ERROR`, as with h11. Causes chained to our errors are h11's public
   `RemoteProtocolError` / `LocalProtocolError` with h11's messages, so an error reads the same whichever codec
   raised it. No httptools exception leaves the codec; `trio.Cancelled` propagates untouched.
-- The codec's modules: `_fastserver.py` and `_fastclient.py` (the two sides), `_fastbase.py` (the buffer,
-  body and write framing they share), `_fastfields.py` (llhttp as a field parser); h11's rules they apply
-  are in `_h1rules.py`, the I/O boundary and the errors in `_h1base.py`. This module registers them.
+- The codec's modules: `_httptools_server.py` and `_httptools_client.py` (the two sides),
+  `_httptools_base.py` (the buffer, body and write framing they share), `_httptools_fields.py` (llhttp as a
+  field parser); h11's rules they apply are in `_rules.py`, the I/O boundary and the errors in `_base.py`.
+  This module is the codec's face: importing it needs httptools installed (`_select.py` guards it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import cast
+from ._httptools_client import HttptoolsClientConnection
+from ._httptools_server import HttptoolsServerConnection
 
-from ._h11 import ClientConnection, ServerConnection
-from ._httptools_client import FastClientConnection
-from ._httptools_server import FastServerConnection
-from ._select import Codec
-
-__all__ = ["FAST_CODEC"]
-
-# `Codec` is typed by the reference classes; these have the same interface without inheriting from them.
-FAST_CODEC = Codec(
-    "httptools",
-    cast(Callable[..., ServerConnection], FastServerConnection),
-    cast(Callable[..., ClientConnection], FastClientConnection),
-)
+__all__ = ["HttptoolsClientConnection", "HttptoolsServerConnection"]

@@ -66,7 +66,7 @@ _PAUSED: Final = _Sentinel("PAUSED")
 _CONNECTION_CLOSED: Final = _Sentinel("ConnectionClosed")
 
 
-class _FastH1(_H1Connection):
+class _HttptoolsConnection(_H1Connection):
     """What both sides share: the read buffer, body framing, the write framing and detach."""
 
     _role = "SERVER"  # h11's name for our side, in error messages
@@ -342,13 +342,6 @@ class _FastH1(_H1Connection):
         return None
 
     def read_body_nowait(self) -> bytes | None:
-        """The next body piece if it is already buffered, or None at the end of the body.
-
-        Lets a caller send a head together with the body that arrived with it, in one write.
-
-        Raises:
-            trio.WouldBlock: nothing is buffered; `read_body` would wait for the peer.
-        """
         while self._in_body:
             try:
                 event = self._next_body_event()
@@ -443,10 +436,5 @@ class _FastH1(_H1Connection):
     # -- detach and close ------------------------------------------------------------------------------
 
     def detach(self) -> tuple[trio.abc.Stream, bytes]:
-        """Give up the stream, for a raw tunnel after a 101 or a CONNECT.
-
-        Returns:
-            The stream, and the bytes already read from it that belong to the tunnel.
-        """
         self._detached = True
         return self._stream, bytes(self._buf[self._pos :])

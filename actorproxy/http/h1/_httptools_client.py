@@ -1,14 +1,14 @@
-"""The upstream side of the httptools codec: `FastClientConnection` writes requests and reads responses.
+"""The upstream side of the httptools codec: `HttptoolsClientConnection` writes requests, reads responses.
 
 Rules:
-- Its interface and observable behaviour are `ClientConnection`'s (`_codec.py`): heads, body pieces,
+- It is `ClientSide` (`_protocols.py`) with h11's observable behaviour (`_h11.py`): heads, body pieces,
   trailers, errors (with the retry decision), reuse and the bytes on the wire.
 - A request head is validated as h11 does before sending (one Host, a token method, a visible-ASCII target,
   framing fields) and joined with the first body piece: one write per call.
-- A status line is matched with h11's grammar and its fields read by llhttp (`_fastfields.py`). The response
-  is framed by the request's method as h11 frames it (HEAD, 204, 304 and a 2xx to CONNECT are bodiless; no
-  length means read to EOF); a response with both Content-Length and Transfer-Encoding is read (chunked wins)
-  but its connection is not reused (RFC 9112 §6.3).
+- A status line is matched with h11's grammar and its fields read by llhttp (`_httptools_fields.py`). The
+  response is framed by the request's method as h11 frames it (HEAD, 204, 304 and a 2xx to CONNECT are
+  bodiless; no length means read to EOF); a response with both Content-Length and Transfer-Encoding is
+  refused (502) and its connection not reused (RFC 9112 §6.3).
 - A 101, or a 2xx to CONNECT, switches protocols as in h11: our side follows once the request has ended.
 """
 
@@ -20,7 +20,7 @@ import trio
 
 from .._error import Error, ErrorSource, ErrorType
 from .._header import Headers, RequestHeader, ResponseHeader
-from ._base import DEFAULT_MAX_HEAD_SIZE, DEFAULT_READ_SIZE, _ClientSide
+from ._base import DEFAULT_MAX_HEAD_SIZE, DEFAULT_READ_SIZE, _ClientBase
 from ._httptools_base import (
     _DONE,
     _ERROR,
@@ -30,7 +30,7 @@ from ._httptools_base import (
     _SEND_BODY,
     _SEND_RESPONSE,
     _SWITCHED,
-    _FastH1,
+    _HttptoolsConnection,
     _Sentinel,
 )
 from ._httptools_fields import _Fields, _FieldSink
@@ -47,14 +47,11 @@ from ._rules import (
     _OutFields,
 )
 
-__all__ = ["FastClientConnection"]
+__all__ = ["HttptoolsClientConnection"]
 
 
-class FastClientConnection(_ClientSide, _FastH1):
-    """The upstream side of one connection, on llhttp.
-
-    Same interface, arguments, attributes and contract as `ClientConnection` (see its docstrings).
-    """
+class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
+    """`ClientSide` on llhttp, with h11's verdicts."""
 
     _role = "CLIENT"
 
@@ -85,7 +82,6 @@ class FastClientConnection(_ClientSide, _FastH1):
     # -- writing the request ---------------------------------------------------------------------------
 
     async def write_request(self, header: RequestHeader, body: bytes = b"", *, end: bool = False) -> None:
-        """As `ClientConnection.write_request`."""
         self._reset_exchange()
         self._method = method = header.method
         headers = header.headers
@@ -135,7 +131,6 @@ class FastClientConnection(_ClientSide, _FastH1):
     # -- reading the response --------------------------------------------------------------------------
 
     async def read_response(self, *, skip_informational: bool = True) -> ResponseHeader:
-        """As `ClientConnection.read_response`."""
         while True:
             response = await self._next_response()
             if response.status >= 200:
@@ -258,7 +253,6 @@ class FastClientConnection(_ClientSide, _FastH1):
 
     @property
     def reusable(self) -> bool:
-        """Whether the exchange completed cleanly and the connection can carry another request."""
         if (
             self._failed
             or self._detached
@@ -272,7 +266,6 @@ class FastClientConnection(_ClientSide, _FastH1):
         return self._pos >= len(self._buf) and not self._eof
 
     def start_next_cycle(self) -> bool:
-        """Get ready for the next request if `reusable`; False means the caller closes."""
         if not self.reusable:
             return False
         self._our = self._their = _IDLE
@@ -282,6 +275,6 @@ class FastClientConnection(_ClientSide, _FastH1):
 
     def __repr__(self) -> str:
         return (
-            f"<FastClientConnection client={self._our} server={self._their}"
+            f"<HttptoolsClientConnection client={self._our} server={self._their}"
             f" reusable={self.reusable} read={self.bytes_read} written={self.bytes_written}>"
         )

@@ -1,11 +1,11 @@
-"""The downstream side of the httptools codec: `FastServerConnection` reads requests and writes responses.
+"""The downstream side of the httptools codec: `HttptoolsServerConnection` reads requests, writes responses.
 
 Rules:
-- Its interface and observable behaviour are `ServerConnection`'s (`_codec.py`): heads, body pieces,
+- It is `ServerSide` (`_protocols.py`) with h11's observable behaviour (`_h11.py`): heads, body pieces,
   trailers, errors, keep-alive and the bytes on the wire.
 - A request head goes through the strict checks first (`_strict.py`: limits, grammar, version, Host, target,
-  framing, expectations), then its fields are read by llhttp (`_fastfields.py`); a chunked request body is
-  read with the strict chunk rules (`_fastbase.py`).
+  framing, expectations), then its fields are read by llhttp (`_httptools_fields.py`); a chunked request
+  body is read with the strict chunk rules (`_httptools_base.py`).
 - A response head is validated and cleaned up as h11 does before sending (framing fields, `Connection:
   close`, no chunked coding to an HTTP/1.0 client), then joined with the first body piece: one write per call.
 """
@@ -20,7 +20,7 @@ from actorproxy.config import DEFAULT_LIMITS, HttpLimits
 
 from .._error import Error, ErrorSource, ErrorType
 from .._header import Headers, RequestHeader, ResponseHeader
-from ._base import DEFAULT_READ_SIZE, _server_limits, _ServerSide
+from ._base import DEFAULT_READ_SIZE, _server_limits, _ServerBase
 from ._httptools_base import (
     _CLOSED,
     _CONNECTION_CLOSED,
@@ -31,7 +31,7 @@ from ._httptools_base import (
     _SEND_BODY,
     _SEND_RESPONSE,
     _SWITCHED,
-    _FastH1,
+    _HttptoolsConnection,
     _Sentinel,
 )
 from ._httptools_fields import _FieldSink
@@ -49,14 +49,11 @@ from ._rules import (
 )
 from ._strict import HeadScanner, check_head, check_request
 
-__all__ = ["FastServerConnection"]
+__all__ = ["HttptoolsServerConnection"]
 
 
-class FastServerConnection(_ServerSide, _FastH1):
-    """The downstream side of one client connection, on llhttp.
-
-    Same interface, arguments, attributes and contract as `ServerConnection` (see its docstrings).
-    """
+class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
+    """`ServerSide` on llhttp, with h11's verdicts."""
 
     def __init__(
         self,
@@ -82,7 +79,6 @@ class FastServerConnection(_ServerSide, _FastH1):
     # -- reading the request ---------------------------------------------------------------------------
 
     async def read_request(self) -> RequestHeader | None:
-        """As `ServerConnection.read_request`."""
         if self._their is not _IDLE or self._failed:
             raise Error.explain(
                 ErrorType.INTERNAL_ERROR, "read_request before start_next_cycle", ErrorSource.INTERNAL
@@ -155,7 +151,6 @@ class FastServerConnection(_ServerSide, _FastH1):
     # -- writing the response --------------------------------------------------------------------------
 
     async def send_continue(self) -> None:
-        """Write `100 Continue` if the client asked for it and no response has been written yet."""
         if not self.expects_continue or self._continue_sent or self.response_started:
             return
         self._continue_sent = True
@@ -180,19 +175,6 @@ class FastServerConnection(_ServerSide, _FastH1):
         return data
 
     async def write_response(self, header: ResponseHeader, body: bytes = b"", *, end: bool = False) -> None:
-        """Write a response head, with the first piece of the body, in one write.
-
-        A 1xx head is informational (a 101 switches protocols: `detach` next); it has no body and no end.
-
-        Args:
-            header: the head to write; it is not modified (`Connection: close` and `Content-Length` are
-                added on the wire only).
-            body: the first piece of the body.
-            end: the body is complete: end the message too.
-
-        Raises:
-            Error: `WRITE_ERROR` if the client is gone; `INTERNAL` for a head h11 would refuse to write.
-        """
         status = header.status
         _check_status_line(header)
         headers = header.headers
@@ -300,11 +282,9 @@ class FastServerConnection(_ServerSide, _FastH1):
     # -- keep-alive ------------------------------------------------------------------------------------
 
     def next_request_ready(self) -> bool:
-        """Whether the request and its response are both complete and the connection may serve another."""
         return self.keepalive and self._keep_alive and self._our is _DONE and self._their is _DONE
 
     def start_next_cycle(self) -> bool:
-        """Get ready for the next request if `next_request_ready`; False means the caller closes."""
         if not self.next_request_ready():
             return False
         self._our = self._their = _IDLE
@@ -313,6 +293,6 @@ class FastServerConnection(_ServerSide, _FastH1):
 
     def __repr__(self) -> str:
         return (
-            f"<FastServerConnection client={self._their} server={self._our}"
+            f"<HttptoolsServerConnection client={self._their} server={self._our}"
             f" keepalive={self.keepalive} read={self.bytes_read} written={self.bytes_written}>"
         )

@@ -1,9 +1,11 @@
-"""Which HTTP/1.1 codec the proxy speaks with: h11 (the reference) or a faster one behind the same interface.
+"""Which HTTP/1.1 codec the proxy speaks with: h11 (the reference) or httptools (the fast one).
 
 Rules:
 - Every codec provides a server side (downstream) and a client side (upstream) with exactly the interface of
-  `ServerConnection` and `ClientConnection` in `_codec.py`, behind the same strict checks, and passes the same
-  tests.
+  `ServerSide` and `ClientSide` (`_protocols.py`), behind the same strict checks, and passes the same tests.
+  `Codec` is typed by those protocols, so mypy checks each codec registered here against them.
+- This module is the one place that knows the codecs: it imports both codec modules, h11's always and
+  httptools' when httptools is installed (the `fast` extra), and registers them; nothing registers itself.
 - `select_codec()` picks by name, else from the `ACTORPROXY_CODEC` environment variable, else the fastest
   one installed. h11 is always available.
 """
@@ -15,7 +17,17 @@ from collections.abc import Callable
 
 import attrs
 
-from ._h11 import ClientConnection, ServerConnection
+from ._h11 import H11ClientConnection, H11ServerConnection
+from ._protocols import ClientSide, ServerSide
+
+try:
+    from ._httptools import HttptoolsClientConnection, HttptoolsServerConnection
+except ImportError as exc:
+    if exc.name != "httptools":  # a codec module is broken: that is a bug, not a missing extra
+        raise
+    _HTTPTOOLS_INSTALLED = False
+else:
+    _HTTPTOOLS_INSTALLED = True
 
 __all__ = ["CODEC_ENV", "Codec", "available_codecs", "register_codec", "select_codec"]
 
@@ -25,15 +37,17 @@ CODEC_ENV = "ACTORPROXY_CODEC"
 
 @attrs.frozen
 class Codec:
-    """A named pair of connection classes: `server(stream)` and `client(stream, read_timeout=...)`."""
+    """A named pair of connection classes: `server(stream, ...)` and `client(stream, read_timeout=...)`."""
 
     name: str
-    server: Callable[..., ServerConnection] = attrs.field(eq=False)
-    client: Callable[..., ClientConnection] = attrs.field(eq=False)
+    server: Callable[..., ServerSide] = attrs.field(eq=False)
+    client: Callable[..., ClientSide] = attrs.field(eq=False)
 
 
-_CODECS: dict[str, Codec] = {"h11": Codec("h11", ServerConnection, ClientConnection)}
-# Preference order for "auto": the first registered, importable codec wins.
+_CODECS: dict[str, Codec] = {"h11": Codec("h11", H11ServerConnection, H11ClientConnection)}
+if _HTTPTOOLS_INSTALLED:
+    _CODECS["httptools"] = Codec("httptools", HttptoolsServerConnection, HttptoolsClientConnection)
+# Preference order for "auto": the first registered codec wins.
 _PREFERENCE = ["httptools", "h11"]
 
 
@@ -41,19 +55,8 @@ def register_codec(codec: Codec) -> None:
     _CODECS[codec.name] = codec
 
 
-def _load_optional() -> None:
-    if "httptools" in _CODECS:
-        return
-    try:
-        from ._httptools import FAST_CODEC
-    except ImportError:  # httptools is not installed
-        return
-    register_codec(FAST_CODEC)
-
-
 def available_codecs() -> list[str]:
     """Names of the codecs that can be used here, fastest first."""
-    _load_optional()
     return [name for name in _PREFERENCE if name in _CODECS]
 
 

@@ -12,7 +12,7 @@ import trio
 import trio.testing
 
 from actorproxy.http import (
-    ClientConnection,
+    ClientSide,
     Codec,
     Error,
     ErrorSource,
@@ -22,7 +22,7 @@ from actorproxy.http import (
     RequestHeader,
     ResponseHeader,
     RetryType,
-    ServerConnection,
+    ServerSide,
     available_codecs,
     select_codec,
     status_for,
@@ -113,7 +113,7 @@ def broken(cause: BaseException) -> trio.BrokenResourceError:
     return error
 
 
-def server_pair(codec: Codec, **options: int) -> tuple[ServerConnection, RawPeer, CountingStream]:
+def server_pair(codec: Codec, **options: int) -> tuple[ServerSide, RawPeer, CountingStream]:
     ours, theirs = trio.testing.memory_stream_pair()
     counting = CountingStream(ours)
     return codec.server(counting, **options), RawPeer(theirs), counting
@@ -121,14 +121,14 @@ def server_pair(codec: Codec, **options: int) -> tuple[ServerConnection, RawPeer
 
 def client_pair(
     codec: Codec, *, read_timeout: float | None = None, write_timeout: float | None = None
-) -> tuple[ClientConnection, RawPeer, CountingStream]:
+) -> tuple[ClientSide, RawPeer, CountingStream]:
     ours, theirs = trio.testing.memory_stream_pair()
     counting = CountingStream(ours)
     conn = codec.client(counting, read_timeout=read_timeout, write_timeout=write_timeout)
     return conn, RawPeer(theirs), counting
 
 
-async def read_whole_body(conn: ServerConnection | ClientConnection) -> bytes:
+async def read_whole_body(conn: ServerSide | ClientSide) -> bytes:
     chunks = []
     while (chunk := await conn.read_body()) is not None:
         assert chunk
