@@ -800,17 +800,32 @@ MODULES = (
     ("h11: HTTP/1.1 parsing and serializing", ("/h11/",)),
     ("trio run loop: scheduling, epoll, cancel scopes", ("/trio/_core/",)),
     ("trio sockets and streams, with the send/recv syscalls", ("/trio/",)),
+    ("our codecs and strict checks (actorproxy/http/h1/)", ("/actorproxy/http/h1/",)),
     (
-        "our codecs (actorproxy/http/_codec.py, _h1*.py, _fast*.py)",
-        ("/http/_codec.py", "/http/_h1base.py", "/http/_h1rules.py", "/http/_fast"),
+        "our socket streams, with the send/recv syscalls (proxy/_sockets.py)",
+        ("/actorproxy/proxy/_sockets.py",),
     ),
-    ("our socket streams, with the send/recv syscalls (actors/_sockets.py)", ("/actors/_sockets.py",)),
     ("our headers (actorproxy/http/_header.py)", ("/actorproxy/http/_header.py",)),
-    ("our engine: phases, hop-by-hop (actors/_engine.py)", ("/actors/_engine.py",)),
-    ("our connection actor (actors/_connection.py)", ("/actors/_connection.py",)),
-    ("our pool (actors/_pool.py)", ("/actors/_pool.py",)),
-    ("our session, peer, errors (actorproxy/http/)", ("/actorproxy/http/",)),
-    ("our actor kernel, supervisors, listener", ("/actorproxy/", "/supervisors/", "/actors/")),
+    (
+        "our forwarding rules: hop-by-hop, Via (actorproxy/http/_forward.py)",
+        ("/actorproxy/http/_forward.py",),
+    ),
+    (
+        "our engine and exchange: phases, retries, relay (proxy/_engine.py, _exchange.py)",
+        ("/actorproxy/proxy/_engine.py", "/actorproxy/proxy/_exchange.py"),
+    ),
+    ("our connection actor (proxy/_connection.py)", ("/actorproxy/proxy/_connection.py",)),
+    ("our pool (proxy/_pool.py)", ("/actorproxy/proxy/_pool.py",)),
+    (
+        "our session, peer, phases, errors",
+        (
+            "/actorproxy/proxy/_session.py",
+            "/actorproxy/proxy/_peer.py",
+            "/actorproxy/proxy/_phases.py",
+            "/actorproxy/http/",
+        ),
+    ),
+    ("our actor kernel, supervisors, listener, the rest", ("/actorproxy/", "/supervisors/", "/actors/")),
     ("other (stdlib: contextlib, enum, ...; attrs)", ("",)),
 )
 # C calls made per request, counted exactly by cProfile.
