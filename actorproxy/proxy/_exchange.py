@@ -11,7 +11,9 @@ Rules:
   bodies). Each body piece passes `upstream_response_body_filter` then `response_body_filter`; trailers
   their two filters; a filter may ask for a delay (seconds), which throttles that direction.
 - A 101 to an upgrade request turns the exchange into a tunnel: raw bytes both ways until either side
-  closes, and the connection ends with it. A 101 to anything else is an upstream error; an upgrade the
+  closes, and the connection ends with it. A request body (framed by Content-Length or chunked) is sent
+  whole as the request's body first, however early the 101 comes; the tunnel carries only what follows it,
+  so every byte the client sent reaches the upstream exactly once, in order. A 101 to anything else is an upstream error; an upgrade the
   upstream refuses goes back as an ordinary response and the connection ends after it.
 """
 
@@ -54,7 +56,7 @@ class Exchange:
         forwarding: the service's forwarding rules.
     """
 
-    __slots__ = ("app", "conn", "ctx", "forwarding", "session", "upgrade")
+    __slots__ = ("_request_sent", "app", "conn", "ctx", "forwarding", "session", "upgrade")
 
     def __init__(
         self, app: ProxyHttp, session: Session, ctx: Any, conn: ClientSide, forwarding: Forwarding
@@ -65,6 +67,8 @@ class Exchange:
         self.conn = conn
         self.forwarding = forwarding
         self.upgrade = session.is_upgrade_req()
+        # Set once the whole request, body included, has gone upstream (a tunnel starts only then).
+        self._request_sent: trio.Event | None = None
 
     async def run(self) -> int:
         """Send the request and stream the response back, both bodies at once; return the upstream's
@@ -81,6 +85,8 @@ class Exchange:
             await self.conn.write_request(upstream_request, end=True)
             return await self._relay_response()
         await self.conn.write_request(upstream_request)
+        if self.upgrade:
+            self._request_sent = trio.Event()
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._pump_request_body)
@@ -103,6 +109,8 @@ class Exchange:
             await self._send_request_piece(chunk, end=end)
             if end:
                 await self.conn.finish(session.request_trailers)
+                if self._request_sent is not None:
+                    self._request_sent.set()
                 return
 
     async def _send_request_piece(self, chunk: BodyChunk, *, end: bool) -> None:
@@ -179,6 +187,11 @@ class Exchange:
         session.set_keepalive(None)
         downstream = session.downstream
         await downstream.write_response(response)
+        if self._request_sent is not None:
+            # The body of the upgrade request is still on its way (a client may send it only once it sees
+            # the 101): it goes upstream as the request's body, framed, and only what follows it is tunnel
+            # data. Detaching earlier would send the same bytes twice, or read the client from two tasks.
+            await self._request_sent.wait()
         client, client_early = downstream.detach()
         server, server_early = self.conn.detach()
         try:

@@ -100,7 +100,7 @@ async def test_httpx_keeps_both_sides_alive(upstreams: list[Upstream], start_pro
             method = "POST" if n % 2 else "GET"
             response = await client.request(method, f"/echo/{n}", content=b"body" if n % 2 else None)
             assert response.status_code == 200
-            assert response.headers.get("connection") is None
+            assert response.headers.get("connection") == "keep-alive"
     assert len(app.clients) == 6
     assert len(set(app.clients)) == 1  # one downstream connection (one client port) for all six
     assert app.clients[0][0] == "127.0.0.1"

@@ -288,6 +288,9 @@ class H11ServerConnection(_ServerBase, _H11Connection):
         if not self.keepalive:
             raw = [field for field in raw if field[0].lower() != b"connection"]
             raw.append((b"Connection", b"close"))
+        elif not tunnel and self._h11.their_http_version == b"1.1" and "connection" not in headers:
+            # Pingora's: a final response on a connection kept alive says so.
+            raw.append((b"Connection", b"keep-alive"))
         framed = "content-length" in headers or "transfer-encoding" in headers
         if end and body_allowed and not framed:
             raw.append((b"Content-Length", str(len(body)).encode("ascii")))

@@ -197,6 +197,9 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
                 _latin1(pair for pair in pairs if pair[0].lower() == "connection")
             pairs = kept
             pairs.append(("Connection", "close"))
+        elif not tunnel and self._their_version == "1.1" and "connection" not in headers:
+            # Pingora's: a final response on a connection kept alive says so.
+            pairs.append(("Connection", "keep-alive"))
         framed = "content-length" in headers or "transfer-encoding" in headers
         if end and body_allowed and not framed:
             pairs.append(("Content-Length", str(len(body))))

@@ -331,7 +331,7 @@ async def test_response_head_and_body_go_out_in_one_write(codec: Codec) -> None:
     assert await server.read_request() is not None
     header = ResponseHeader(200, [("X-Mixed-CASE", "v")])
     await server.write_response(header, b"hi", end=True)
-    expected = b"HTTP/1.1 200 OK\r\nX-Mixed-CASE: v\r\nContent-Length: 2\r\n\r\nhi"
+    expected = b"HTTP/1.1 200 OK\r\nX-Mixed-CASE: v\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nhi"
     assert counting.writes == [expected]
     assert await client.receive_until(b"hi") == expected
     assert header.headers.items() == [("X-Mixed-CASE", "v")]  # Content-Length went on the wire only
@@ -350,7 +350,7 @@ async def test_chunked_response_with_trailers_is_written(codec: Codec) -> None:
     await server.finish(Headers([("X-Checksum", "sum")]))
     await server.finish()  # a second finish does nothing
     assert counting.writes == [
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n",
+        b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n",
         b"3\r\ncde\r\n",
         b"0\r\nX-Checksum: sum\r\n\r\n",
     ]
@@ -364,7 +364,10 @@ async def test_trailers_are_dropped_without_chunked_framing(codec: Codec) -> Non
     await server.write_response(ResponseHeader(200, [("Content-Length", "3")]))
     await server.write_body(b"abc")
     await server.finish(Headers([("X-Checksum", "sum")]))
-    assert b"".join(counting.writes) == b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"
+    assert (
+        b"".join(counting.writes)
+        == b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nabc"
+    )
 
 
 async def test_100_continue_is_sent_once_on_request(codec: Codec) -> None:
@@ -411,7 +414,10 @@ async def test_response_to_head_has_no_body(codec: Codec) -> None:
     await server.finish()
     assert server.start_next_cycle()
     await server.close()
-    assert await client.receive_rest() == b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+    assert (
+        await client.receive_rest()
+        == b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\n"
+    )
 
 
 @pytest.mark.parametrize("status", [204, 304])
@@ -484,7 +490,9 @@ async def test_keepalive_serves_two_pipelined_requests_then_sees_the_close(codec
         assert req.uri == "/" + name.decode()
         assert not server.next_request_ready()  # the response is not written yet
         await server.write_response(ResponseHeader(200), name, end=True)
-        assert await client.receive_until(name) == b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n" + name
+        assert await client.receive_until(name) == (
+            b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 3\r\n\r\n" + name
+        )
         assert server.keepalive
         assert server.start_next_cycle()
         assert (server.response_started, server.response_header) == (False, None)
