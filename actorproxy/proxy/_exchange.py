@@ -13,8 +13,9 @@ Rules:
 - A 101 to an upgrade request turns the exchange into a tunnel: raw bytes both ways until either side
   closes, and the connection ends with it. A request body (framed by Content-Length or chunked) is sent
   whole as the request's body first, however early the 101 comes; the tunnel carries only what follows it,
-  so every byte the client sent reaches the upstream exactly once, in order. A 101 to anything else is an upstream error; an upgrade the
-  upstream refuses goes back as an ordinary response and the connection ends after it.
+  so every byte the client sent reaches the upstream exactly once, in order. A 101 to anything else is an
+  upstream error; an upgrade the upstream refuses goes back as an ordinary response and the connection
+  ends after it.
 """
 
 from __future__ import annotations
