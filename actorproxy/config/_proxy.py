@@ -132,6 +132,8 @@ class ProxySettings:
         client_bind_to_ipv4: source addresses for IPv4 peers that set none, one picked per connection.
         client_bind_to_ipv6: the same for IPv6 peers.
         codec: the HTTP/1.1 codec by name ("h11", "httptools"); None: `$ACTORPROXY_CODEC`, else the fastest.
+        allow_connect_method_proxying: hand CONNECT requests to the phases and forward them (Pingora's
+            `HttpServerOptions` switch); off, a CONNECT is answered 405 before any phase sees it.
     """
 
     keepalive_timeout: float | None = attrs.field(default=DEFAULT_KEEPALIVE_TIMEOUT, validator=POSITIVE)
@@ -149,3 +151,4 @@ class ProxySettings:
     client_bind_to_ipv4: tuple[str, ...] = ()
     client_bind_to_ipv6: tuple[str, ...] = ()
     codec: str | None = None
+    allow_connect_method_proxying: bool = False

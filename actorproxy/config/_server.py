@@ -299,6 +299,7 @@ class ServerConf:
             request_timeout=service.request_timeout,
             limits=service.limits,
             forwarding=service.forwarding,
+            allow_connect_method_proxying=service.allow_connect_method_proxying,
         )
 
     def get(self, path: str, default: Any = MISSING) -> Any:

@@ -255,6 +255,10 @@ class ServiceConf:
         ),
     )
     limits: HttpLimits = attrs.field(factory=HttpLimits, metadata=doc("How large a request may be."))
+    allow_connect_method_proxying: bool = attrs.field(
+        default=False,
+        metadata=doc("Forward CONNECT requests (as Pingora's switch does); false: they are answered 405."),
+    )
     forwarding: Forwarding = attrs.field(
         factory=Forwarding, metadata=doc("Via and X-Forwarded-* on what is forwarded.")
     )

@@ -10,6 +10,7 @@ from ._forward import (
     forward_request,
     forward_response,
     has_body,
+    has_looped,
     remove_hop_by_hop,
 )
 from ._header import Headers, RequestHeader, ResponseHeader
@@ -53,6 +54,7 @@ __all__ = [
     "forward_request",
     "forward_response",
     "has_body",
+    "has_looped",
     "register_codec",
     "remove_hop_by_hop",
     "select_codec",

@@ -47,6 +47,7 @@ __all__ = [
     "forward_request",
     "forward_response",
     "has_body",
+    "has_looped",
     "remove_hop_by_hop",
 ]
 
@@ -58,7 +59,7 @@ _KEPT_ON_THE_WAY: Final = frozenset({"transfer-encoding", "content-length", "hos
 # What an upgrade keeps of the connection's own fields.
 _UPGRADE_FIELDS: Final = frozenset({"connection", "upgrade"})
 # The methods a stopped OPTIONS lists in Allow: the ones RFC 9110 §9 defines and the proxy forwards.
-_ALLOW_WITHOUT_TRACE: Final = "GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, PATCH"
+_ALLOWED: Final = ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
 # RFC 9110 §9.3.8: "The final recipient ... SHOULD exclude any request fields that are likely to contain
 # sensitive data when that recipient generates the response content."
 _SENSITIVE: Final = frozenset({"authorization", "proxy-authorization", "cookie"})
@@ -66,23 +67,47 @@ _SENSITIVE: Final = frozenset({"authorization", "proxy-authorization", "cookie"}
 MAX_FORWARDS_METHODS: Final = frozenset({"TRACE", "OPTIONS"})
 
 
-def allowed_methods(forwarding: Forwarding) -> str:
-    """The `Allow` list the proxy answers with (a 405 to TRACE, a stopped OPTIONS)."""
-    return _ALLOW_WITHOUT_TRACE + ", TRACE" if forwarding.allow_trace else _ALLOW_WITHOUT_TRACE
+def allowed_methods(forwarding: Forwarding, *, connect: bool = False) -> str:
+    """The `Allow` list the proxy answers with (a 405 to TRACE or CONNECT, a stopped OPTIONS): the methods
+    it forwards, CONNECT when `connect` (the service proxies it) and TRACE when the service forwards it."""
+    methods = [*_ALLOWED, "CONNECT"] if connect else list(_ALLOWED)
+    if forwarding.allow_trace:
+        methods.append("TRACE")
+    return ", ".join(methods)
 
 
-def answer_here(forwarding: Forwarding, request: RequestHeader) -> tuple[ResponseHeader, bytes] | None:
+def answer_here(
+    forwarding: Forwarding, request: RequestHeader, *, connect: bool = False
+) -> tuple[ResponseHeader, bytes] | None:
     """The proxy's own answer to a TRACE or OPTIONS that must not go upstream, or None to forward it.
+
+    `connect` says whether the service proxies CONNECT (for the `Allow` lists).
 
     Raises:
         Error: `HTTPStatus(400)` for an invalid Max-Forwards.
     """
     method = request.method
     if method == "TRACE" and not forwarding.allow_trace:
-        return trace_refused(forwarding), b""
+        return trace_refused(forwarding, connect=connect), b""
     if method not in MAX_FORWARDS_METHODS or max_forwards(request) != 0:
         return None
-    return trace_echo(request) if method == "TRACE" else (options_response(forwarding), b"")
+    return trace_echo(request) if method == "TRACE" else (options_response(forwarding, connect=connect), b"")
+
+
+def has_looped(forwarding: Forwarding, request: RequestHeader) -> bool:
+    """Whether the request's Via already names this proxy's pseudonym: it came back to the proxy (a route
+    that points at the proxy itself), and forwarding it again would loop until connections run out. A
+    proxy that adds no Via cannot tell."""
+    pseudonym = forwarding.via
+    if pseudonym is None or "via" not in request.headers:
+        return False
+    for value in request.headers.get_all("via"):
+        for entry in value.split(","):
+            # received-protocol SP received-by [ SP comment ] (RFC 9110 §7.6.3)
+            parts = entry.split()
+            if len(parts) >= 2 and parts[1] == pseudonym:
+                return True
+    return False
 
 
 def forward_request(
@@ -188,14 +213,18 @@ def decrement_max_forwards(header: RequestHeader) -> None:
         header.insert_header("Max-Forwards", str(value - 1))
 
 
-def options_response(forwarding: Forwarding) -> ResponseHeader:
+def options_response(forwarding: Forwarding, *, connect: bool = False) -> ResponseHeader:
     """The answer to an OPTIONS that stops at the proxy: 200, the methods it forwards, no content."""
-    return ResponseHeader(200, [("Allow", allowed_methods(forwarding)), ("Content-Length", "0")])
+    return ResponseHeader(
+        200, [("Allow", allowed_methods(forwarding, connect=connect)), ("Content-Length", "0")]
+    )
 
 
-def trace_refused(forwarding: Forwarding) -> ResponseHeader:
+def trace_refused(forwarding: Forwarding, *, connect: bool = False) -> ResponseHeader:
     """The answer to a TRACE when TRACE is not allowed: 405 with the `Allow` list (RFC 9110 §15.5.6)."""
-    return ResponseHeader(405, [("Allow", allowed_methods(forwarding)), ("Content-Length", "0")])
+    return ResponseHeader(
+        405, [("Allow", allowed_methods(forwarding, connect=connect)), ("Content-Length", "0")]
+    )
 
 
 def trace_echo(header: RequestHeader) -> tuple[ResponseHeader, bytes]:

@@ -43,7 +43,10 @@ from actorproxy.http import (
     Error,
     ErrorSource,
     ErrorType,
+    ResponseHeader,
+    allowed_methods,
     answer_here,
+    has_looped,
     select_codec,
 )
 
@@ -136,14 +139,20 @@ class PeerDefaults:
             return None
         return cls(settings.ca_file, settings.client_bind_to_ipv4, settings.client_bind_to_ipv6)
 
-    def apply(self, peer: HttpPeer) -> None:
+    def apply(self, peer: HttpPeer) -> HttpPeer:
         options = peer.options
+        changes: dict[str, Any] = {}
         if self.ca is not None and options.ca is None and peer.tls:
-            options.ca = self.ca
+            changes["ca"] = self.ca
         if options.bind_to is None and not peer.is_unix:
             choices = self.bind_ipv6 if ":" in (peer.host or "") else self.bind_ipv4
             if choices:
-                options.bind_to = random.choice(choices)
+                changes["bind_to"] = random.choice(choices)
+        if not changes:
+            return peer
+        # A copy: the peer may be shared by every request of a route (a declared one is), and one
+        # request's random source address must not become the next one's.
+        return peer.with_options(attrs.evolve(options, **changes))
 
 
 async def _proxy_within(runtime: ProxyRuntime, session: Session, ctx: Any, timeout: float) -> None:
@@ -173,6 +182,9 @@ async def serve_request(runtime: ProxyRuntime, session: Session) -> Error | None
     app = runtime.app
     counters = runtime.counters
     counters.requests += 1
+    if session.req_header.method == "CONNECT" and not runtime.settings.allow_connect_method_proxying:
+        await _refuse_connect(runtime, session)
+        return None
     error: Error | None = None
     ctx: Any = None
     try:
@@ -249,8 +261,15 @@ async def _connect(runtime: ProxyRuntime, peer: HttpPeer) -> tuple[ClientSide, b
 async def _proxy_to_upstream(runtime: ProxyRuntime, session: Session, ctx: Any) -> None:
     app = runtime.app
     settings = runtime.settings
-    if session.req_header.method in MAX_FORWARDS_METHODS and await _answer_here(settings, session):
+    request = session.req_header
+    if request.method in MAX_FORWARDS_METHODS and await _answer_here(settings, session):
         return
+    if has_looped(settings.forwarding, request):
+        raise Error.explain(
+            ErrorType.http_status(508),
+            f"the request already went through this proxy (Via: {request.headers.get('via')})",
+            ErrorSource.DOWNSTREAM,
+        )
     retries = 0
     while True:
         if retries:
@@ -258,7 +277,7 @@ async def _proxy_to_upstream(runtime: ProxyRuntime, session: Session, ctx: Any) 
         _feedback.clear()
         peer = await app.upstream_peer(session, ctx)
         if runtime.peer_defaults is not None:
-            runtime.peer_defaults.apply(peer)
+            peer = runtime.peer_defaults.apply(peer)
         attempt = _feedback.claim(peer.address)
         try:
             retry = await _attempt(runtime, session, ctx, peer=peer, attempt=attempt, retries=retries)
@@ -267,6 +286,12 @@ async def _proxy_to_upstream(runtime: ProxyRuntime, session: Session, ctx: Any) 
         if not retry:
             return
         retries += 1
+
+
+def _may_retry(runtime: ProxyRuntime, retries: int) -> bool:
+    """Whether another try may follow try number `retries + 1`: Pingora makes at most `max_retries` tries
+    in all (and we make one even when it is 0)."""
+    return retries + 1 < runtime.settings.max_retries
 
 
 async def _attempt(
@@ -281,14 +306,20 @@ async def _attempt(
     """One try at `peer`; True when it failed in a way worth another try."""
     app = runtime.app
     pool = runtime.pool
+    options = peer.options
     try:
         conn, reused = await _connect(runtime, peer)
     except Error as exc:
         attempt.finish(Outcome.CONNECT_FAILURE)
         exc = app.fail_to_connect(session, peer, ctx, exc)
-        if exc.retry_for(False) and retries < runtime.settings.max_retries:
+        if exc.retry_for(False) and _may_retry(runtime, retries):
             return True
         raise exc
+    if reused:
+        # The timeouts are this request's peer's, whatever connection carries it (Pingora sets them on
+        # every request).
+        conn.read_timeout = options.read_timeout
+        conn.write_timeout = options.write_timeout
     try:
         await app.connected_to_upstream(session, reused, peer, ctx)
         status = await Exchange(app, session, ctx, conn, runtime.settings.forwarding).run()
@@ -299,7 +330,7 @@ async def _attempt(
         if error.source is ErrorSource.DOWNSTREAM or session.response_written() is not None:
             raise error from None
         error = app.error_while_proxy(peer, session, error, ctx, reused)
-        retry = error.retry_for(reused) and retries < runtime.settings.max_retries
+        retry = error.retry_for(reused) and _may_retry(runtime, retries)
         if retry and not session.retry_buffer_truncated:
             return True
         raise error from None
@@ -323,7 +354,9 @@ async def _answer_here(settings: ProxySettings, session: Session) -> bool:
     Raises:
         Error: `HTTPStatus(400)` for an invalid Max-Forwards.
     """
-    answer = answer_here(settings.forwarding, session.req_header)
+    answer = answer_here(
+        settings.forwarding, session.req_header, connect=settings.allow_connect_method_proxying
+    )
     if answer is None:
         return False
     response, body = answer
@@ -333,3 +366,15 @@ async def _answer_here(settings: ProxySettings, session: Session) -> bool:
     if body:
         await session.write_response_body(body, end_of_stream=True)
     return True
+
+
+async def _refuse_connect(runtime: ProxyRuntime, session: Session) -> None:
+    """Answer a CONNECT with 405 before any phase sees it (Pingora's default): a reverse proxy opens no
+    tunnels. The connection ends after the answer: what the client sends next is the tunnel it expects."""
+    runtime.counters.rejected += 1
+    response = ResponseHeader.build(405)
+    response.insert_header("Allow", allowed_methods(runtime.settings.forwarding))
+    response.insert_header("Content-Length", "0")
+    session.set_keepalive(None)
+    await session.write_response_header(response, end_of_stream=True)
+    runtime.counters.count_response(405)

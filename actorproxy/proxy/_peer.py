@@ -256,6 +256,12 @@ class HttpPeer:
         self.sni = sni
         self.options = PeerOptions() if options is None else options
 
+    def with_options(self, options: PeerOptions) -> HttpPeer:
+        """The same peer with other options (a copy: this one is left as it is)."""
+        peer = HttpPeer.__new__(HttpPeer)
+        peer.address, peer.tls, peer.sni, peer.options = self.address, self.tls, self.sni, options
+        return peer
+
     @classmethod
     def new_uds(cls, path: str | os.PathLike[str], tls: bool = False, sni: str = "") -> HttpPeer:
         """A peer on a Unix socket (Pingora's `HttpPeer::new_uds`)."""

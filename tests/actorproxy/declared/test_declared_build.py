@@ -190,6 +190,7 @@ def test_a_service_takes_its_timeouts_limits_forwarding_and_connection_limits_fr
                     "request_timeout": 30,
                     "limits": {"max_header_count": 20, "max_body_size": 1024},
                     "forwarding": {"via": "edge", "x_forwarded": True},
+                    "allow_connect_method_proxying": True,
                 }
             ],
             "upstreams": [{"name": "one", "discovery": STATIC}],
@@ -202,5 +203,7 @@ def test_a_service_takes_its_timeouts_limits_forwarding_and_connection_limits_fr
     assert (settings.limits.max_header_count, settings.limits.max_body_size) == (20, 1024)
     assert settings.limits.max_request_line == 8192  # the default where the file says nothing
     assert (settings.forwarding.via, settings.forwarding.x_forwarded) == ("edge", True)
+    assert settings.allow_connect_method_proxying is True
+    assert ServerConf.from_mapping({}).proxy_settings().allow_connect_method_proxying is False
     [endpoint] = service.endpoints
     assert (endpoint.max_connections, endpoint.max_connections_per_client) == (100, 5)
