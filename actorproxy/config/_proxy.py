@@ -124,7 +124,8 @@ class ProxySettings:
             response has started, then the connection is cut); None: no total deadline.
         limits: how large a request may be (`HttpLimits`).
         forwarding: Via and X-Forwarded-* on what is forwarded, TRACE (`Forwarding`).
-        max_retries: retries of one request after retry-able failures (Pingora's `max_retries`).
+        max_retries: tries of one request in all, the first included, while its failures are retry-able
+            (Pingora's `max_retries`; 0 still makes one).
         upstream_keepalive_pool_size: idle upstream connections kept for reuse, in all.
         grace_period: seconds a request in flight may take to finish once the service drains (Pingora's
             `grace_period_seconds`); then its connection is cancelled.

@@ -171,7 +171,10 @@ class ServerConf:
     max_retries: int = attrs.field(
         default=DEFAULT_MAX_RETRIES,
         validator=NON_NEGATIVE,
-        metadata=doc("Most retries of one request after retry-able upstream failures."),
+        metadata=doc(
+            "Tries of one request in all, the first included, while its failures are retry-able (Pingora's"
+            " rule; 0 still makes one)."
+        ),
     )
     upgrade_sock_connect_accept_max_retries: int | None = attrs.field(
         default=None,

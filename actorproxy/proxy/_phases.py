@@ -147,9 +147,7 @@ class ProxyHttp:
 
     def request_summary(self, session: Session, ctx: Any) -> str:
         """What an error log line says about the request."""
-        header = session.req_header
-        host = header.headers.get("host", "")
-        return f"{header.method} {header.uri}, Host: {host}"
+        return session.request_summary()
 
     def suppress_error_log(self, session: Session, ctx: Any, e: Error) -> bool:
         """Return True to keep `e` out of the error log."""

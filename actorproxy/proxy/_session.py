@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from actorproxy.config import DEFAULT_KEEPALIVE_TIMEOUT
-from actorproxy.http import Error, ErrorSource, ErrorType, Headers, RequestHeader, ResponseHeader
+from actorproxy.http import Error, ErrorSource, ErrorType, Headers, RequestHeader, ResponseHeader, has_body
 
 if TYPE_CHECKING:
     from actorproxy.http import ServerSide
@@ -74,7 +74,42 @@ class Session:
         return self.req_header
 
     def get_header(self, name: str) -> str | None:
+        """The first value of the request field `name` (any case), or None."""
         return self.req_header.headers.get(name)
+
+    def get_header_bytes(self, name: str) -> bytes:
+        """The first value of the request field `name` as bytes; empty when absent (Pingora's)."""
+        value = self.req_header.headers.get(name)
+        return b"" if value is None else value.encode("latin-1")
+
+    def is_body_empty(self) -> bool:
+        """The request has no body (no Content-Length above 0, no Transfer-Encoding)."""
+        return not has_body(self.req_header)
+
+    def is_body_done(self) -> bool:
+        """Pingora's name for `request_body_done`."""
+        return self.downstream.body_done
+
+    async def drain_request_body(self) -> None:
+        """Read the rest of the request body and drop it (so the connection can carry another request)."""
+        while await self.read_request_body() is not None:
+            pass
+
+    def enable_retry_buffering(self) -> None:
+        """Pingora's switch; here the first `RETRY_BUFFER_SIZE` bytes of a body are always kept."""
+
+    def get_retry_buffer(self) -> bytes | None:
+        """What the retry buffer holds of the body, joined; None once it was truncated (Pingora's)."""
+        return None if self.retry_buffer_truncated else b"".join(self._retry_buffer)
+
+    def request_summary(self) -> str:
+        """`METHOD /path, Host: host`, for logs (what `ProxyHttp.request_summary` returns by default)."""
+        header = self.req_header
+        return f"{header.method} {header.uri}, Host: {header.headers.get('host') or ''}"
+
+    def is_http2(self) -> bool:
+        """Whether the client speaks HTTP/2 to the proxy."""
+        return False
 
     @property
     def request_body_done(self) -> bool:
@@ -137,7 +172,16 @@ class Session:
             self.downstream.set_keepalive(False)
         await self.downstream.write_response(header, end=end_of_stream)
 
-    async def write_response_body(self, data: bytes, end_of_stream: bool = False) -> None:
+    async def write_response_header_ref(self, header: ResponseHeader, end_of_stream: bool = False) -> None:
+        """Pingora's name for `write_response_header` when the header is borrowed."""
+        await self.write_response_header(header, end_of_stream)
+
+    async def write_continue_response(self) -> None:
+        """Send `100 Continue` now, if the client asked for it and nothing was answered yet."""
+        await self.downstream.send_continue()
+
+    async def write_response_body(self, data: bytes | None, end_of_stream: bool = False) -> None:
+        """Send a piece of the response body (None or b"" sends nothing); `end_of_stream` ends it."""
         if data:
             await self.downstream.write_body(data)
         if end_of_stream:
@@ -157,6 +201,24 @@ class Session:
             # The rest of the request body was never read: the connection cannot carry another request.
             self.set_keepalive(None)
         await self.write_response_header(header, end_of_stream=True)
+
+    async def respond_error_with_body(self, code: int, body: bytes) -> None:
+        """Answer with status `code` and `body` (no-op if a response already started), Pingora's call."""
+        if self.response_written() is not None:
+            return
+        header = ResponseHeader.build(code)
+        header.insert_header("Content-Length", str(len(body)))
+        header.insert_header("Cache-Control", "private, no-store")
+        if not self.downstream.body_done:
+            self.set_keepalive(None)
+        if self.keepalive_timeout is None:
+            self.downstream.set_keepalive(False)
+        await self.downstream.write_response(header, body, end=True)
+
+    async def shutdown(self) -> None:
+        """Close the downstream connection now (Pingora's `shutdown`); nothing more is sent on it."""
+        self.set_keepalive(None)
+        await self.downstream.close()
 
     def set_keepalive(self, timeout: float | None) -> None:
         """Keep the connection open for `timeout` seconds after this response; None closes it."""
