@@ -39,6 +39,7 @@ from ._env import ENV_PREFIX, ENV_SEPARATOR
 from ._error import ConfigError, ConfigWarning, Problem
 from ._load import load_conf
 from ._proxy import DEFAULT_LIMITS, Forwarding, HttpLimits, ProxySettings
+from ._redis import RedisConf
 from ._schema import json_schema
 from ._server import DEFAULT_PID_FILE, DEFAULT_UPGRADE_SOCK, PINGORA_RUNTIME_KEYS, ServerConf
 from ._services import (
@@ -107,6 +108,7 @@ __all__ = [
     "PassiveHealthConf",
     "Problem",
     "ProxySettings",
+    "RedisConf",
     "RouteConf",
     "ServerConf",
     "ServiceConf",

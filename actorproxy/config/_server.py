@@ -30,6 +30,7 @@ from ._defaults import (
 from ._frozen import EMPTY, freeze_mapping
 from ._proxy import ProxySettings
 from ._read import read_text, record_from_mapping
+from ._redis import RedisConf
 from ._rules import NON_NEGATIVE, POSITIVE
 from ._services import ServiceConf
 from ._upstreams import UpstreamConf
@@ -202,6 +203,10 @@ class ServerConf:
     )
     upstreams: tuple[UpstreamConf, ...] = attrs.field(
         default=(), metadata=doc("Upstream clusters the services' routes send to.")
+    )
+    redis: RedisConf | None = attrs.field(
+        default=None,
+        metadata=doc("The Redis server shared limits and the redis store use; null: none configured."),
     )
     extra: Mapping[str, Any] = attrs.field(
         default=EMPTY,
