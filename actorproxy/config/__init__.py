@@ -13,6 +13,9 @@ A bad value raises `ConfigError` naming its key path: `services[0].listeners[1].
 from ._checks import did_you_mean
 from ._defaults import (
     DEFAULT_BASE_EJECTION_TIME,
+    DEFAULT_COMPRESS_MIN_SIZE,
+    DEFAULT_COMPRESSIBLE_TYPES,
+    DEFAULT_COMPRESSION_LEVELS,
     DEFAULT_CONNECTION_TIMEOUT,
     DEFAULT_CONSECUTIVE_FAILURES,
     DEFAULT_DNS_MAX_TTL,
@@ -43,6 +46,7 @@ from ._redis import RedisConf
 from ._schema import json_schema
 from ._server import DEFAULT_PID_FILE, DEFAULT_UPGRADE_SOCK, PINGORA_RUNTIME_KEYS, ServerConf
 from ._services import (
+    CompressionConf,
     HeaderEditsConf,
     ListenerConf,
     RouteConf,
@@ -65,6 +69,9 @@ from ._upstreams import (
 
 __all__ = [
     "DEFAULT_BASE_EJECTION_TIME",
+    "DEFAULT_COMPRESSIBLE_TYPES",
+    "DEFAULT_COMPRESSION_LEVELS",
+    "DEFAULT_COMPRESS_MIN_SIZE",
     "DEFAULT_CONNECTION_TIMEOUT",
     "DEFAULT_CONSECUTIVE_FAILURES",
     "DEFAULT_DNS_MAX_TTL",
@@ -93,6 +100,7 @@ __all__ = [
     "ENV_SEPARATOR",
     "PINGORA_RUNTIME_KEYS",
     "Algorithm",
+    "CompressionConf",
     "ConfigError",
     "ConfigWarning",
     "DiscoveryConf",

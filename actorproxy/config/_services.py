@@ -19,6 +19,7 @@ from ._checks import (
     Check,
     Where,
     at_least,
+    between,
     check_class,
     doc,
     each,
@@ -27,6 +28,9 @@ from ._checks import (
     parsed_by,
 )
 from ._defaults import (
+    DEFAULT_COMPRESS_MIN_SIZE,
+    DEFAULT_COMPRESSIBLE_TYPES,
+    DEFAULT_COMPRESSION_LEVELS,
     DEFAULT_CONNECTION_TIMEOUT,
     DEFAULT_KEEPALIVE_TIMEOUT,
     DEFAULT_READ_TIMEOUT,
@@ -40,6 +44,7 @@ from ._proxy import Forwarding, HttpLimits
 from ._rules import HEADER_NAME, HEADER_VALUE, LISTEN_ADDRESS, NAME, NON_NEGATIVE, PATH, POSITIVE
 
 __all__ = [
+    "CompressionConf",
     "HeaderEditsConf",
     "ListenerConf",
     "RouteConf",
@@ -61,6 +66,15 @@ def _route_host(value: str) -> None:
 def _path_prefix(value: str) -> None:
     if not value.startswith("/"):
         raise ValueError(f"a path prefix starts with '/', got {value!r}")
+
+
+# A media range in `content_types`: type/subtype or type/* (RFC 9110 §8.3.1), no parameters.
+_MEDIA_RANGE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/(\*|[A-Za-z0-9!#$&^_.+-]+)")
+
+
+def _media_range(value: str) -> None:
+    if not _MEDIA_RANGE.fullmatch(value):
+        raise ValueError(f"expected type/subtype or type/*, got {value!r}")
 
 
 def _octal(value: Any) -> Any:
@@ -162,6 +176,47 @@ class HeaderEditsConf:
 
 
 @attrs.frozen(kw_only=True)
+class CompressionConf:
+    """Response compression on a route (Pingora's `ResponseCompression`), negotiated by `Accept-Encoding`."""
+
+    gzip: int = attrs.field(
+        default=DEFAULT_COMPRESSION_LEVELS["gzip"],
+        validator=between(0, 9),
+        metadata=doc("gzip level, 1 (fastest) to 9 (smallest); 0: never gzip."),
+    )
+    br: int = attrs.field(
+        default=DEFAULT_COMPRESSION_LEVELS["br"],
+        validator=between(0, 11),
+        metadata=doc("Brotli quality, 1 to 11; 0: never brotli."),
+    )
+    zstd: int = attrs.field(
+        default=DEFAULT_COMPRESSION_LEVELS["zstd"],
+        validator=between(0, 22),
+        metadata=doc("zstd level, 1 to 22; 0: never zstd."),
+    )
+    min_size: int = attrs.field(
+        default=DEFAULT_COMPRESS_MIN_SIZE,
+        validator=NON_NEGATIVE,
+        metadata=doc("Bytes below which a response with a Content-Length is sent as it is."),
+    )
+    content_types: tuple[str, ...] = attrs.field(
+        default=DEFAULT_COMPRESSIBLE_TYPES,
+        validator=each(parsed_by(_media_range, "type/subtype or type/*", pattern=_MEDIA_RANGE.pattern)),
+        metadata=doc("Content types to compress, as type/subtype or type/*."),
+    )
+    decompress: bool = attrs.field(
+        default=False,
+        metadata=doc(
+            "Decode an upstream's gzip, br or zstd body for a client that does not accept that coding."
+        ),
+    )
+    preserve_etag: bool = attrs.field(
+        default=False,
+        metadata=doc("Keep a strong ETag on a (de)compressed response; false: it becomes weak (W/)."),
+    )
+
+
+@attrs.frozen(kw_only=True)
 class RouteConf:
     """Which requests go to which upstream cluster, and how they are handled on the way."""
 
@@ -188,6 +243,10 @@ class RouteConf:
     )
     response_headers: HeaderEditsConf = attrs.field(
         factory=HeaderEditsConf, metadata=doc("Edits of the response before it goes back downstream.")
+    )
+    compression: CompressionConf | None = attrs.field(
+        default=None,
+        metadata=doc("Compress responses for clients that accept it; null: responses pass as they are."),
     )
     retries: int | None = attrs.field(
         default=None,
@@ -264,5 +323,14 @@ class ServiceConf:
     )
 
 
-for _cls in (TlsConf, ListenerConf, HeaderEditsConf, RouteConf, HttpLimits, Forwarding, ServiceConf):
+for _cls in (
+    TlsConf,
+    ListenerConf,
+    HeaderEditsConf,
+    CompressionConf,
+    RouteConf,
+    HttpLimits,
+    Forwarding,
+    ServiceConf,
+):
     attrs.resolve_types(_cls)

@@ -19,6 +19,8 @@ Rules:
 - Header edits are applied removals first, then sets: `request_headers` to the request that goes upstream
   (`upstream_request_filter`), `response_headers` to the upstream's response (`response_filter`); the
   proxy's own answers (404, 502, 503, ...) are not edited.
+- A route with `compression` turns on the request's `downstream_compression` with the route's settings in
+  `request_filter`; other routes never touch it.
 - The peer's timeouts come from the route, built into one `PeerOptions` per route at build time and shared
   by its requests (read-only: the engine never changes a peer's options).
 """
@@ -30,7 +32,7 @@ from typing import Any
 
 import attrs
 
-from actorproxy.config import HeaderEditsConf, RouteConf, UpstreamConf
+from actorproxy.config import CompressionConf, HeaderEditsConf, RouteConf, UpstreamConf
 from actorproxy.http import Error, ErrorSource, ErrorType, RequestHeader, ResponseHeader
 from actorproxy.lb import Backend, LoadBalancer
 from actorproxy.proxy import HttpPeer, PeerOptions, ProxyHttp, Session
@@ -106,6 +108,7 @@ class RoutePlan:
         options: the peer options (timeouts) of every request of the route.
         request_edits: edits of the request that goes upstream.
         response_edits: edits of the upstream's response.
+        compression: the route's response compression; None: off.
     """
 
     index: int
@@ -116,6 +119,7 @@ class RoutePlan:
     options: PeerOptions
     request_edits: HeaderEdits
     response_edits: HeaderEdits
+    compression: CompressionConf | None = None
 
     @classmethod
     def build(cls, index: int, route: RouteConf, upstream: UpstreamConf, lb: LoadBalancer) -> RoutePlan:
@@ -129,6 +133,7 @@ class RoutePlan:
             options=_peer_options(route),
             request_edits=HeaderEdits.from_conf(route.request_headers),
             response_edits=HeaderEdits.from_conf(route.response_headers),
+            compression=route.compression,
         )
 
     def retry_allowed(self, attempts: int) -> bool:
@@ -191,6 +196,16 @@ class DeclaredRequest:
         return f"<DeclaredRequest route={route} tried={[str(b) for b in self.tried]}>"
 
 
+def _compress(session: Session, conf: CompressionConf) -> None:
+    compression = session.downstream_compression
+    for coding, level in (("gzip", conf.gzip), ("br", conf.br), ("zstd", conf.zstd)):
+        compression.adjust_algorithm_level(coding, level)
+    compression.adjust_decompression(conf.decompress)
+    compression.adjust_preserve_etag(conf.preserve_etag)
+    compression.min_size = conf.min_size
+    compression.content_types = conf.content_types
+
+
 async def respond_text(session: Session, status: int, text: str) -> None:
     """Answer with `status` and a short plain-text body (no-op if a response already started)."""
     if session.response_written() is not None:
@@ -237,6 +252,8 @@ class DeclaredProxy(ProxyHttp):
             await respond_text(session, 404, NO_ROUTE_BODY)
             return True
         ctx.route = route
+        if route.compression is not None:
+            _compress(session, route.compression)
         return False
 
     async def upstream_peer(self, session: Session, ctx: DeclaredRequest) -> HttpPeer:

@@ -1,6 +1,8 @@
 """HTTP for the proxy, sans-IO: errors, request and response heads, forwarding rules, and the HTTP/1.1 wing
 (`h1`: codecs and their strict checks). No actors and no sockets here."""
 
+from ._codings import CODING_LEVELS, ContentCoding
+from ._compression import COMPRESSION_ERROR, PREFERENCE, ResponseCompression, accepted_codings
 from ._error import Error, ErrorSource, ErrorType, RetryType, status_for
 from ._forward import (
     HOP_BY_HOP,
@@ -31,12 +33,18 @@ from .h1 import (
 
 __all__ = [
     "CODEC_ENV",
+    "CODING_LEVELS",
+    "COMPRESSION_ERROR",
+    "DEFAULT_CONTENT_TYPES",
     "DEFAULT_MAX_HEAD_SIZE",
     "DEFAULT_READ_SIZE",
     "HOP_BY_HOP",
     "MAX_FORWARDS_METHODS",
+    "MIN_COMPRESS_SIZE",
+    "PREFERENCE",
     "ClientSide",
     "Codec",
+    "ContentCoding",
     "Error",
     "ErrorSource",
     "ErrorType",
@@ -45,9 +53,11 @@ __all__ = [
     "Headers",
     "ProtocolError",
     "RequestHeader",
+    "ResponseCompression",
     "ResponseHeader",
     "RetryType",
     "ServerSide",
+    "accepted_codings",
     "allowed_methods",
     "answer_here",
     "available_codecs",

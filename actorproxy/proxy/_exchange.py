@@ -16,6 +16,8 @@ Rules:
   so every byte the client sent reaches the upstream exactly once, in order. A 101 to anything else is an
   upstream error; an upgrade the upstream refuses goes back as an ordinary response and the connection
   ends after it.
+- With response compression on (`session.downstream_compression`), the head is adjusted after
+  `response_filter` and each body piece is coded after `response_body_filter`, as it passes.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from actorproxy.http import (
     Error,
     ErrorSource,
     ErrorType,
+    ResponseCompression,
     ResponseHeader,
     forward_request,
     forward_response,
@@ -141,6 +144,12 @@ class Exchange:
         await app.upstream_response_filter(session, response, ctx)
         await app.response_filter(session, response, ctx)
         remove_hop_by_hop(response)
+        compression = session.active_compression()
+        if compression is not None:
+            bodiless = session.req_header.method == "HEAD" or response.headers.get("content-length") == "0"
+            compression.response_header_filter(response, bodiless)
+            if compression.is_enabled():
+                return await self._relay_coded(response, status, compression)
         downstream = session.downstream
         chunk = BodyChunk(None)
         try:
@@ -163,6 +172,58 @@ class Exchange:
             await self._filter_response_piece(chunk, end)
             if chunk.data:
                 await downstream.write_body(chunk.data)
+            if end:
+                await self._finish_response()
+                return status
+
+    async def _relay_coded(
+        self, response: ResponseHeader, status: int, compression: ResponseCompression
+    ) -> int:
+        """Relay a response body through its coder: the head goes with the first coded piece, and a body
+        that came whole and codes into one piece goes in one write (the codec gives it a length)."""
+        conn, downstream = self.conn, self.session.downstream
+        chunk = BodyChunk(None)
+        try:
+            chunk.data = conn.read_body_nowait()
+        except trio.WouldBlock:
+            await downstream.write_response(response)
+        else:
+            end = chunk.data is None
+            if chunk.data is not None:
+                # What is already buffered goes with it, so that a small body and its end code in one step
+                # (reading the buffer makes no system call).
+                parts = [chunk.data]
+                while True:
+                    try:
+                        more = conn.read_body_nowait()
+                    except trio.WouldBlock:
+                        break
+                    if more is None:
+                        end = True
+                        break
+                    parts.append(more)
+                chunk.data = b"".join(parts) if len(parts) > 1 else chunk.data
+            await self._filter_response_piece(chunk, end)
+            pieces = compression.response_body_pieces(chunk.data, end)
+            first = next(pieces, b"")
+            second = next(pieces, None)
+            if second is None and end and conn.response_trailers is None:
+                await downstream.write_response(response, first, end=True)
+                return status
+            await downstream.write_response(response, first)
+            if second is not None:
+                await downstream.write_body(second)
+                for piece in pieces:
+                    await downstream.write_body(piece)
+            if end:
+                await self._finish_response()
+                return status
+        while True:
+            chunk.data = await conn.read_body()
+            end = chunk.data is None
+            await self._filter_response_piece(chunk, end)
+            for piece in compression.response_body_pieces(chunk.data, end):
+                await downstream.write_body(piece)
             if end:
                 await self._finish_response()
                 return status

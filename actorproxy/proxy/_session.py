@@ -8,6 +8,9 @@ Rules:
   request can no longer be retried once body bytes went upstream.
 - Keep-alive is on by default (idle timeout from the service); `set_keepalive(None)` closes the connection
   after this response.
+- Response compression (`downstream_compression`, Pingora's) exists only once a phase asks for it: a
+  request that never touches it pays nothing for it. It applies to what the proxy relays and to what a
+  filter writes through `write_response_header` / `write_response_body`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,16 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from actorproxy.config import DEFAULT_KEEPALIVE_TIMEOUT
-from actorproxy.http import Error, ErrorSource, ErrorType, Headers, RequestHeader, ResponseHeader, has_body
+from actorproxy.http import (
+    Error,
+    ErrorSource,
+    ErrorType,
+    Headers,
+    RequestHeader,
+    ResponseCompression,
+    ResponseHeader,
+    has_body,
+)
 
 if TYPE_CHECKING:
     from actorproxy.http import ServerSide
@@ -32,6 +44,7 @@ class Session:
     """One downstream request: its header, its body, and the response written for it."""
 
     __slots__ = (
+        "_compression",
         "_retry_buffer",
         "_retry_size",
         "client_addr",
@@ -63,6 +76,7 @@ class Session:
         self._retry_buffer: list[bytes] = []
         self._retry_size = 0
         self.retry_buffer_truncated = False
+        self._compression: ResponseCompression | None = None
 
     def __repr__(self) -> str:
         return f"<Session {self.req_header.method} {self.req_header.uri} from {self.client_addr}>"
@@ -162,6 +176,24 @@ class Session:
 
     # -- response ------------------------------------------------------------------------------------------
 
+    @property
+    def downstream_compression(self) -> ResponseCompression:
+        """This response's compression (Pingora's), off until a level is set: call
+        `session.downstream_compression.adjust_level(6)` in a phase before the response head to turn it on.
+        It reads the client's `Accept-Encoding` when first used."""
+        compression = self._compression
+        if compression is None:
+            compression = self._compression = ResponseCompression()
+            compression.request_filter(self.req_header)
+        return compression
+
+    def active_compression(self) -> ResponseCompression | None:
+        """The compression context when one was made and may change the response, else None."""
+        compression = self._compression
+        if compression is None or not compression.is_enabled():
+            return None
+        return compression
+
     def response_written(self) -> ResponseHeader | None:
         """The response header already sent downstream, if any."""
         return self.downstream.response_header
@@ -170,6 +202,9 @@ class Session:
         """Send a response header (a filter answering by itself)."""
         if self.keepalive_timeout is None:
             self.downstream.set_keepalive(False)
+        compression = self.active_compression()
+        if compression is not None:
+            compression.response_header_filter(header, end_of_stream or self.req_header.method == "HEAD")
         await self.downstream.write_response(header, end=end_of_stream)
 
     async def write_response_header_ref(self, header: ResponseHeader, end_of_stream: bool = False) -> None:
@@ -182,7 +217,11 @@ class Session:
 
     async def write_response_body(self, data: bytes | None, end_of_stream: bool = False) -> None:
         """Send a piece of the response body (None or b"" sends nothing); `end_of_stream` ends it."""
-        if data:
+        compression = self.active_compression()
+        if compression is not None:
+            for piece in compression.response_body_pieces(data, end_of_stream):
+                await self.downstream.write_body(piece)
+        elif data:
             await self.downstream.write_body(data)
         if end_of_stream:
             await self.downstream.finish()

@@ -8,6 +8,12 @@ Routes (the path decides):
 - `/big?size=N`: N bytes of body.
 - `/truncated`: promises 1000 bytes of body, sends 10 and closes the connection.
 - `/close-after`: a normal keep-alive answer, then the connection is closed (an idle timeout on the origin).
+- `/text?size=N&type=T`: N bytes of repeated English text as T (default text/plain), with a strong ETag
+  and `Accept-Ranges`; `&chunked=1` sends it chunked, in two pieces.
+- `/encoded?coding=C&size=N`: the `/text` body compressed with gzip, br or zstd, with `Content-Encoding`;
+  `coding=broken-gzip` sends a gzip header followed by garbage.
+- `/drip`: a chunked text body whose first piece goes at once; the rest waits for `release` (and sets
+  `held` when it starts waiting).
 - `/drop-on-reuse...`: answered as `/echo` on a new connection; on a reused one the connection is closed
   without an answer (the origin's idle timer fired just as the request arrived).
 Counts the connections it accepted and the requests it served. Serves plain TCP (`serve`), TLS (`serve` with
@@ -16,12 +22,29 @@ an `ssl_context`) or a Unix socket (`serve_unix`); answers `100 Continue` to a c
 
 from __future__ import annotations
 
+import gzip
 import json
 import ssl
 from typing import Any
 
+import brotli
 import h11
 import trio
+import zstandard
+
+#: The text `/text` repeats: compressible, as a page or a JSON document is.
+TEXT = b"The quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs. "
+_ENCODERS = {
+    "gzip": gzip.compress,
+    "br": brotli.compress,
+    "zstd": lambda data: zstandard.ZstdCompressor().compress(data),
+    "broken-gzip": lambda data: b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + b"not deflate" * 10,
+}
+
+
+def text_body(size: int) -> bytes:
+    """`size` bytes of `TEXT`, repeated."""
+    return (TEXT * (size // len(TEXT) + 1))[:size]
 
 
 class Upstream:
@@ -147,6 +170,9 @@ class Upstream:
                 await stream.send_all(conn.send(h11.Data(data=piece)))
             await stream.send_all(conn.send(h11.EndOfMessage(headers=[("x-checksum", "done")])))
             return
+        if path in ("/text", "/encoded", "/drip"):
+            await self._text(conn, stream, request, path, params)
+            return
         if path == "/truncated":
             head = h11.Response(status_code=200, headers=[("content-length", "1000")])
             await stream.send_all(conn.send(head) + conn.send(h11.Data(data=b"0123456789")))
@@ -160,6 +186,35 @@ class Upstream:
             ("content-length", str(len(payload))),
             ("x-upstream", self.name),
         ]
+        await self._send(conn, stream, 200, headers, b"" if request.method == b"HEAD" else payload)
+
+    async def _text(
+        self,
+        conn: h11.Connection,
+        stream: trio.abc.Stream,
+        request: h11.Request,
+        path: str,
+        params: dict[str, str],
+    ) -> None:
+        payload = text_body(int(params.get("size", "4096")))
+        content_type = params.get("type", "text/plain; charset=utf-8")
+        headers = [("content-type", content_type), ("x-upstream", self.name)]
+        if path == "/encoded":
+            coding = params.get("coding", "gzip")
+            payload = _ENCODERS[coding](payload)
+            headers.append(("content-encoding", coding.removeprefix("broken-")))
+        elif path == "/text":
+            headers += [("etag", '"v1"'), ("accept-ranges", "bytes")]
+        if path == "/drip" or params.get("chunked"):
+            await self._send(conn, stream, 200, [*headers, ("transfer-encoding", "chunked")], None)
+            half = len(payload) // 2
+            await stream.send_all(conn.send(h11.Data(data=payload[:half])))
+            if path == "/drip":
+                self.held.set()
+                await self.release.wait()
+            await stream.send_all(conn.send(h11.Data(data=payload[half:])) + conn.send(h11.EndOfMessage()))
+            return
+        headers.append(("content-length", str(len(payload))))
         await self._send(conn, stream, 200, headers, b"" if request.method == b"HEAD" else payload)
 
     async def _send(
