@@ -1,0 +1,229 @@
+"""The request path's CPU cost, in one process: µs of CPU per proxied request, steady under other load.
+
+    python benchmarks/path.py                 # tiny and 64 KiB bodies, 20,000 requests each
+    python benchmarks/path.py --requests 5000 --body tiny
+    python benchmarks/path.py --profile FILE  # also count calls per request with cProfile (slower)
+
+`benchmarks/proxy.py` measures throughput against nginx and aiohttp, which swings with whatever else the
+machine runs. This script measures what a change to the request path costs, with little noise: the proxy
+(`http_proxy_service`, a `ProxyHttp` whose `upstream_peer` returns one peer, every default on), an origin
+and the clients all run in one `trio.run` on real loopback sockets, and the process's CPU time is divided
+by the requests served. The origin and the clients are as cheap as trio allows (raw non-blocking sockets,
+fixed bytes, no parsing beyond finding the end of a message), and their own cost is measured alone in the
+same run (clients straight to the origin) and subtracted: what remains is the proxy's CPU per request.
+
+Each figure is the best of three runs. 50 keep-alive clients send requests back to back, as wrk does in
+`benchmarks/proxy.py`. CPU time counts user and system time, so syscalls are in it.
+
+This is a script, not a test: nothing here asserts speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import json
+import socket
+import time
+from typing import Any
+
+import trio
+
+from actorproxy.http import select_codec
+from actorproxy.proxy import HttpPeer, ProxyHttp, Session, http_proxy_service
+from actors import open_actor_system
+
+BODIES = {"tiny": b"hello, world\n", "64k": b"x" * 65536}
+CLIENTS = 50
+REQUEST = b"GET /bench HTTP/1.1\r\nHost: bench\r\nUser-Agent: path\r\nAccept: */*\r\n\r\n"
+
+
+def response_bytes(body: bytes) -> bytes:
+    head = (
+        f"HTTP/1.1 200 OK\r\nServer: origin\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
+        "Connection: keep-alive\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def _recv(sock: socket.socket) -> bytes:
+    while True:
+        try:
+            return sock.recv(262144)
+        except BlockingIOError:
+            await trio.lowlevel.wait_readable(sock)
+
+
+async def _send(sock: socket.socket, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            sent = sock.send(view)
+        except BlockingIOError:
+            await trio.lowlevel.wait_writable(sock)
+            continue
+        view = view[sent:]
+
+
+async def serve_origin(answer: bytes, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+    """Answer every request head on every connection with `answer` (requests carry no body)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1024)
+    listener.setblocking(False)
+    async with trio.open_nursery() as nursery:
+        task_status.started(listener.getsockname()[1])
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(listener)
+                continue
+            conn.setblocking(False)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            nursery.start_soon(_origin_connection, conn, answer)
+
+
+async def _origin_connection(conn: socket.socket, answer: bytes) -> None:
+    pending = b""
+    with conn:
+        while data := await _recv(conn):
+            pending += data
+            heads = pending.count(b"\r\n\r\n")
+            if heads:
+                pending = pending[pending.rindex(b"\r\n\r\n") + 4 :]
+                await _send(conn, answer * heads)
+
+
+async def client(port: int, requests: int, expected: int) -> None:
+    """Send `requests` requests one after another on one connection; read each whole answer."""
+    sock = socket.socket()
+    sock.setblocking(False)
+    try:
+        sock.connect(("127.0.0.1", port))
+    except BlockingIOError:
+        await trio.lowlevel.wait_writable(sock)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    with sock:
+        for _ in range(requests):
+            await _send(sock, REQUEST)
+            received = 0
+            while received < expected:
+                data = await _recv(sock)
+                if not data:
+                    raise RuntimeError("the server closed the connection")
+                received += len(data)
+
+
+class ToOrigin(ProxyHttp):
+    def __init__(self, port: int) -> None:
+        self.peer = HttpPeer(("127.0.0.1", port), tls=False, sni="")
+
+    async def upstream_peer(self, session: Session, ctx: Any) -> HttpPeer:
+        return self.peer
+
+
+async def _clients(port: int, requests: int, expected: int) -> float:
+    per_client = requests // CLIENTS
+    started = time.process_time()
+    async with trio.open_nursery() as nursery:
+        for _ in range(CLIENTS):
+            nursery.start_soon(client, port, per_client, expected)
+    return time.process_time() - started
+
+
+async def _measure(body: bytes, requests: int, through_proxy: bool) -> float:
+    answer = response_bytes(body)
+    async with trio.open_nursery() as nursery:
+        origin = await nursery.start(serve_origin, answer)
+        if not through_proxy:
+            seconds = await _clients(origin, requests, len(answer))
+            nursery.cancel_scope.cancel()
+            return seconds
+        async with open_actor_system("bench") as system:
+            service = http_proxy_service(None, ToOrigin(origin))
+            service.add_tcp("127.0.0.1:0")
+            await system.spawn(service.child_spec().start, name=service.name)
+            port = service.bound[0][1]
+            # The proxy's answer carries its own fields (Via, Connection): its length is the origin's
+            # plus those; read one to learn it. A first round fills the upstream pool.
+            expected = await _answer_length(port)
+            await _clients(port, CLIENTS, expected)
+            seconds = await _clients(port, requests, expected)
+        nursery.cancel_scope.cancel()
+        return seconds
+
+
+async def _answer_length(port: int) -> int:
+    sock = socket.socket()
+    sock.connect(("127.0.0.1", port))
+    sock.setblocking(False)
+    with sock:
+        await _send(sock, REQUEST)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += await _recv(sock)
+        head, _, rest = data.partition(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        return len(head) + 4 + length
+
+
+def measure(body: bytes, requests: int, *, through_proxy: bool = True) -> float:
+    """CPU seconds for `requests` requests, best of three runs."""
+    best = float("inf")
+    for _ in range(3):
+        gc.collect()
+        best = min(best, trio.run(_measure, body, requests, through_proxy))
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--requests", type=int, default=20000, help="requests per run (default 20,000)")
+    parser.add_argument("--body", choices=[*BODIES, "all"], default="all")
+    parser.add_argument("--profile", metavar="FILE", help="profile one proxied run with cProfile into FILE")
+    parser.add_argument("--json", action="store_true", help="JSON on stdout")
+    args = parser.parse_args()
+    names = list(BODIES) if args.body == "all" else [args.body]
+    rows = []
+    for name in names:
+        body = BODIES[name]
+        direct = measure(body, args.requests, through_proxy=False)
+        proxied = measure(body, args.requests)
+        rows.append(
+            {
+                "body": name,
+                "codec": select_codec().name,
+                "requests": args.requests,
+                "direct_us_per_request": round(direct / args.requests * 1e6, 1),
+                "proxied_us_per_request": round(proxied / args.requests * 1e6, 1),
+                "proxy_us_per_request": round((proxied - direct) / args.requests * 1e6, 1),
+            }
+        )
+        if args.profile:
+            profiler = cProfile.Profile()
+            profiler.enable()
+            trio.run(_measure, body, args.requests, True)
+            profiler.disable()
+            profiler.dump_stats(f"{args.profile}.{name}")
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print("| body | codec | proxy CPU µs/request | (clients + origin alone) |")
+    print("| --- | --- | --- | --- |")
+    for row in rows:
+        print(
+            f"| {row['body']} | {row['codec']} | {row['proxy_us_per_request']} |"
+            f" {row['direct_us_per_request']} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
