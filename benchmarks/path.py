@@ -164,7 +164,7 @@ async def _answer_length(port: int) -> int:
         data = b""
         while b"\r\n\r\n" not in data:
             data += await _recv(sock)
-        head, _, rest = data.partition(b"\r\n\r\n")
+        head = data.partition(b"\r\n\r\n")[0]
         length = next(
             int(line.split(b":", 1)[1])
             for line in head.split(b"\r\n")
