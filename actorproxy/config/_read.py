@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
-from actorproxy.settings import SettingsError
+from actorproxy.settings import SettingsError, SettingsFile
 
 from ._checks import did_you_mean
 from ._converter import structure
@@ -91,6 +91,7 @@ def read_record(
     source: str | None = None,
     not_typos: Collection[str] = (),
     settings_section: str | None = None,
+    settings_file: SettingsFile | None = None,
 ) -> Loaded[T]:
     """Build a `cl` record from the parsed file (None: an empty file), with the settings and overrides applied
     and references resolved (see the module's order).
@@ -101,6 +102,8 @@ def read_record(
         source: the file the data came from (names it in errors; the settings file is found beside it).
         not_typos: unknown top-level keys not to warn about as near misses of known ones.
         settings_section: the top-level key of the settings section (`settings`); None: no settings file.
+        settings_file: the settings file's content, instead of the file the section names (to check a
+            change before it is written).
 
     An unknown key close to a known one is warned about (`ConfigWarning`) unless it is in `not_typos`.
     """
@@ -119,7 +122,7 @@ def read_record(
         section = _section(settings, settings_section, env_overrides)
         place = settings_place(section, conf_file)
         try:
-            values = ValueSource(os.environ if env is None else env, place)
+            values = ValueSource(os.environ if env is None else env, place, settings_file)
         except SettingsError as exc:
             raise ConfigError([Problem(settings_section, str(exc))], source) from None
     try:
@@ -164,6 +167,7 @@ def _settings_overrides(values: ValueSource, section: str) -> list[Override]:
         try:
             found = values.from_settings(name)
             assert found is not None  # the name was just listed
+            origin += ", encrypted" if found[1] else ""
             override = override_of(name, found[0], origin=origin)
         except SettingsError as exc:
             problems.append(Problem("", f"{origin}: {exc}"))

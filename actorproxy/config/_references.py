@@ -68,15 +68,21 @@ class ValueSource:
     Args:
         env: the environment.
         place: where the settings file and the key file are.
+        settings: the settings file's content, instead of reading it from `place.path` (to check a change
+            before it is written).
 
     Raises:
         SettingsError: the settings file exists but cannot be read, or a line of it cannot be parsed.
     """
 
-    def __init__(self, env: Mapping[str, str], place: SettingsPlace) -> None:
+    def __init__(
+        self, env: Mapping[str, str], place: SettingsPlace, settings: SettingsFile | None = None
+    ) -> None:
         self.env = env
         self.place = place
-        self.settings = SettingsFile.read(place.path) if place.path is not None else None
+        if settings is None and place.path is not None:
+            settings = SettingsFile.read(place.path)
+        self.settings = settings
         if self.settings is not None:
             self.settings.values()  # a line that cannot be read is reported now, naming the file and line
         self._encrypter: Encrypter | None = None
