@@ -118,7 +118,10 @@ class ValueSource:
         if not settings.is_encrypted(name):
             return settings.get(name) or "", False
         value = settings.decrypted(name, self.encrypter()) or ""
-        register_secret(value)
+        try:
+            register_secret(value)
+        except SettingsError as exc:
+            raise SettingsError(f"{name} is encrypted, so a secret: {exc}") from None
         return value, True
 
     def lookup(self, name: str) -> tuple[str, str, bool] | None:

@@ -26,12 +26,13 @@ from ._keys import (
     read_key_file,
     write_key_file,
 )
-from ._redact import REDACTED, redact, redact_data, register_secret, secrets_registered
+from ._redact import MIN_SECRET_LENGTH, REDACTED, redact, redact_data, register_secret, secrets_registered
 
 __all__ = [
     "CIPHERS",
     "DEFAULT_CIPHER",
     "KEY_VARIABLE",
+    "MIN_SECRET_LENGTH",
     "PREVIOUS_KEYS_VARIABLE",
     "REDACTED",
     "CipherName",

@@ -1,6 +1,7 @@
 """Redaction: the values of secrets never leave the process in text, whatever path the text takes.
 
 Rules:
+- A secret shorter than `MIN_SECRET_LENGTH` is refused: it could not be redacted from text.
 - Every secret value resolved in this process (from `${secret:...}`, or an encrypted value of the settings
   file) is registered here when it is resolved, and stays registered: a rotated-out secret stays redacted.
 - `redact` replaces every occurrence of a registered value in a text with `REDACTED`, longest first (so a
@@ -17,10 +18,22 @@ import logging
 import threading
 from typing import Any
 
-__all__ = ["REDACTED", "redact", "redact_data", "register_secret", "secrets_registered"]
+from ._errors import SettingsError
+
+__all__ = [
+    "MIN_SECRET_LENGTH",
+    "REDACTED",
+    "redact",
+    "redact_data",
+    "register_secret",
+    "secrets_registered",
+]
 
 #: What a secret's value is shown as.
 REDACTED = "••••"
+#: The shortest secret: a shorter one cannot be told apart from ordinary text (redacting every "ab" in the
+#: logs would hide everything and protect nothing), so it is refused.
+MIN_SECRET_LENGTH = 4
 
 _lock = threading.Lock()
 _secrets: frozenset[str] = frozenset()
@@ -29,10 +42,19 @@ _factory_installed = False
 
 
 def register_secret(value: str) -> None:
-    """Redact `value` from now on (an empty value is nothing to hide)."""
+    """Redact `value` from now on (an empty value is nothing to hide).
+
+    Raises:
+        SettingsError: `value` is shorter than `MIN_SECRET_LENGTH` (and not empty).
+    """
     global _secrets, _ordered  # noqa: PLW0603 - one registry per process, as logging is one per process
     if not value or value in _secrets:
         return
+    if len(value) < MIN_SECRET_LENGTH:
+        raise SettingsError(
+            f"a secret of {len(value)} characters is too short to be kept out of logs and dumps; a secret"
+            f" needs at least {MIN_SECRET_LENGTH}"
+        )
     with _lock:
         _secrets = _secrets | {value}
         _ordered = tuple(sorted(_secrets, key=len, reverse=True))
