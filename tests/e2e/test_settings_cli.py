@@ -17,6 +17,7 @@ import sys
 import textwrap
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 import trio
@@ -67,6 +68,10 @@ async def wait_for_text(path: Path, needle: str, start: int = 0) -> str:
             if needle in text[start:]:
                 return text
             await trio.sleep(0.05)
+
+
+class Command(Protocol):
+    async def __call__(self, *args: str, stdin: str = "", status: int = 0) -> str: ...
 
 
 def last_authorization(upstream: Upstream) -> str:
@@ -144,36 +149,8 @@ async def test_a_secret_reaches_the_upstream_and_a_new_one_applies_on_reload_wit
             hook = (tmp_path / "hook.log").read_text().splitlines()
             assert hook[-1] == "UPSTREAM_TOKEN|services[0].routes[0].request_headers.set.Authorization"
 
-            # A bad value next to the secret: refused by `settings set`, and by the server's own reload.
-            before = (tmp_path / "actorproxy.env").read_bytes()
-            refused = await command("set", "max_retries", "many", status=1)
-            assert "max_retries: expected an int >= 0, got 'many'" in refused
-            assert (tmp_path / "actorproxy.env").read_bytes() == before
-            mark = len(await trio.Path(log).read_text())
-            broken = proxy_yaml(tmp_path, upstream.port, 'max_retries: "${secret:UPSTREAM_TOKEN}"')
-            await trio.Path(conf).write_text(broken)
-            os.kill(pid, signal.SIGHUP)
-            text = await wait_for_text(log, "reload refused", mark)
-            assert "max_retries: expected an int >= 0, got '••••'" in text[mark:]
-            await trio.Path(conf).write_text(proxy_yaml(tmp_path, upstream.port))
-
-            # Every way to look at the configuration, each redacted.
-            assert "Bearer ••••" in await command("tree")
-            assert "UPSTREAM_TOKEN=••••" in await command("all")
-            for args in (("check", "-c", str(conf)), ("-t", "-c", str(conf))):
-                result = await run(*args)
-                assert result.returncode == 0, output(result)
-                outputs.append(output(result))
-            with trio.fail_after(START_TIMEOUT):
-                dump = await trio.run_process(
-                    [sys.executable, "-m", "actorproxy.config", "check", str(conf)],
-                    capture_stdout=True,
-                    capture_stderr=True,
-                    cwd=ROOT,
-                    env=clean_env(),
-                )
-            outputs.append(output(dump))
-            assert "Authorization: Bearer ••••" in output(dump)
+            await refuse_a_bad_value_next_to_the_secret(tmp_path, upstream.port, pid, command)
+            await look_at_the_configuration(conf, command, outputs)
             # `get` is the one command that prints a secret: it is asked for it by name.
             assert (await command("get", "UPSTREAM_TOKEN")).strip() == SECOND
             outputs.pop()
@@ -266,3 +243,41 @@ async def test_encrypt_and_decrypt_the_whole_file_as_laravel_does(tmp_path: Path
         "APP_NAME": "demo",
         "DB_PASSWORD": "p@ss word",
     }
+
+
+async def look_at_the_configuration(conf: Path, command: Command, outputs: list[str]) -> None:
+    """Every way to look at the configuration, each redacted; what they printed goes to `outputs`."""
+    assert "Bearer ••••" in await command("tree")
+    assert "UPSTREAM_TOKEN=••••" in await command("all")
+    for args in (("check", "-c", str(conf)), ("-t", "-c", str(conf))):
+        result = await run(*args)
+        assert result.returncode == 0, output(result)
+        outputs.append(output(result))
+    with trio.fail_after(START_TIMEOUT):
+        dump = await trio.run_process(
+            [sys.executable, "-m", "actorproxy.config", "check", str(conf)],
+            capture_stdout=True,
+            capture_stderr=True,
+            cwd=ROOT,
+            env=clean_env(),
+        )
+    outputs.append(output(dump))
+    assert "Authorization: Bearer ••••" in output(dump)
+
+
+async def refuse_a_bad_value_next_to_the_secret(
+    tmp_path: Path, port: int, pid: int, command: Command
+) -> None:
+    """A bad value next to the secret: refused by `settings set`, and by the server's own reload."""
+    conf, log = tmp_path / "proxy.yaml", tmp_path / "error.log"
+    before = (tmp_path / "actorproxy.env").read_bytes()
+    refused = await command("set", "max_retries", "many", status=1)
+    assert "max_retries: expected an int >= 0, got 'many'" in refused
+    assert (tmp_path / "actorproxy.env").read_bytes() == before
+    mark = len(await trio.Path(log).read_text())
+    broken = proxy_yaml(tmp_path, port, 'max_retries: "${secret:UPSTREAM_TOKEN}"')
+    await trio.Path(conf).write_text(broken)
+    os.kill(pid, signal.SIGHUP)
+    text = await wait_for_text(log, "reload refused", mark)
+    assert "max_retries: expected an int >= 0, got '••••'" in text[mark:]
+    await trio.Path(conf).write_text(proxy_yaml(tmp_path, port))
