@@ -24,6 +24,7 @@ from actorproxy.declared import build_proxy
 from actorproxy.demo import DEMO_LISTEN, add_demo
 from actorproxy.proxy import HttpProxyService
 from actorproxy.server import Server, background_service
+from actorproxy.settings import redact
 from actorproxy.settings_cli import settings_main
 from supervisors import ShutdownWatch
 
@@ -103,7 +104,7 @@ def check(args: Sequence[str]) -> int:
         return _fail(exc if exc.source else ConfigError(exc.problems, path))
     print(f"ok: {path}")
     for line in summary(conf):
-        print(f"  {line}")
+        print(f"  {redact(line)}")
     return 0
 
 

@@ -202,6 +202,21 @@ async def test_set_get_has_all_forget_without_a_running_server(tmp_path: Path) -
     )
 
 
+async def test_a_failing_hook_is_reported_and_the_change_kept(tmp_path: Path) -> None:
+    conf = tmp_path / "proxy.yaml"
+    text = proxy_yaml(tmp_path, 9).replace("daemon: true", "daemon: false")
+    text = text.replace("after_set: [", 'after_set: ["exit 3", ').replace("${secret:UPSTREAM_TOKEN}", "none")
+    await trio.Path(conf).write_text(text)
+    result = await settings(conf, "set", "services.0.routes.0.retries", "1")
+    assert result.returncode == 1
+    assert b"hook 'exit 3' failed with exit status 3" in result.stderr
+    assert b"1 of 2 hooks failed; the change itself is saved" in result.stderr
+    assert (await settings(conf, "get", "services.0.routes.0.retries")).stdout == b"1\n"
+    assert (
+        tmp_path / "hook.log"
+    ).read_text() == "services.0.routes.0.retries|services[0].routes[0].retries\n"
+
+
 async def test_encrypt_and_decrypt_the_whole_file_as_laravel_does(tmp_path: Path) -> None:
     plain = tmp_path / "app.env"
     text = "APP_NAME=demo\nDB_PASSWORD='p@ss word'\n"
