@@ -3,6 +3,7 @@
     actorproxy -c proxy.yaml [-d] [-t] [-u]     run the proxy declared in proxy.yaml (SIGHUP reloads it)
     actorproxy check -c proxy.yaml              check the file as the server would, then exit
     actorproxy demo [--listen HOST:PORT]        the demo: a load balancer over three demo upstreams
+    actorproxy settings -c proxy.yaml COMMAND   the settings file and its secrets (`settings --help`)
 
 The shared options (-c/--conf, -d/--daemon, -t/--test, -u/--upgrade) are the server's own
 (`actorproxy.Server.from_args`), and so is everything after parsing: loading the file, daemon mode,
@@ -23,6 +24,8 @@ from actorproxy.declared import build_proxy
 from actorproxy.demo import DEMO_LISTEN, add_demo
 from actorproxy.proxy import HttpProxyService
 from actorproxy.server import Server, background_service
+from actorproxy.settings import redact
+from actorproxy.settings_cli import settings_main
 from supervisors import ShutdownWatch
 
 __all__ = ["listening_urls", "main"]
@@ -31,6 +34,7 @@ USAGE = """\
 usage: actorproxy -c FILE [-d] [-t] [-u]   run the proxy declared in FILE (SIGHUP reloads it)
        actorproxy check -c FILE            check FILE as the server would, then exit
        actorproxy demo [--listen ADDR]     a load balancer over three demo upstreams (default {listen})
+       actorproxy settings -c FILE CMD     get, set, has, all, forget, tree, key:generate, encrypt, decrypt
 """
 
 
@@ -42,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return check(args[1:])
         case ["demo"]:
             return demo(args[1:])
+        case ["settings"]:
+            return settings_main(args[1:])
         case ["-h"] | ["--help"]:
             print(USAGE.format(listen=DEMO_LISTEN))
             Server.from_args(["--help"])  # the server's options; exits
@@ -98,7 +104,7 @@ def check(args: Sequence[str]) -> int:
         return _fail(exc if exc.source else ConfigError(exc.problems, path))
     print(f"ok: {path}")
     for line in summary(conf):
-        print(f"  {line}")
+        print(f"  {redact(line)}")
     return 0
 
 

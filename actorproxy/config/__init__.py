@@ -8,6 +8,8 @@ Pure: nothing here opens a socket; loading reads one file. Each component is giv
     print(conf.to_yaml())                          # the effective configuration
 
 A bad value raises `ConfigError` naming its key path: `services[0].listeners[1].address: not host:port`.
+`${secret:NAME}` and `${env:NAME}` in values are resolved from the environment and the settings file
+(`actorproxy.env` beside the file); dumps and errors show a secret as `••••` (`effective_config(conf)`).
 """
 
 from ._checks import did_you_mean
@@ -38,11 +40,22 @@ from ._defaults import (
     DEFAULT_VIA_PSEUDONYM,
     DEFAULT_WRITE_TIMEOUT,
 )
-from ._env import ENV_PREFIX, ENV_SEPARATOR
+from ._env import ENV_PREFIX, ENV_SEPARATOR, key_for_variable, variable_for_key
 from ._error import ConfigError, ConfigWarning, Problem
+from ._explain import (
+    Leaf,
+    changed_paths,
+    effective_config,
+    explain_conf,
+    find_settings,
+    format_path,
+    load_explained,
+)
 from ._load import load_conf
 from ._proxy import DEFAULT_LIMITS, Forwarding, HttpLimits, ProxySettings
+from ._read import Loaded
 from ._redis import RedisConf
+from ._references import Reference
 from ._schema import json_schema
 from ._server import DEFAULT_PID_FILE, DEFAULT_UPGRADE_SOCK, PINGORA_RUNTIME_KEYS, ServerConf
 from ._services import (
@@ -53,6 +66,7 @@ from ._services import (
     ServiceConf,
     TlsConf,
 )
+from ._settings import DEFAULT_KEY_FILE, DEFAULT_SETTINGS_FILE, HooksConf, SettingsConf, SettingsPlace
 from ._upstreams import (
     Algorithm,
     DiscoveryConf,
@@ -83,6 +97,7 @@ __all__ = [
     "DEFAULT_HEALTH_CHECK_FREQUENCY",
     "DEFAULT_HEALTH_CHECK_READ_TIMEOUT",
     "DEFAULT_KEEPALIVE_TIMEOUT",
+    "DEFAULT_KEY_FILE",
     "DEFAULT_LIMITS",
     "DEFAULT_MAX_EJECTION_PERCENT",
     "DEFAULT_MAX_EJECTION_TIME",
@@ -92,6 +107,7 @@ __all__ = [
     "DEFAULT_READ_TIMEOUT",
     "DEFAULT_REQUEST_BODY_TIMEOUT",
     "DEFAULT_REQUEST_HEADER_TIMEOUT",
+    "DEFAULT_SETTINGS_FILE",
     "DEFAULT_TOTAL_CONNECTION_TIMEOUT",
     "DEFAULT_UPGRADE_SOCK",
     "DEFAULT_VIA_PSEUDONYM",
@@ -110,21 +126,35 @@ __all__ = [
     "Forwarding",
     "HeaderEditsConf",
     "HealthCheckConf",
+    "HooksConf",
     "HttpHealthCheckConf",
     "HttpLimits",
+    "Leaf",
     "ListenerConf",
+    "Loaded",
     "PassiveHealthConf",
     "Problem",
     "ProxySettings",
     "RedisConf",
+    "Reference",
     "RouteConf",
     "ServerConf",
     "ServiceConf",
+    "SettingsConf",
+    "SettingsPlace",
     "StaticBackendConf",
     "TcpHealthCheckConf",
     "TlsConf",
     "UpstreamConf",
+    "changed_paths",
     "did_you_mean",
+    "effective_config",
+    "explain_conf",
+    "find_settings",
+    "format_path",
     "json_schema",
+    "key_for_variable",
     "load_conf",
+    "load_explained",
+    "variable_for_key",
 ]

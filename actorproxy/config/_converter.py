@@ -7,6 +7,8 @@ Rules:
   exception groups into key paths. A field's `Check` runs as part of structuring that field, so its failure
   carries the path like a type error does; a record's cross-field rules (raised by its constructor) are
   given their paths here.
+- A value that was one `${...}` reference (`Resolved`) is typed by its field: a string field takes its text,
+  any other reads the text as YAML, as an environment override is read.
 - Records reject keys they do not know (with a "did you mean"), except the one that declares `__extra__`,
   which keeps them. `__shorthand__` names the field a bare string stands for; in a class with `__one_of__`,
   an option given alone as `key:` with nothing after it means that option with its defaults.
@@ -33,7 +35,9 @@ from cattrs.v import transform_error
 from ._checks import DUMP, Check, Invalid, TypeMismatch, Where, did_you_mean, mismatch
 from ._error import ConfigError, Problem
 from ._frozen import freeze, thaw
+from ._references import Resolved
 from ._rules import choice_reason
+from ._yaml import parse_scalar
 
 __all__ = ["structure", "unstructure"]
 
@@ -43,6 +47,8 @@ Hook = Callable[[Any, Any], Any]
 
 def _strict(accepts: Callable[[object], bool], make: Callable[[Any], Any] = lambda value: value) -> Hook:
     def structure(value: Any, tp: Any) -> Any:
+        if type(value) is Resolved:
+            value = str(value) if tp is str else parse_scalar(value)
         if not accepts(value):
             raise TypeMismatch(value, tp)
         return make(value)
@@ -50,10 +56,23 @@ def _strict(accepts: Callable[[object], bool], make: Callable[[Any], Any] = lamb
     return structure
 
 
+def _typed(value: Any) -> Any:
+    """Plain data with each `Resolved` text read as YAML (a user-defined value has no field to type it)."""
+    if type(value) is Resolved:
+        return parse_scalar(value)
+    if isinstance(value, Mapping):
+        return {key: _typed(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_typed(item) for item in value]
+    return value
+
+
 def _literal_hook(tp: Any) -> Hook:
     options = typing.get_args(tp)
 
     def structure(value: Any, _: Any) -> Any:
+        if type(value) is Resolved:
+            value = str(value)
         reason = choice_reason(value, options)
         if reason is not None:
             raise Invalid(reason)
@@ -98,7 +117,7 @@ class _Converter:
         c.register_structure_hook(float, _strict(lambda v: type(v) in (int, float), float))
         c.register_structure_hook(bool, _strict(lambda v: type(v) is bool))
         c.register_structure_hook(str, _strict(lambda v: type(v) is str))
-        c.register_structure_hook(Any, lambda value, _: freeze(value))
+        c.register_structure_hook(Any, lambda value, _: freeze(_typed(value)))
         c.register_structure_hook_factory(_is_literal_type, _literal_hook)
         c.register_structure_hook_factory(_is_list_type, self._list_hook)
         c.register_structure_hook_factory(_is_mapping_type, self._mapping_hook)
@@ -178,7 +197,7 @@ class _Converter:
         known = [field.name for field in fields if field.name != extra]
         overrides = {field.name: override(struct_hook=self._field_hook(field)) for field in fields}
         if extra is not None:
-            overrides[extra] = override(struct_hook=lambda value, _: freeze(value))
+            overrides[extra] = override(struct_hook=lambda value, _: freeze(_typed(value)))
         # Options that are records: `tcp:` alone, with nothing after it, asks for the defaults.
         empty_is_default = {
             field.name

@@ -1,4 +1,8 @@
-"""Writing a configuration back: plain data, YAML (what `-t` prints) and TOML."""
+"""Writing a configuration back: plain data, YAML (what `-t` prints) and TOML.
+
+Every dump is redacted: the value of a secret (`${secret:...}`, an encrypted setting) is written `••••`, so
+the effective configuration can be printed, logged or served without giving a secret away.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,17 @@ from typing import Any
 import tomli_w
 import yaml
 
+from actorproxy.settings import redact_data
+
 from ._converter import unstructure
 
 __all__ = ["to_mapping", "to_toml", "to_yaml"]
 
 
 def to_mapping(record: object) -> dict[str, Any]:
-    """Plain data for a record: dicts, lists and scalars, every default included."""
-    return unstructure(record)
+    """Plain data for a record: dicts, lists and scalars, every default included, secrets redacted."""
+    data: dict[str, Any] = redact_data(unstructure(record))
+    return data
 
 
 def to_yaml(record: object) -> str:

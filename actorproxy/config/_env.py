@@ -20,7 +20,16 @@ import attrs
 from ._error import ConfigError, Problem
 from ._yaml import parse_scalar
 
-__all__ = ["ENV_PREFIX", "ENV_SEPARATOR", "Override", "apply_overrides", "overrides_from"]
+__all__ = [
+    "ENV_PREFIX",
+    "ENV_SEPARATOR",
+    "Override",
+    "apply_overrides",
+    "key_for_variable",
+    "override_of",
+    "overrides_from",
+    "variable_for_key",
+]
 
 #: Environment variables that start with this override configuration keys.
 ENV_PREFIX = "ACTORPROXY__"
@@ -43,13 +52,46 @@ def overrides_from(env: Mapping[str, str], prefix: str = ENV_PREFIX) -> list[Ove
     Raises:
         ConfigError: a variable names an empty key part (`ACTORPROXY__A____B`).
     """
-    overrides = []
-    for variable in sorted(name for name in env if name.startswith(prefix)):
-        parts = tuple(part.lower() for part in variable[len(prefix) :].split(ENV_SEPARATOR))
-        if not all(parts):
-            raise ConfigError([Problem("", f"{variable}: a key path part is empty")])
-        overrides.append(Override(variable, parts, parse_scalar(env[variable])))
-    return overrides
+    return [
+        override_of(variable, env[variable], prefix=prefix)
+        for variable in sorted(name for name in env if name.startswith(prefix))
+    ]
+
+
+def override_of(variable: str, text: str, *, origin: str | None = None, prefix: str = ENV_PREFIX) -> Override:
+    """The override a variable named `variable` (starting with `prefix`) with the value `text` makes.
+
+    Args:
+        origin: how messages name the variable (default: its name).
+
+    Raises:
+        ConfigError: the name has an empty key path part.
+    """
+    parts = tuple(part.lower() for part in variable[len(prefix) :].split(ENV_SEPARATOR))
+    if not all(parts):
+        raise ConfigError([Problem("", f"{origin or variable}: a key path part is empty")])
+    return Override(origin or variable, parts, parse_scalar(text))
+
+
+def variable_for_key(key: str) -> str:
+    """The variable that overrides the dot path `key`: `services.0.name` -> `ACTORPROXY__SERVICES__0__NAME`.
+
+    Raises:
+        ValueError: `key` has an empty part, or a part that cannot be in a variable name.
+    """
+    parts = key.split(".")
+    if not all(part and part.replace("_", "").replace("-", "").isalnum() for part in parts):
+        raise ValueError(f"{key!r} is not a dot path of key names (letters, digits, '_')")
+    if any("-" in part for part in parts):
+        raise ValueError(f"{key!r}: a variable name cannot hold '-'; name the list item by its position")
+    return ENV_PREFIX + ENV_SEPARATOR.join(part.upper() for part in parts)
+
+
+def key_for_variable(variable: str) -> str | None:
+    """The dot path an `ACTORPROXY__...` variable overrides (lower case); None for any other variable."""
+    if not variable.startswith(ENV_PREFIX):
+        return None
+    return ".".join(part.lower() for part in variable[len(ENV_PREFIX) :].split(ENV_SEPARATOR))
 
 
 def apply_overrides(data: dict[Any, Any], overrides: list[Override]) -> dict[str, str]:

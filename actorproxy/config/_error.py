@@ -4,6 +4,8 @@ Rules:
 - Every problem names its key path (`services[0].listeners[1].address`) and the reason; the path is empty only
   for a problem with the file as a whole. A value set by an environment variable says so.
 - All the problems found in one pass are reported together, in the order of the file's fields.
+- A problem never shows a secret's value: reasons are redacted (`actorproxy.settings.redact`) when the error
+  is made, so a bad value next to a secret, or a secret in the wrong place, prints as `••••`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Iterable
 
 import attrs
 
+from actorproxy.settings import redact
 from actors import ActorProxyError
 
 __all__ = ["ConfigError", "ConfigWarning", "Problem"]
@@ -39,7 +42,7 @@ class ConfigError(ActorProxyError, ValueError):
     """
 
     def __init__(self, problems: Iterable[Problem], source: str | None = None) -> None:
-        self.problems = tuple(problems)
+        self.problems = tuple(Problem(problem.path, redact(problem.reason)) for problem in problems)
         self.source = source
         super().__init__(self._message())
 

@@ -33,6 +33,7 @@ from ._read import read_text, record_from_mapping
 from ._redis import RedisConf
 from ._rules import NON_NEGATIVE, POSITIVE
 from ._services import ServiceConf
+from ._settings import HooksConf, SettingsConf
 from ._upstreams import UpstreamConf
 from ._yaml import parse_yaml
 
@@ -208,6 +209,13 @@ class ServerConf:
         default=None,
         metadata=doc("The Redis server shared limits and the redis store use; null: none configured."),
     )
+    settings: SettingsConf = attrs.field(
+        factory=SettingsConf,
+        metadata=doc("Where the settings file (named values, secrets, overrides) and its key are."),
+    )
+    hooks: HooksConf = attrs.field(
+        factory=HooksConf, metadata=doc("Commands run after `actorproxy settings` changed a value.")
+    )
     extra: Mapping[str, Any] = attrs.field(
         default=EMPTY,
         converter=freeze_mapping,
@@ -270,7 +278,9 @@ class ServerConf:
         cls, data: Mapping[str, Any], *, env: Mapping[str, str] | None = None, source: str | None = None
     ) -> ServerConf:
         """Build from plain data (as YAML or JSON would give); see `load_yaml`."""
-        return record_from_mapping(data, cls, env=env, source=source, not_typos=PINGORA_RUNTIME_KEYS)
+        return record_from_mapping(
+            data, cls, env=env, source=source, not_typos=PINGORA_RUNTIME_KEYS, settings_section="settings"
+        )
 
     # -- reading --------------------------------------------------------------------------------------------
 
@@ -324,15 +334,16 @@ class ServerConf:
     # -- writing --------------------------------------------------------------------------------------------
 
     def to_mapping(self) -> dict[str, Any]:
-        """Plain data (dicts, lists, scalars) that `from_mapping` turns back into an equal record."""
+        """Plain data (dicts, lists, scalars) that `from_mapping` turns back into an equal record, except that
+        a secret's value is written `••••`."""
         return _dump.to_mapping(self)
 
     def to_yaml(self) -> str:
-        """The effective configuration as YAML, every default included."""
+        """The effective configuration as YAML, every default included, secrets redacted."""
         return _dump.to_yaml(self)
 
     def to_toml(self) -> str:
-        """The effective configuration as TOML; null values are left out (TOML has no null)."""
+        """The effective configuration as TOML, secrets redacted; null values left out (TOML has no null)."""
         return _dump.to_toml(self)
 
 

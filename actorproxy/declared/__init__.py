@@ -21,7 +21,7 @@ from ._app import (
     Routing,
 )
 from ._clusters import SELECTION, build_load_balancer
-from ._handle import Cluster, DeclaredProxyHandle, DeclaredService, ReloadReport, build_proxy
+from ._handle import Cluster, DeclaredProxyHandle, DeclaredService, ReloadReport, applies_live, build_proxy
 from ._router import RouteRule, RouteTable, normalize_host, request_host
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "RouteRule",
     "RouteTable",
     "Routing",
+    "applies_live",
     "build_load_balancer",
     "build_proxy",
     "normalize_host",

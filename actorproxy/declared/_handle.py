@@ -24,6 +24,7 @@ Rules:
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 
 import attrs
@@ -46,12 +47,22 @@ from actors import ActorSystem, StartFailed
 from ._app import DeclaredProxy, Routing
 from ._clusters import build_load_balancer
 
-__all__ = ["Cluster", "DeclaredProxyHandle", "DeclaredService", "ReloadReport", "build_proxy"]
+__all__ = ["Cluster", "DeclaredProxyHandle", "DeclaredService", "ReloadReport", "applies_live", "build_proxy"]
 
 logger = logging.getLogger("actorproxy.declared")
 
 # Seconds the load balancers a failed or cancelled reload started get to stop, shielded.
 CLEANUP_TIMEOUT = 10.0
+
+# What a reload applies (the module rules): a service's routes, the upstream clusters; and the sections only
+# the reload's own reading uses (where the settings file is) or the settings command reads (its hooks).
+_LIVE = re.compile(r"(services\[\d+\]\.routes|upstreams|settings|hooks)([.\[]|$)")
+
+
+def applies_live(path: str) -> bool:
+    """Whether a change of the value at key path `path` (`services[0].routes[1].upstream`) is applied by a
+    reload (SIGHUP); any other change needs a graceful upgrade or a restart."""
+    return _LIVE.match(path) is not None
 
 
 @attrs.frozen(eq=False)
