@@ -37,6 +37,17 @@ from ._defaults import (
 )
 from ._env import ENV_PREFIX, ENV_SEPARATOR
 from ._error import ConfigError, ConfigWarning, Problem
+from ._limits import (
+    KEY_SOURCES,
+    ClientIpHeader,
+    OnRedisError,
+    RateLimitBackend,
+    RateLimitConf,
+    RateLimitTableConf,
+    parse_key_source,
+    parse_rate,
+    parse_trusted_proxy,
+)
 from ._load import load_conf
 from ._proxy import DEFAULT_LIMITS, Forwarding, HttpLimits, ProxySettings
 from ._redis import RedisConf
@@ -91,8 +102,10 @@ __all__ = [
     "DEFAULT_WRITE_TIMEOUT",
     "ENV_PREFIX",
     "ENV_SEPARATOR",
+    "KEY_SOURCES",
     "PINGORA_RUNTIME_KEYS",
     "Algorithm",
+    "ClientIpHeader",
     "ConfigError",
     "ConfigWarning",
     "DiscoveryConf",
@@ -105,9 +118,13 @@ __all__ = [
     "HttpHealthCheckConf",
     "HttpLimits",
     "ListenerConf",
+    "OnRedisError",
     "PassiveHealthConf",
     "Problem",
     "ProxySettings",
+    "RateLimitBackend",
+    "RateLimitConf",
+    "RateLimitTableConf",
     "RedisConf",
     "RouteConf",
     "ServerConf",
@@ -119,4 +136,7 @@ __all__ = [
     "did_you_mean",
     "json_schema",
     "load_conf",
+    "parse_key_source",
+    "parse_rate",
+    "parse_trusted_proxy",
 ]
