@@ -124,3 +124,36 @@ async def test_in_flight_places_held_by_a_slow_upstream_are_freed_when_clients_g
             while (await client.get("/echo", headers={"x-api-key": "a"})).status_code == 429:  # noqa: ASYNC110
                 await trio.sleep(0.05)
     assert not upstream.release.is_set()  # the upstream never answered them
+
+
+async def test_a_reload_adds_and_changes_limits_without_a_restart(
+    nursery: trio.Nursery, upstreams: list[Upstream], tmp_path: str
+) -> None:
+    text = textwrap.dedent(
+        f"""
+        upgrade_sock: {tmp_path}/upgrade.sock
+        services:
+          - name: edge
+            listeners: [{{address: 127.0.0.1:0}}]
+            routes:
+              - {{upstream: app}}
+        upstreams:
+          - {{name: app, discovery: {{static: ["127.0.0.1:{upstreams[0].port}"]}}}}
+        """
+    )
+    server = Server(ServerConf.from_yaml(text))
+    handle = build_proxy(server)
+    await nursery.start(server.serve)
+    host, port = handle.services["edge"].service.bound[0][:2]
+    limited = text.replace(
+        "- {upstream: app}", "- {upstream: app, rate_limit: {key: route, rate: 1/min, burst: 2}}"
+    )
+    async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as client:
+        assert [(await client.get("/echo")).status_code for _ in range(3)] == [200] * 3
+        await handle.reload(ServerConf.from_yaml(limited))
+        assert [(await client.get("/echo")).status_code for _ in range(3)] == [200, 200, 429]
+        [stats] = handle.services["edge"].app.limit_statistics()
+        assert (stats.label, stats.allowed, stats.limited) == ("edge.routes[0]", 2, 1)
+        # Another limit starts from a whole burst, not from the old one's state.
+        await handle.reload(ServerConf.from_yaml(limited.replace("burst: 2", "burst: 3")))
+        assert [(await client.get("/echo")).status_code for _ in range(4)] == [200, 200, 200, 429]
