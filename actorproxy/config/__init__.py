@@ -51,6 +51,17 @@ from ._explain import (
     format_path,
     load_explained,
 )
+from ._limits import (
+    KEY_SOURCES,
+    ClientIpHeader,
+    OnRedisError,
+    RateLimitBackend,
+    RateLimitConf,
+    RateLimitTableConf,
+    parse_key_source,
+    parse_rate,
+    parse_trusted_proxy,
+)
 from ._load import load_conf
 from ._proxy import DEFAULT_LIMITS, Forwarding, HttpLimits, ProxySettings
 from ._read import Loaded
@@ -114,8 +125,10 @@ __all__ = [
     "DEFAULT_WRITE_TIMEOUT",
     "ENV_PREFIX",
     "ENV_SEPARATOR",
+    "KEY_SOURCES",
     "PINGORA_RUNTIME_KEYS",
     "Algorithm",
+    "ClientIpHeader",
     "CompressionConf",
     "ConfigError",
     "ConfigWarning",
@@ -132,9 +145,13 @@ __all__ = [
     "Leaf",
     "ListenerConf",
     "Loaded",
+    "OnRedisError",
     "PassiveHealthConf",
     "Problem",
     "ProxySettings",
+    "RateLimitBackend",
+    "RateLimitConf",
+    "RateLimitTableConf",
     "RedisConf",
     "Reference",
     "RouteConf",
@@ -156,5 +173,8 @@ __all__ = [
     "key_for_variable",
     "load_conf",
     "load_explained",
+    "parse_key_source",
+    "parse_rate",
+    "parse_trusted_proxy",
     "variable_for_key",
 ]

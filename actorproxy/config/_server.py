@@ -28,6 +28,7 @@ from ._defaults import (
     DEFAULT_POOL_SIZE,
 )
 from ._frozen import EMPTY, freeze_mapping
+from ._limits import RateLimitTableConf
 from ._proxy import ProxySettings
 from ._read import read_text, record_from_mapping
 from ._redis import RedisConf
@@ -216,6 +217,10 @@ class ServerConf:
     hooks: HooksConf = attrs.field(
         factory=HooksConf, metadata=doc("Commands run after `actorproxy settings` changed a value.")
     )
+    rate_limit_table: RateLimitTableConf = attrs.field(
+        factory=RateLimitTableConf,
+        metadata=doc("Where the routes' local rate limits are counted, shared by the workers."),
+    )
     extra: Mapping[str, Any] = attrs.field(
         default=EMPTY,
         converter=freeze_mapping,
@@ -244,6 +249,12 @@ class ServerConf:
                     yield (
                         f"services[{s}].routes[{r}].upstream",
                         _no_upstream(route.upstream, upstream_names.first),
+                    )
+                limit = route.rate_limit
+                if limit is not None and limit.backend == "redis" and self.redis is None:
+                    yield (
+                        f"services[{s}].routes[{r}].rate_limit.backend",
+                        "redis needs the top-level redis section (redis: {url: redis://host:port/db})",
                     )
         known = set(attrs.fields_dict(ServerConf)) - {self.__extra__}
         for key in self.extra:

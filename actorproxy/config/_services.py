@@ -40,8 +40,9 @@ from ._defaults import (
     DEFAULT_WRITE_TIMEOUT,
 )
 from ._frozen import EMPTY, freeze_mapping
+from ._limits import ClientIpHeader, RateLimitConf, trusted_proxies_check
 from ._proxy import Forwarding, HttpLimits
-from ._rules import HEADER_NAME, HEADER_VALUE, LISTEN_ADDRESS, NAME, NON_NEGATIVE, PATH, POSITIVE
+from ._rules import HEADER_NAME, HEADER_VALUE, LISTEN_ADDRESS, NAME, NON_NEGATIVE, PATH, POSITIVE, choice
 
 __all__ = [
     "CompressionConf",
@@ -276,6 +277,13 @@ class RouteConf:
             f" total_connection_timeout); null: {DEFAULT_TOTAL_CONNECTION_TIMEOUT:g}."
         ),
     )
+    rate_limit: RateLimitConf | None = attrs.field(
+        default=None,
+        metadata=doc(
+            "Requests over this limit are answered with its status (429), Retry-After and RateLimit"
+            " headers (docs/rate-limiting.md); null: no limit."
+        ),
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -320,6 +328,22 @@ class ServiceConf:
     )
     forwarding: Forwarding = attrs.field(
         factory=Forwarding, metadata=doc("Via and X-Forwarded-* on what is forwarded.")
+    )
+    trusted_proxies: tuple[str, ...] = attrs.field(
+        default=(),
+        validator=trusted_proxies_check(),
+        metadata=doc(
+            "Addresses or networks (CIDR) of the load balancers in front: a rate limit keyed by client_ip"
+            " reads X-Forwarded-For or Forwarded only on connections from them."
+        ),
+    )
+    client_ip_header: ClientIpHeader = attrs.field(
+        default="x-forwarded-for",
+        validator=choice(ClientIpHeader),
+        metadata=doc(
+            "The header those load balancers add the client's address to: x-forwarded-for or forwarded"
+            " (RFC 7239); the other one is never read."
+        ),
     )
 
 

@@ -23,11 +23,14 @@ Rules:
   `request_filter`; other routes never touch it.
 - The peer's timeouts come from the route, built into one `PeerOptions` per route at build time and shared
   by its requests (read-only: the engine never changes a peer's options).
+- A route's `rate_limit` is its plan's `limiter`, checked in `request_filter` right after the match; a
+  refused request is answered there (429 by default, see `actorproxy.limits.RouteLimiter`). A route
+  without one costs a single `is None` test.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -35,6 +38,7 @@ import attrs
 from actorproxy.config import CompressionConf, HeaderEditsConf, RouteConf, UpstreamConf
 from actorproxy.http import Error, ErrorSource, ErrorType, RequestHeader, ResponseHeader
 from actorproxy.lb import Backend, LoadBalancer
+from actorproxy.limits import LimitStatistics, RouteLimiter
 from actorproxy.proxy import HttpPeer, PeerOptions, ProxyHttp, Session
 
 from ._router import RouteTable
@@ -109,6 +113,7 @@ class RoutePlan:
         request_edits: edits of the request that goes upstream.
         response_edits: edits of the upstream's response.
         compression: the route's response compression; None: off.
+        limiter: the route's rate limit; None: none.
     """
 
     index: int
@@ -120,10 +125,19 @@ class RoutePlan:
     request_edits: HeaderEdits
     response_edits: HeaderEdits
     compression: CompressionConf | None = None
+    limiter: RouteLimiter | None = None
 
     @classmethod
-    def build(cls, index: int, route: RouteConf, upstream: UpstreamConf, lb: LoadBalancer) -> RoutePlan:
-        """The plan of `route` (at `index`), sending to `lb`, the cluster `upstream` describes."""
+    def build(
+        cls,
+        index: int,
+        route: RouteConf,
+        upstream: UpstreamConf,
+        lb: LoadBalancer,
+        limiter: RouteLimiter | None = None,
+    ) -> RoutePlan:
+        """The plan of `route` (at `index`), sending to `lb`, the cluster `upstream` describes, limited by
+        `limiter`."""
         return cls(
             index=index,
             upstream=route.upstream,
@@ -134,6 +148,7 @@ class RoutePlan:
             request_edits=HeaderEdits.from_conf(route.request_headers),
             response_edits=HeaderEdits.from_conf(route.response_headers),
             compression=route.compression,
+            limiter=limiter,
         )
 
     def retry_allowed(self, attempts: int) -> bool:
@@ -161,21 +176,28 @@ class Routing:
         lbs: Mapping[str, LoadBalancer],
         *,
         generation: int = 0,
+        limiter: Callable[[int, RouteConf], RouteLimiter | None] | None = None,
     ) -> Routing:
-        """Bind `routes` to the load balancers `lbs` of the clusters `upstreams` (both by cluster name).
+        """Bind `routes` to the load balancers `lbs` of the clusters `upstreams` (both by cluster name),
+        each limited by `limiter(index, route)` if given.
 
         Raises:
             KeyError: a route names a cluster missing from `upstreams` or `lbs`.
         """
 
         def plan(index: int, route: RouteConf) -> RoutePlan:
-            return RoutePlan.build(index, route, upstreams[route.upstream], lbs[route.upstream])
+            limit = limiter(index, route) if limiter is not None else None
+            return RoutePlan.build(index, route, upstreams[route.upstream], lbs[route.upstream], limit)
 
         return cls(RouteTable.from_routes(routes, plan), generation)
 
     def load_balancers(self) -> set[LoadBalancer]:
         """The load balancers the routes send to."""
         return {plan.lb for plan in self.table.targets()}
+
+    def limiters(self) -> list[RouteLimiter]:
+        """The rate limiters of the routes that have one, in route order."""
+        return [plan.limiter for plan in self.table.targets() if plan.limiter is not None]
 
 
 class DeclaredRequest:
@@ -208,21 +230,7 @@ def _compress(session: Session, conf: CompressionConf) -> None:
 
 async def respond_text(session: Session, status: int, text: str) -> None:
     """Answer with `status` and a short plain-text body (no-op if a response already started)."""
-    if session.response_written() is not None:
-        return
-    body = text.encode()
-    header = ResponseHeader.build(status)
-    header.insert_header("Content-Type", "text/plain; charset=utf-8")
-    header.insert_header("Content-Length", str(len(body)))
-    header.insert_header("Cache-Control", "private, no-store")
-    if not session.request_body_done:
-        # The rest of the request body was never read: the connection cannot carry another request.
-        session.set_keepalive(None)
-    if session.req_header.method == "HEAD":
-        await session.write_response_header(header, end_of_stream=True)
-        return
-    await session.write_response_header(header)
-    await session.write_response_body(body, end_of_stream=True)
+    await session.respond_text(status, text)
 
 
 class DeclaredProxy(ProxyHttp):
@@ -246,12 +254,19 @@ class DeclaredProxy(ProxyHttp):
     def new_ctx(self) -> DeclaredRequest:
         return DeclaredRequest()
 
+    def limit_statistics(self) -> list[LimitStatistics]:
+        """What each rate-limited route of the current routing decided, in this process (for metrics)."""
+        return [limiter.statistics() for limiter in self.routing.limiters()]
+
     async def request_filter(self, session: Session, ctx: DeclaredRequest) -> bool:
         route = self.routing.table.match(session.req_header)
         if route is None:
             await respond_text(session, 404, NO_ROUTE_BODY)
             return True
         ctx.route = route
+        limiter = route.limiter
+        if limiter is not None and not await limiter.admit(session):
+            return True
         if route.compression is not None:
             _compress(session, route.compression)
         return False

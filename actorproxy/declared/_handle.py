@@ -34,12 +34,14 @@ from actorproxy.config import (
     ConfigError,
     ListenerConf,
     Problem,
+    RouteConf,
     ServerConf,
     ServiceConf,
     UpstreamConf,
     load_conf,
 )
 from actorproxy.lb import LoadBalancer, LoadBalancerService
+from actorproxy.limits import LimitTables, RouteLimiter
 from actorproxy.proxy import HttpProxyService
 from actorproxy.server import Server, background_service
 from actors import ActorSystem, StartFailed
@@ -51,6 +53,8 @@ __all__ = ["Cluster", "DeclaredProxyHandle", "DeclaredService", "ReloadReport", 
 
 logger = logging.getLogger("actorproxy.declared")
 
+#: The service that owns the Redis client of the rate limits (`backend: redis`).
+REDIS_LIMITS_SERVICE = "rate limits redis"
 # Seconds the load balancers a failed or cancelled reload started get to stop, shielded.
 CLEANUP_TIMEOUT = 10.0
 
@@ -153,12 +157,20 @@ def _proxy_service(
     return proxy
 
 
-def _routing(conf: ServiceConf, clusters: Mapping[str, Cluster], generation: int) -> Routing:
+def _routing(
+    conf: ServiceConf, clusters: Mapping[str, Cluster], generation: int, limits: LimitTables
+) -> Routing:
+    def limiter(index: int, route: RouteConf) -> RouteLimiter | None:
+        if route.rate_limit is None:
+            return None
+        return limits.route_limiter(f"{conf.name}.routes[{index}]", route.rate_limit, conf)
+
     return Routing.build(
         conf.routes,
         {name: cluster.conf for name, cluster in clusters.items()},
         {name: cluster.lb for name, cluster in clusters.items()},
         generation=generation,
+        limiter=limiter,
     )
 
 
@@ -177,17 +189,23 @@ def build_proxy(server: Server, conf: ServerConf | None = None) -> DeclaredProxy
     """
     conf = server.configuration if conf is None else conf
     clusters = {upstream.name: _cluster(upstream, index, 0) for index, upstream in enumerate(conf.upstreams)}
+    # Before the workers fork: they share the tables.
+    limits = LimitTables(conf, worker=lambda: server.worker)
     services: dict[str, DeclaredService] = {}
     for index, service_conf in enumerate(conf.services):
-        app = DeclaredProxy(_routing(service_conf, clusters, 0), name=service_conf.name)
+        app = DeclaredProxy(_routing(service_conf, clusters, 0, limits), name=service_conf.name)
         proxy = _proxy_service(conf, service_conf, f"services[{index}]", app)
         services[service_conf.name] = DeclaredService(service_conf, service_conf.listeners, proxy, app)
     for cluster in clusters.values():
         server.add_service(cluster.service)
+    redis = None
+    if limits.redis is not None:
+        redis = server.add_service(background_service(REDIS_LIMITS_SERVICE, limits.redis))
     for declared in services.values():
         used = {route.upstream for route in declared.conf.routes}
-        server.add_service(declared.service, depends_on=[clusters[name].service for name in sorted(used)])
-    handle = DeclaredProxyHandle(server, conf, clusters, services)
+        depends = [clusters[name].service for name in sorted(used)]
+        server.add_service(declared.service, depends_on=depends if redis is None else [*depends, redis])
+    handle = DeclaredProxyHandle(server, conf, clusters, services, limits)
     server.on_reload(handle.reload_from_file)
     return handle
 
@@ -204,8 +222,11 @@ class DeclaredProxyHandle:
         conf: ServerConf,
         clusters: Mapping[str, Cluster],
         services: Mapping[str, DeclaredService],
+        limits: LimitTables | None = None,
     ) -> None:
         self.server = server
+        #: Where the routes' rate limits are counted.
+        self.limits = limits if limits is not None else LimitTables(conf, worker=lambda: server.worker)
         self._conf = conf
         self._clusters = dict(clusters)
         self._services = dict(services)
@@ -354,7 +375,8 @@ class DeclaredProxyHandle:
             elif service_conf.listeners != running.listeners:
                 warnings.append(_listener_warning(name, running.listeners, service_conf.listeners))
             if not problems:
-                routings.append((running, service_conf, _routing(service_conf, clusters, generation)))
+                routing = _routing(service_conf, clusters, generation, self.limits)
+                routings.append((running, service_conf, routing))
         for name in declared:
             if name not in self._services:
                 warnings.append(f"service {name!r} is new: its listeners open at the next upgrade or restart")

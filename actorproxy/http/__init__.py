@@ -16,6 +16,7 @@ from ._forward import (
     remove_hop_by_hop,
 )
 from ._header import Headers, RequestHeader, ResponseHeader
+from ._host import normalize_host, request_host
 from .h1 import (
     CODEC_ENV,
     DEFAULT_MAX_HEAD_SIZE,
@@ -65,8 +66,10 @@ __all__ = [
     "forward_response",
     "has_body",
     "has_looped",
+    "normalize_host",
     "register_codec",
     "remove_hop_by_hop",
+    "request_host",
     "select_codec",
     "status_for",
 ]

@@ -2,8 +2,10 @@
 
 Rules:
 - `serve_request` runs the phases of one request in Pingora's order and always ends with `logging`, exactly
-  once, whatever happened. Any error that ends the request goes through `fail_to_proxy`, which answers the
-  client if it still can, and is logged with `request_summary` unless `suppress_error_log` says not to.
+  once, whatever happened; then, even when cancelled or crashing, it exits the request's contexts
+  (`session.enter_context`: in-flight guards). Any error that ends the request goes through
+  `fail_to_proxy`, which answers the client if it still can, and is logged with `request_summary` unless
+  `suppress_error_log` says not to.
 - An exception from a user filter is an internal error: 500 for that request, then the connection closes
   (as after a panic in Pingora); no other connection notices.
 - Retry loop, bounded by `max_retries`: a connect failure goes through `fail_to_connect` (nothing was sent
@@ -178,48 +180,56 @@ def _internal(exc: Exception, what: str) -> Error:
 
 
 async def serve_request(runtime: ProxyRuntime, session: Session) -> Error | None:
-    """Run every phase of one request; return the error that ended it, if any."""
-    app = runtime.app
-    counters = runtime.counters
-    counters.requests += 1
-    if session.req_header.method == "CONNECT" and not runtime.settings.allow_connect_method_proxying:
-        await _refuse_connect(runtime, session)
-        return None
-    error: Error | None = None
-    ctx: Any = None
+    """Run every phase of one request; return the error that ended it, if any.
+
+    What the phases tied to the request (`session.enter_context`) is exited when it ends, however it ends:
+    `finally` costs nothing on the way through, and a request that entered nothing skips the call.
+    """
     try:
-        ctx = app.new_ctx()
-        await app.early_request_filter(session, ctx)
-        if not await app.request_filter(session, ctx):
-            if await app.proxy_upstream_filter(session, ctx):
-                timeout = runtime.settings.request_timeout
-                if timeout is None:
-                    await _proxy_to_upstream(runtime, session, ctx)
-                else:
-                    await _proxy_within(runtime, session, ctx, timeout)
-            elif session.response_written() is None:
-                error = Error.explain(
-                    ErrorType.http_status(502), "proxy_upstream_filter declined", ErrorSource.INTERNAL
-                )
-    except Error as exc:
-        error = exc
-    except Exception as exc:
-        error = _internal(exc, f"{type(exc).__name__} in a filter")
-    if error is not None:
-        counters.errors[error.etype.name] = counters.errors.get(error.etype.name, 0) + 1
-        if error.etype is ErrorType.INTERNAL_ERROR:
-            # As a panic in Pingora: the 500 is the last thing this connection carries.
-            counters.internal_errors += 1
-            session.set_keepalive(None)
-        await _fail(app, session, ctx, error)
-    written = session.response_written()
-    if written is not None:
-        counters.count_response(written.status)
-    try:
-        await app.logging(session, error, ctx)
-    except Exception:
-        logger.exception("logging phase raised for %s", _summary(app, session, ctx))
-    return error
+        app = runtime.app
+        counters = runtime.counters
+        counters.requests += 1
+        if session.req_header.method == "CONNECT" and not runtime.settings.allow_connect_method_proxying:
+            await _refuse_connect(runtime, session)
+            return None
+        error: Error | None = None
+        ctx: Any = None
+        try:
+            ctx = app.new_ctx()
+            await app.early_request_filter(session, ctx)
+            if not await app.request_filter(session, ctx):
+                if await app.proxy_upstream_filter(session, ctx):
+                    timeout = runtime.settings.request_timeout
+                    if timeout is None:
+                        await _proxy_to_upstream(runtime, session, ctx)
+                    else:
+                        await _proxy_within(runtime, session, ctx, timeout)
+                elif session.response_written() is None:
+                    error = Error.explain(
+                        ErrorType.http_status(502), "proxy_upstream_filter declined", ErrorSource.INTERNAL
+                    )
+        except Error as exc:
+            error = exc
+        except Exception as exc:
+            error = _internal(exc, f"{type(exc).__name__} in a filter")
+        if error is not None:
+            counters.errors[error.etype.name] = counters.errors.get(error.etype.name, 0) + 1
+            if error.etype is ErrorType.INTERNAL_ERROR:
+                # As a panic in Pingora: the 500 is the last thing this connection carries.
+                counters.internal_errors += 1
+                session.set_keepalive(None)
+            await _fail(app, session, ctx, error)
+        written = session.response_written()
+        if written is not None:
+            counters.count_response(written.status)
+        try:
+            await app.logging(session, error, ctx)
+        except Exception:
+            logger.exception("logging phase raised for %s", _summary(app, session, ctx))
+        return error
+    finally:
+        if session.has_contexts:
+            session.exit_contexts()
 
 
 def _summary(app: ProxyHttp, session: Session, ctx: Any) -> str:

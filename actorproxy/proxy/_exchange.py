@@ -18,10 +18,16 @@ Rules:
   ends after it.
 - With response compression on (`session.downstream_compression`), the head is adjusted after
   `response_filter` and each body piece is coded after `response_body_filter`, as it passes.
+- With `session.abort_on_close` (Pingora's `abort_on_close`), once the request is sent whole the client's
+  socket is watched while the response comes: a client that closes (a FIN or a reset, seen with a peek, so
+  nothing is consumed) fails the exchange as a downstream `CONNECTION_CLOSED` and the upstream connection
+  is aborted. Bytes from the client (a pipelined request, TLS records) end the watch; so does a stream
+  with no socket under it.
 """
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import trio
@@ -60,7 +66,7 @@ class Exchange:
         forwarding: the service's forwarding rules.
     """
 
-    __slots__ = ("_request_sent", "app", "conn", "ctx", "forwarding", "session", "upgrade")
+    __slots__ = ("_request_sent", "_watch", "app", "conn", "ctx", "forwarding", "session", "upgrade")
 
     def __init__(
         self, app: ProxyHttp, session: Session, ctx: Any, conn: ClientSide, forwarding: Forwarding
@@ -73,6 +79,8 @@ class Exchange:
         self.upgrade = session.is_upgrade_req()
         # Set once the whole request, body included, has gone upstream (a tunnel starts only then).
         self._request_sent: trio.Event | None = None
+        # Bounds the watch of a client that may close (`abort_on_close`); cancelled with the response.
+        self._watch: trio.CancelScope | None = None
 
     async def run(self) -> int:
         """Send the request and stream the response back, both bodies at once; return the upstream's
@@ -85,16 +93,23 @@ class Exchange:
         scheme = "https" if isinstance(session.downstream.stream, trio.SSLStream) else "http"
         forward_request(self.forwarding, session.req_header, upstream_request, session.client_addr, scheme)
         await self.app.upstream_request_filter(session, upstream_request, self.ctx)
-        if not has_body(session.req_header):
+        body = has_body(session.req_header)
+        if not body:
             await self.conn.write_request(upstream_request, end=True)
-            return await self._relay_response()
-        await self.conn.write_request(upstream_request)
+            if not session.abort_on_close or self.upgrade:
+                return await self._relay_response()
+        else:
+            await self.conn.write_request(upstream_request)
         if self.upgrade:
             self._request_sent = trio.Event()
+        elif session.abort_on_close:
+            self._watch = trio.CancelScope()
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._pump_request_body)
+                nursery.start_soon(self._pump_request_body if body else self._watch_until_response)
                 status = await self._relay_response()
+                if self._watch is not None:
+                    self._watch.cancel()
         except BaseExceptionGroup as group:
             raise _first_error(group) from None
         return status
@@ -115,7 +130,38 @@ class Exchange:
                 await self.conn.finish(session.request_trailers)
                 if self._request_sent is not None:
                     self._request_sent.set()
+                if self._watch is not None:
+                    await self._watch_until_response()
                 return
+
+    async def _watch_until_response(self) -> None:
+        assert self._watch is not None  # set with abort_on_close
+        with self._watch:
+            await self._watch_client()
+
+    async def _watch_client(self) -> None:
+        """Return when the client sends more; raise when it closes (see the module rules)."""
+        stream: Any = self.session.downstream.stream
+        sock = getattr(stream, "socket", None) or getattr(
+            getattr(stream, "transport_stream", None), "socket", None
+        )
+        if not isinstance(sock, socket.socket):
+            return
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            try:
+                data = sock.recv(1, socket.MSG_PEEK)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""  # reset by the client: as gone as a FIN
+            if data:
+                return
+            raise Error(
+                ErrorType.CONNECTION_CLOSED,
+                ErrorSource.DOWNSTREAM,
+                context="the client closed its connection before the response was complete",
+            )
 
     async def _send_request_piece(self, chunk: BodyChunk, *, end: bool) -> None:
         delay = await self.app.request_body_filter(self.session, chunk, end, self.ctx)

@@ -11,11 +11,19 @@ Rules:
 - Response compression (`downstream_compression`, Pingora's) exists only once a phase asks for it: a
   request that never touches it pays nothing for it. It applies to what the proxy relays and to what a
   filter writes through `write_response_header` / `write_response_body`.
+- `enter_context(cm)` ties a synchronous context manager (an `Inflight` guard) to the request: the engine
+  exits it when the request ends, whatever way it ends (an answer, an error, a cancellation, a crash of the
+  connection), last entered first. A request that enters none pays nothing for it.
+- `set_abort_on_close(True)` makes the proxy watch the client while the upstream answers: a client that
+  closes its connection ends the request at once (Pingora's `abort_on_close`, off here by default because
+  the watch costs a task per request; see docs/pingora.md).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
@@ -36,6 +44,8 @@ if TYPE_CHECKING:
 
 __all__ = ["RETRY_BUFFER_SIZE", "Session"]
 
+T = TypeVar("T")
+
 # Pingora's retry buffer: request bodies up to 64 KiB can be replayed on a retry.
 RETRY_BUFFER_SIZE = 64 * 1024
 
@@ -45,8 +55,10 @@ class Session:
 
     __slots__ = (
         "_compression",
+        "_exits",
         "_retry_buffer",
         "_retry_size",
+        "abort_on_close",
         "client_addr",
         "downstream",
         "keepalive_timeout",
@@ -77,6 +89,9 @@ class Session:
         self._retry_size = 0
         self.retry_buffer_truncated = False
         self._compression: ResponseCompression | None = None
+        self._exits: list[AbstractContextManager[Any]] | None = None
+        #: End the request when the client closes its connection before the response is complete.
+        self.abort_on_close = False
 
     def __repr__(self) -> str:
         return f"<Session {self.req_header.method} {self.req_header.uri} from {self.client_addr}>"
@@ -163,6 +178,46 @@ class Session:
     def retry_buffer(self) -> list[bytes]:
         """Body pieces read so far (empty once truncated)."""
         return self._retry_buffer
+
+    def set_abort_on_close(self, abort: bool) -> None:
+        """Watch the client while the upstream answers, and end the request if it closes (Pingora's name;
+        off by default here, see the module rules)."""
+        self.abort_on_close = abort
+
+    # -- request-scoped resources --------------------------------------------------------------------------
+
+    def enter_context(self, cm: AbstractContextManager[T]) -> T:
+        """Enter `cm` and exit it when this request ends, whatever way it ends; return what it entered.
+
+        `cm` must be synchronous: its exit runs in the engine's `finally`, where a cancelled request cannot
+        wait for anything.
+        """
+        value = cm.__enter__()
+        exits = self._exits
+        if exits is None:
+            exits = self._exits = []
+        exits.append(cm)
+        return value
+
+    @property
+    def has_contexts(self) -> bool:
+        """Whether `enter_context` entered anything still to exit."""
+        return self._exits is not None
+
+    def exit_contexts(self) -> None:
+        """Exit what `enter_context` entered, last first (the engine calls this when the request ends)."""
+        exits = self._exits
+        if exits is None:
+            return
+        self._exits = None
+        error: BaseException | None = None
+        while exits:
+            try:
+                exits.pop().__exit__(None, None, None)
+            except Exception as exc:  # every context still exits; the first failure is raised after
+                error = error or exc
+        if error is not None:
+            raise error
 
     def is_upgrade_req(self) -> bool:
         """The client asked to switch protocols (WebSocket and the like)."""
@@ -253,6 +308,30 @@ class Session:
         if self.keepalive_timeout is None:
             self.downstream.set_keepalive(False)
         await self.downstream.write_response(header, body, end=True)
+
+    async def respond_text(self, status: int, text: str, headers: Iterable[tuple[str, str]] = ()) -> None:
+        """Answer with `status`, `headers` and a short plain-text body (no-op if a response already started).
+
+        The proxy's own answers (no route, rate limited) use it: `Cache-Control: private, no-store`, no body
+        for HEAD, and the connection closes after it if the request body was never read.
+        """
+        if self.response_written() is not None:
+            return
+        body = text.encode()
+        header = ResponseHeader.build(status)
+        for name, value in headers:
+            header.insert_header(name, value)
+        header.insert_header("Content-Type", "text/plain; charset=utf-8")
+        header.insert_header("Content-Length", str(len(body)))
+        header.insert_header("Cache-Control", "private, no-store")
+        if not self.request_body_done:
+            # The rest of the request body was never read: the connection cannot carry another request.
+            self.set_keepalive(None)
+        if self.req_header.method == "HEAD":
+            await self.write_response_header(header, end_of_stream=True)
+            return
+        await self.write_response_header(header)
+        await self.write_response_body(body, end_of_stream=True)
 
     async def shutdown(self) -> None:
         """Close the downstream connection now (Pingora's `shutdown`); nothing more is sent on it."""

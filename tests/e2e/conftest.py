@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 import trustme
+from redisserver import RedisServer
 from upstream import Upstream
 
 from actorproxy.http import available_codecs
@@ -22,6 +24,18 @@ async def upstreams(nursery: trio.Nursery) -> list[Upstream]:
     for server in servers:
         await nursery.start(server.serve)
     return servers
+
+
+@pytest.fixture
+async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    """A real redis-server on a free loopback port, stopped at the end."""
+    server = RedisServer(tmp_path)
+    await server.start()
+    try:
+        yield server
+    finally:
+        with trio.CancelScope(shield=True):
+            await server.stop()
 
 
 @pytest.fixture

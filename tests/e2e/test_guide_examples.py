@@ -41,8 +41,18 @@ ctx_example = load("ctx", "guide_example_ctx")
 failover = load("failover", "guide_example_failover")
 modify_response = load("modify_response", "guide_example_modify_response")
 multi_cluster = load("multi_cluster", "guide_example_multi_cluster")
+rate_limiter = load("rate_limiter", "guide_example_rate_limiter")
 
-SCRIPTS = ["load_balancer", "gateway", "ctx", "failover", "modify_response", "multi_cluster", "dns_discovery"]
+SCRIPTS = [
+    "load_balancer",
+    "gateway",
+    "ctx",
+    "failover",
+    "modify_response",
+    "multi_cluster",
+    "dns_discovery",
+    "rate_limiter",
+]
 
 
 # -- load_balancer ---------------------------------------------------------------------------------------
@@ -64,6 +74,43 @@ async def test_load_balancer_takes_turns_and_sets_the_upstream_host(nursery: tri
 def test_load_balancer_needs_an_upstream() -> None:
     with pytest.raises(ValueError, match="no upstreams"):
         load_balancer.load_balancer([])
+
+
+# -- rate_limiter ----------------------------------------------------------------------------------------
+
+
+class Clock:
+    """A clock the test moves by hand, for the example's one-second windows."""
+
+    now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_rate_limiter_answers_429_past_one_request_per_second_per_appid(nursery: trio.Nursery) -> None:
+    clock = Clock()
+    url, app = await rate_limiter.start(nursery, rate=rate_limiter.Rate(1.0, clock=clock))
+    async with httpx.AsyncClient(base_url=url) as client:
+        first = await client.get("/", headers={"appid": "1"})
+        second = await client.get("/", headers={"appid": "1"})
+        other = await client.get("/", headers={"appid": "2"})
+        anonymous = [(await client.get("/")).status_code for _ in range(3)]
+        clock.now += 1.0  # the next window
+        later = await client.get("/", headers={"appid": "1"})
+    assert (first.status_code, other.status_code, later.status_code) == (200, 200, 200)
+    assert anonymous == [200, 200, 200]
+    assert second.status_code == 429
+    limit_headers = {
+        k: second.headers[k] for k in ("x-rate-limit-limit", "x-rate-limit-remaining", "x-rate-limit-reset")
+    }
+    assert limit_headers == {
+        "x-rate-limit-limit": "1",
+        "x-rate-limit-remaining": "0",
+        "x-rate-limit-reset": "1",
+    }
+    assert second.headers["connection"] == "close"
+    assert app.inflight.get("1") == 0  # every request's guard was let go
 
 
 # -- gateway ---------------------------------------------------------------------------------------------

@@ -22,35 +22,11 @@ import attrs
 import httpx
 import pytest
 import trio
+from processes import Lines
 from upstream import Upstream
 
 SCRIPT = Path(__file__).with_name("serverproc.py")
 ROOT = Path(__file__).parents[2]
-
-
-@attrs.define
-class Lines:
-    """The lines a stream has produced so far; `wait_for` waits for one that matches."""
-
-    lines: list[str] = attrs.Factory(list)
-    _more: trio.Event = attrs.Factory(trio.Event)
-
-    async def pump(self, stream: trio.abc.ReceiveStream) -> None:
-        buffer = b""
-        while data := await stream.receive_some(65536):
-            buffer += data
-            *complete, buffer = buffer.split(b"\n")
-            self.lines.extend(line.decode(errors="replace") for line in complete)
-            self._more.set()
-            self._more = trio.Event()
-
-    async def wait_for(self, match: Callable[[str], bool], start: int = 0) -> str:
-        while True:
-            for line in self.lines[start:]:
-                if match(line):
-                    return line
-            start = len(self.lines)
-            await self._more.wait()
 
 
 @attrs.define

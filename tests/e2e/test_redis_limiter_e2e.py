@@ -1,0 +1,89 @@
+"""`RedisRateLimiter` against a real redis-server, under `trio.run` (coredis on trio through anyio): atomic
+GCRA, the key's expiry, and a Redis that stops, hangs and comes back."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import AsyncIterator
+
+import pytest
+import trio
+from redisserver import RedisServer
+
+from actorproxy.config import RedisConf
+from actorproxy.limits import Quota, RedisRateLimiter
+from actors import ActorSystem
+from supervisors import GenBackgroundService
+
+QUOTA = Quota.parse("1/min", burst=5)
+
+
+@pytest.fixture
+async def limiter(redis_server: RedisServer, system: ActorSystem) -> AsyncIterator[RedisRateLimiter]:
+    """A limiter on `redis_server`, run as a background service; it retries 0.2 s after a failure."""
+    limiter = RedisRateLimiter(RedisConf(url=redis_server.url, timeout=0.2), retry_interval=0.2)
+    service = GenBackgroundService("redis limits", limiter)
+    await system.spawn(service.child_spec().start, name=service.name)
+    yield limiter
+
+
+async def test_checks_are_atomic_across_concurrent_callers(limiter: RedisRateLimiter) -> None:
+    decisions = []
+
+    async def check() -> None:
+        decisions.append(await limiter.check("k", QUOTA))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(40):
+            nursery.start_soon(check)
+    assert sum(d is not None and d.allowed for d in decisions) == QUOTA.burst
+    refused = next(d for d in decisions if d is not None and not d.allowed)
+    assert (refused.remaining, round(refused.retry_after)) == (0, 60)
+    assert limiter.statistics().checks == 40
+
+
+async def test_the_key_expires_when_its_burst_is_whole_again(
+    limiter: RedisRateLimiter, redis_server: RedisServer
+) -> None:
+    await limiter.check("k", Quota.parse("10/s", burst=1))
+    ttl = await _command(redis_server, b"PTTL actorproxy:rl:k")
+    assert 0 < int(ttl.strip(b":\r\n")) <= 101
+
+
+async def _command(server: RedisServer, line: bytes) -> bytes:
+    stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+    async with stream:
+        await stream.send_all(line + b"\r\n")
+        return await stream.receive_some(256)
+
+
+async def test_a_redis_that_goes_away_answers_none_then_is_used_again(
+    limiter: RedisRateLimiter, redis_server: RedisServer
+) -> None:
+    assert (await limiter.check("k", QUOTA)) is not None
+    await redis_server.stop()
+    assert await limiter.check("k", QUOTA) is None
+    assert await limiter.check("k", QUOTA) is None  # within the retry interval: not even tried
+    stats = limiter.statistics()
+    assert (stats.errors, stats.skipped, stats.degraded) == (1, 1, True)
+    await redis_server.start()
+    with trio.fail_after(10):
+        while await limiter.check("k", QUOTA) is None:  # noqa: ASYNC110 - another process comes back
+            await trio.sleep(0.05)
+    assert not limiter.statistics().degraded
+
+
+async def test_a_hanging_redis_costs_one_timeout_per_retry_interval(
+    limiter: RedisRateLimiter, redis_server: RedisServer
+) -> None:
+    assert (await limiter.check("k", QUOTA)) is not None
+    assert redis_server.process is not None
+    os.kill(redis_server.process.pid, signal.SIGSTOP)
+    try:
+        with trio.fail_after(10):  # the call's own timeout (0.2 s) ends it, not this one
+            assert await limiter.check("k", QUOTA) is None
+            assert await limiter.check("k", QUOTA) is None
+        assert limiter.statistics().skipped == 1
+    finally:
+        os.kill(redis_server.process.pid, signal.SIGCONT)
