@@ -49,6 +49,16 @@ from ._services import (
     ServiceConf,
     TlsConf,
 )
+from ._store import (
+    DEFAULT_STORE_BODY_GRACE_PERIOD,
+    DEFAULT_STORE_BUSY_TIMEOUT,
+    DEFAULT_STORE_CHUNK_SIZE,
+    DEFAULT_STORE_MEMORY_MAX_SIZE,
+    DEFAULT_STORE_SWEEP_INTERVAL,
+    DEFAULT_STORE_WRITER_TIMEOUT,
+    StoreBackendName,
+    StoreConf,
+)
 from ._upstreams import (
     Algorithm,
     DiscoveryConf,
@@ -85,6 +95,12 @@ __all__ = [
     "DEFAULT_READ_TIMEOUT",
     "DEFAULT_REQUEST_BODY_TIMEOUT",
     "DEFAULT_REQUEST_HEADER_TIMEOUT",
+    "DEFAULT_STORE_BODY_GRACE_PERIOD",
+    "DEFAULT_STORE_BUSY_TIMEOUT",
+    "DEFAULT_STORE_CHUNK_SIZE",
+    "DEFAULT_STORE_MEMORY_MAX_SIZE",
+    "DEFAULT_STORE_SWEEP_INTERVAL",
+    "DEFAULT_STORE_WRITER_TIMEOUT",
     "DEFAULT_TOTAL_CONNECTION_TIMEOUT",
     "DEFAULT_UPGRADE_SOCK",
     "DEFAULT_VIA_PSEUDONYM",
@@ -113,6 +129,8 @@ __all__ = [
     "ServerConf",
     "ServiceConf",
     "StaticBackendConf",
+    "StoreBackendName",
+    "StoreConf",
     "TcpHealthCheckConf",
     "TlsConf",
     "UpstreamConf",

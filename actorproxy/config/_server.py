@@ -33,6 +33,7 @@ from ._read import read_text, record_from_mapping
 from ._redis import RedisConf
 from ._rules import NON_NEGATIVE, POSITIVE
 from ._services import ServiceConf
+from ._store import StoreConf
 from ._upstreams import UpstreamConf
 from ._yaml import parse_yaml
 
@@ -208,6 +209,10 @@ class ServerConf:
         default=None,
         metadata=doc("The Redis server shared limits and the redis store use; null: none configured."),
     )
+    store: StoreConf | None = attrs.field(
+        default=None,
+        metadata=doc("The embedded store (actorproxy.store); null: none configured."),
+    )
     extra: Mapping[str, Any] = attrs.field(
         default=EMPTY,
         converter=freeze_mapping,
@@ -237,6 +242,8 @@ class ServerConf:
                         f"services[{s}].routes[{r}].upstream",
                         _no_upstream(route.upstream, upstream_names.first),
                     )
+        if self.store is not None and self.store.backend == "redis" and self.redis is None:
+            yield "store.backend", "redis needs the top-level redis section (at least `redis: {url: ...}`)"
         known = set(attrs.fields_dict(ServerConf)) - {self.__extra__}
         for key in self.extra:
             if key in known:

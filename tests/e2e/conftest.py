@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -12,6 +12,7 @@ from upstream import Upstream
 
 from actorproxy.http import available_codecs
 from actorproxy.proxy import HttpProxyService, ProxyHttp, http_proxy_service
+from actorproxy.testing import RedisServer
 from actors import ActorSystem, open_actor_system
 
 
@@ -65,3 +66,11 @@ def start_proxy(system: ActorSystem, request: pytest.FixtureRequest) -> Callable
         return f"{scheme}://{host}:{port}", service
 
     return start
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server on 127.0.0.1 (a free port, a temporary directory, no persistence), shared by the
+    session's tests: give each test its own key prefix (`RedisConf(url=..., key_prefix=...)`)."""
+    with RedisServer() as server:
+        yield server
