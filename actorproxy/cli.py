@@ -3,6 +3,7 @@
     actorproxy -c proxy.yaml [-d] [-t] [-u]     run the proxy declared in proxy.yaml (SIGHUP reloads it)
     actorproxy check -c proxy.yaml              check the file as the server would, then exit
     actorproxy demo [--listen HOST:PORT]        the demo: a load balancer over three demo upstreams
+    actorproxy store -c proxy.yaml VERB ...     the configured store: get, put, forget, flush, stats
 
 The shared options (-c/--conf, -d/--daemon, -t/--test, -u/--upgrade) are the server's own
 (`actorproxy.Server.from_args`), and so is everything after parsing: loading the file, daemon mode,
@@ -23,6 +24,7 @@ from actorproxy.declared import build_proxy
 from actorproxy.demo import DEMO_LISTEN, add_demo
 from actorproxy.proxy import HttpProxyService
 from actorproxy.server import Server, background_service
+from actorproxy.store import store_command
 from supervisors import ShutdownWatch
 
 __all__ = ["listening_urls", "main"]
@@ -31,6 +33,7 @@ USAGE = """\
 usage: actorproxy -c FILE [-d] [-t] [-u]   run the proxy declared in FILE (SIGHUP reloads it)
        actorproxy check -c FILE            check FILE as the server would, then exit
        actorproxy demo [--listen ADDR]     a load balancer over three demo upstreams (default {listen})
+       actorproxy store -c FILE VERB ...   the store FILE configures: get, put, forget, flush, stats
 """
 
 
@@ -42,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return check(args[1:])
         case ["demo"]:
             return demo(args[1:])
+        case ["store"]:
+            return store_command(args[1:])
         case ["-h"] | ["--help"]:
             print(USAGE.format(listen=DEMO_LISTEN))
             Server.from_args(["--help"])  # the server's options; exits
