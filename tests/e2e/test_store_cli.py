@@ -1,5 +1,5 @@
 """`actorproxy store -c FILE get|put|forget|flush|stats` in real processes, on a sqlite file and on a real
-redis-server (the refusals one by one are in tests/actorproxy/store/test_command.py)."""
+redis-server (the refusals one by one are in tests/actorproxy/store/test_store_command.py)."""
 
 from __future__ import annotations
 
