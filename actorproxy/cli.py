@@ -4,6 +4,7 @@
     actorproxy check -c proxy.yaml              check the file as the server would, then exit
     actorproxy demo [--listen HOST:PORT]        the demo: a load balancer over three demo upstreams
     actorproxy settings -c proxy.yaml COMMAND   the settings file and its secrets (`settings --help`)
+    actorproxy store -c proxy.yaml VERB ...     the configured store: get, put, forget, flush, stats
 
 The shared options (-c/--conf, -d/--daemon, -t/--test, -u/--upgrade) are the server's own
 (`actorproxy.Server.from_args`), and so is everything after parsing: loading the file, daemon mode,
@@ -26,6 +27,7 @@ from actorproxy.proxy import HttpProxyService
 from actorproxy.server import Server, background_service
 from actorproxy.settings import redact
 from actorproxy.settings_cli import settings_main
+from actorproxy.store import store_command
 from supervisors import ShutdownWatch
 
 __all__ = ["listening_urls", "main"]
@@ -35,6 +37,7 @@ usage: actorproxy -c FILE [-d] [-t] [-u]   run the proxy declared in FILE (SIGHU
        actorproxy check -c FILE            check FILE as the server would, then exit
        actorproxy demo [--listen ADDR]     a load balancer over three demo upstreams (default {listen})
        actorproxy settings -c FILE CMD     get, set, has, all, forget, tree, key:generate, encrypt, decrypt
+       actorproxy store -c FILE VERB ...   the store FILE configures: get, put, forget, flush, stats
 """
 
 
@@ -48,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return demo(args[1:])
         case ["settings"]:
             return settings_main(args[1:])
+        case ["store"]:
+            return store_command(args[1:])
         case ["-h"] | ["--help"]:
             print(USAGE.format(listen=DEMO_LISTEN))
             Server.from_args(["--help"])  # the server's options; exits

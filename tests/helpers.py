@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
 
-from actors import Actor, ExitReason
+from actorproxy.server import Server
+from actors import Actor, ActorSystem, ExitReason
+
+
+@asynccontextmanager
+async def serving(server: Server) -> AsyncIterator[ActorSystem]:
+    """Run `server.serve` while the block runs; cancel it (a fast stop) after."""
+    async with trio.open_nursery() as nursery:
+        system: ActorSystem = await nursery.start(server.serve)
+        yield system
+        nursery.cancel_scope.cancel()
 
 
 class Log(list[tuple[Any, ...]]):

@@ -78,6 +78,16 @@ from ._services import (
     TlsConf,
 )
 from ._settings import DEFAULT_KEY_FILE, DEFAULT_SETTINGS_FILE, HooksConf, SettingsConf, SettingsPlace
+from ._store import (
+    DEFAULT_STORE_BODY_GRACE_PERIOD,
+    DEFAULT_STORE_BUSY_TIMEOUT,
+    DEFAULT_STORE_CHUNK_SIZE,
+    DEFAULT_STORE_MEMORY_MAX_SIZE,
+    DEFAULT_STORE_SWEEP_INTERVAL,
+    DEFAULT_STORE_WRITER_TIMEOUT,
+    StoreBackendName,
+    StoreConf,
+)
 from ._upstreams import (
     Algorithm,
     DiscoveryConf,
@@ -119,6 +129,12 @@ __all__ = [
     "DEFAULT_REQUEST_BODY_TIMEOUT",
     "DEFAULT_REQUEST_HEADER_TIMEOUT",
     "DEFAULT_SETTINGS_FILE",
+    "DEFAULT_STORE_BODY_GRACE_PERIOD",
+    "DEFAULT_STORE_BUSY_TIMEOUT",
+    "DEFAULT_STORE_CHUNK_SIZE",
+    "DEFAULT_STORE_MEMORY_MAX_SIZE",
+    "DEFAULT_STORE_SWEEP_INTERVAL",
+    "DEFAULT_STORE_WRITER_TIMEOUT",
     "DEFAULT_TOTAL_CONNECTION_TIMEOUT",
     "DEFAULT_UPGRADE_SOCK",
     "DEFAULT_VIA_PSEUDONYM",
@@ -160,6 +176,8 @@ __all__ = [
     "SettingsConf",
     "SettingsPlace",
     "StaticBackendConf",
+    "StoreBackendName",
+    "StoreConf",
     "TcpHealthCheckConf",
     "TlsConf",
     "UpstreamConf",

@@ -35,6 +35,7 @@ from ._redis import RedisConf
 from ._rules import NON_NEGATIVE, POSITIVE
 from ._services import ServiceConf
 from ._settings import HooksConf, SettingsConf
+from ._store import StoreConf
 from ._upstreams import UpstreamConf
 from ._yaml import parse_yaml
 
@@ -221,6 +222,10 @@ class ServerConf:
         factory=RateLimitTableConf,
         metadata=doc("Where the routes' local rate limits are counted, shared by the workers."),
     )
+    store: StoreConf | None = attrs.field(
+        default=None,
+        metadata=doc("The embedded store (actorproxy.store); null: none configured."),
+    )
     extra: Mapping[str, Any] = attrs.field(
         default=EMPTY,
         converter=freeze_mapping,
@@ -256,6 +261,8 @@ class ServerConf:
                         f"services[{s}].routes[{r}].rate_limit.backend",
                         "redis needs the top-level redis section (redis: {url: redis://host:port/db})",
                     )
+        if self.store is not None and self.store.backend == "redis" and self.redis is None:
+            yield "store.backend", "redis needs the top-level redis section (at least `redis: {url: ...}`)"
         known = set(attrs.fields_dict(ServerConf)) - {self.__extra__}
         for key in self.extra:
             if key in known:

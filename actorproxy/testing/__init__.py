@@ -8,7 +8,8 @@
 - `Origin`: an HTTP/1.1 origin server to serve an address of the network; `exchange`: one request and its
   response on any stream;
 - `ScriptedStream`: a stream that plays back a script of reads and records the writes, to drive a codec;
-- `DnsServer`: a DNS server on loopback, for discovery tests.
+- `DnsServer`: a DNS server on loopback, for discovery tests;
+- `RedisServer`: a real `redis-server` on loopback, for tests of what keeps state in Redis.
 
 docs/testing.md shows them testing a `ProxyHttp` application without a socket.
 """
@@ -29,6 +30,7 @@ from ._client import RawResponse, exchange
 from ._dns import DEFAULT_DNS_TTL, DnsServer, SrvRecord
 from ._memory import MemoryListener, MemoryNetwork, UpstreamHandler, open_memory_network
 from ._origin import Origin, OriginRequest, OriginResponse
+from ._redis import RedisServer
 from ._scripted import ScriptedStream, Starved
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "OriginRequest",
     "OriginResponse",
     "RawResponse",
+    "RedisServer",
     "ScriptedStream",
     "SrvRecord",
     "Starved",

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 import trio
 import trustme
-from redisserver import RedisServer
 from upstream import Upstream
 
 from actorproxy.http import available_codecs
 from actorproxy.proxy import HttpProxyService, ProxyHttp, http_proxy_service
+from actorproxy.testing import RedisServer
 from actors import ActorSystem, open_actor_system
 
 
@@ -27,15 +26,10 @@ async def upstreams(nursery: trio.Nursery) -> list[Upstream]:
 
 
 @pytest.fixture
-async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
-    """A real redis-server on a free loopback port, stopped at the end."""
-    server = RedisServer(tmp_path)
-    await server.start()
-    try:
+def own_redis() -> Iterator[RedisServer]:
+    """A real redis-server for one test alone, which it may stop and start again (on the same port)."""
+    with RedisServer() as server:
         yield server
-    finally:
-        with trio.CancelScope(shield=True):
-            await server.stop()
 
 
 @pytest.fixture
@@ -79,3 +73,11 @@ def start_proxy(system: ActorSystem, request: pytest.FixtureRequest) -> Callable
         return f"{scheme}://{host}:{port}", service
 
     return start
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server on 127.0.0.1 (a free port, a temporary directory, no persistence), shared by the
+    session's tests: give each test its own key prefix (`RedisConf(url=..., key_prefix=...)`)."""
+    with RedisServer() as server:
+        yield server

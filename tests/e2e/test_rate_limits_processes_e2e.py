@@ -16,8 +16,9 @@ from pathlib import Path
 import httpx
 import trio
 from processes import START_TIMEOUT, actorproxy_process, has
-from redisserver import RedisServer
 from upstream import Upstream
+
+from actorproxy.testing import RedisServer
 
 # Connections to open at most while waiting for both workers to have accepted some.
 MAX_CONNECTIONS = 200
@@ -117,9 +118,9 @@ REDIS_ROUTES = """\
 
 
 async def test_two_proxies_share_a_limit_in_redis_and_follow_on_redis_error_when_it_stops(
-    nursery: trio.Nursery, upstreams: list[Upstream], tmp_path: Path, redis_server: RedisServer
+    nursery: trio.Nursery, upstreams: list[Upstream], tmp_path: Path, own_redis: RedisServer
 ) -> None:
-    redis = f"redis: {{url: '{redis_server.url}', timeout: 0.25}}\n"
+    redis = f"redis: {{url: '{own_redis.url}', timeout: 0.25}}\n"
     one = conf(tmp_path, upstreams[0], REDIS_ROUTES, top=redis)
     two = conf(tmp_path, upstreams[0], REDIS_ROUTES, top=redis)
     async with (
@@ -137,7 +138,7 @@ async def test_two_proxies_share_a_limit_in_redis_and_follow_on_redis_error_when
         assert statuses[200] in (10, 11) and statuses[429] == 30 - statuses[200]
         assert await get(0, "/allow/x", key="other") == 200
 
-        await redis_server.stop()
+        await trio.to_thread.run_sync(own_redis.stop)
         allowed = [await get(n, "/allow/x") for n in range(20)]
         denied = [await get(n, "/deny/x") for n in range(20)]
         assert allowed == [200] * 20  # on_redis_error: allow, no request failed
@@ -146,7 +147,7 @@ async def test_two_proxies_share_a_limit_in_redis_and_follow_on_redis_error_when
             warnings = [line for line in proxy.stderr.lines if "unavailable" in line]
             assert 1 <= len(warnings) <= 2  # rate-limited: not one line per request
 
-        await redis_server.start()  # empty: every key has its whole burst again
+        await trio.to_thread.run_sync(own_redis.start)  # empty: every key has its whole burst again
         with trio.fail_after(RECONNECT_TIMEOUT):
             while 503 in (await get(0, "/deny/x", key="probe"), await get(1, "/deny/x", key="probe")):  # noqa: ASYNC110
                 await trio.sleep(0.1)

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 import trio
-from redisserver import RedisServer
 
 from actorproxy.config import RedisConf
 from actorproxy.limits import Quota, RedisRateLimiter
+from actorproxy.testing import RedisServer
 from actors import ActorSystem
 from supervisors import GenBackgroundService
 
@@ -20,9 +20,9 @@ QUOTA = Quota.parse("1/min", burst=5)
 
 
 @pytest.fixture
-async def limiter(redis_server: RedisServer, system: ActorSystem) -> AsyncIterator[RedisRateLimiter]:
-    """A limiter on `redis_server`, run as a background service; it retries 0.2 s after a failure."""
-    limiter = RedisRateLimiter(RedisConf(url=redis_server.url, timeout=0.2), retry_interval=0.2)
+async def limiter(own_redis: RedisServer, system: ActorSystem) -> AsyncIterator[RedisRateLimiter]:
+    """A limiter on `own_redis`, run as a background service; it retries 0.2 s after a failure."""
+    limiter = RedisRateLimiter(RedisConf(url=own_redis.url, timeout=0.2), retry_interval=0.2)
     service = GenBackgroundService("redis limits", limiter)
     await system.spawn(service.child_spec().start, name=service.name)
     yield limiter
@@ -44,10 +44,10 @@ async def test_checks_are_atomic_across_concurrent_callers(limiter: RedisRateLim
 
 
 async def test_the_key_expires_when_its_burst_is_whole_again(
-    limiter: RedisRateLimiter, redis_server: RedisServer
+    limiter: RedisRateLimiter, own_redis: RedisServer
 ) -> None:
     await limiter.check("k", Quota.parse("10/s", burst=1))
-    ttl = await _command(redis_server, b"PTTL actorproxy:rl:k")
+    ttl = await _command(own_redis, b"PTTL actorproxy:rl:k")
     assert 0 < int(ttl.strip(b":\r\n")) <= 101
 
 
@@ -59,15 +59,15 @@ async def _command(server: RedisServer, line: bytes) -> bytes:
 
 
 async def test_a_redis_that_goes_away_answers_none_then_is_used_again(
-    limiter: RedisRateLimiter, redis_server: RedisServer
+    limiter: RedisRateLimiter, own_redis: RedisServer
 ) -> None:
     assert (await limiter.check("k", QUOTA)) is not None
-    await redis_server.stop()
+    await trio.to_thread.run_sync(own_redis.stop)
     assert await limiter.check("k", QUOTA) is None
     assert await limiter.check("k", QUOTA) is None  # within the retry interval: not even tried
     stats = limiter.statistics()
     assert (stats.errors, stats.skipped, stats.degraded) == (1, 1, True)
-    await redis_server.start()
+    await trio.to_thread.run_sync(own_redis.start)
     with trio.fail_after(10):
         while await limiter.check("k", QUOTA) is None:  # noqa: ASYNC110 - another process comes back
             await trio.sleep(0.05)
@@ -75,15 +75,15 @@ async def test_a_redis_that_goes_away_answers_none_then_is_used_again(
 
 
 async def test_a_hanging_redis_costs_one_timeout_per_retry_interval(
-    limiter: RedisRateLimiter, redis_server: RedisServer
+    limiter: RedisRateLimiter, own_redis: RedisServer
 ) -> None:
     assert (await limiter.check("k", QUOTA)) is not None
-    assert redis_server.process is not None
-    os.kill(redis_server.process.pid, signal.SIGSTOP)
+    assert own_redis.pid is not None
+    os.kill(own_redis.pid, signal.SIGSTOP)
     try:
         with trio.fail_after(10):  # the call's own timeout (0.2 s) ends it, not this one
             assert await limiter.check("k", QUOTA) is None
             assert await limiter.check("k", QUOTA) is None
         assert limiter.statistics().skipped == 1
     finally:
-        os.kill(redis_server.process.pid, signal.SIGCONT)
+        os.kill(own_redis.pid, signal.SIGCONT)

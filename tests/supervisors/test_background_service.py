@@ -7,14 +7,12 @@ virtual time they were made at.
 from __future__ import annotations
 
 import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
-from helpers import Log
+from helpers import Log, serving
 
 from actorproxy.lb import LoadBalancer, LoadBalancerService
 from actorproxy.server import Server, background_service
@@ -92,15 +90,6 @@ class IgnoresShutdown(BackgroundService):
         except trio.Cancelled:
             self.cancelled_at = trio.current_time()
             raise
-
-
-@asynccontextmanager
-async def serving(server: Server) -> AsyncIterator[ActorSystem]:
-    """Run `server.serve` while the block runs; cancel it (a fast stop) after."""
-    async with trio.open_nursery() as nursery:
-        system: ActorSystem = await nursery.start(server.serve)
-        yield system
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_task_with_only_start_is_ready_at_once(log: Log, autojump_clock: Any) -> None:

@@ -1,0 +1,128 @@
+"""`StoredResponse`: what the cache keeps of a response (its head, when it was asked and received, and the
+request fields its Vary names), and the preparation of a response for storage (RFC 9111 §3.1).
+
+Rules:
+- Storing drops what a cache must not keep (§3.1): the hop-by-hop fields and those the Connection field
+  names (and Transfer-Encoding: the body is stored decoded), and under a qualified `private="..."` the
+  fields it lists (§5.2.2.7).
+- A response without Date gets one, the time it was received (RFC 9110 §6.6.1: a recipient with a clock
+  records it for a cached response).
+- `to_bytes()` is compact JSON: the `meta` of a store body (`Store.open_writer(..., meta=...)`), readable
+  without the body.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+
+from actorproxy.http import HOP_BY_HOP, Headers, RequestHeader, ResponseHeader
+
+from ._directives import CacheControl
+from ._fields import format_http_date, list_items
+from ._vary import vary_fields, vary_values
+
+__all__ = ["StoredResponse", "prepare_for_storage"]
+
+# RFC 9111 §3.1: the connection's own fields are not stored. Transfer-Encoding goes too: the body is
+# stored decoded, and a hit is sent with the stored length.
+_NOT_STORED = HOP_BY_HOP | {"transfer-encoding"}
+
+
+@attrs.frozen(kw_only=True)
+class StoredResponse:
+    """A stored response's head and the facts its age and variant are computed from.
+
+    Attributes:
+        status: the status code.
+        reason: the reason phrase.
+        headers: the header fields as stored, in order.
+        request_time: when the request that got it was sent (POSIX seconds; RFC 9111 §4.2.3).
+        response_time: when it was received.
+        vary: (lowercase field name, the request's value or None when absent) for each field its Vary names.
+    """
+
+    status: int
+    reason: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    request_time: float
+    response_time: float
+    vary: tuple[tuple[str, str | None], ...] = ()
+
+    def fields(self) -> Headers:
+        """The header fields, as a fresh `Headers`."""
+        return Headers(self.headers)
+
+    def header(self, name: str) -> str | None:
+        """The first value of a field, or None."""
+        key = name.lower()
+        return next((value for field, value in self.headers if field.lower() == key), None)
+
+    def header_values(self, name: str) -> list[str]:
+        """Every value of a field, in order."""
+        key = name.lower()
+        return [value for field, value in self.headers if field.lower() == key]
+
+    @property
+    def cache_control(self) -> CacheControl:
+        """The response's Cache-Control directives."""
+        return CacheControl.parse(self.fields())
+
+    def response(self) -> ResponseHeader:
+        """The stored head as a new `ResponseHeader` (to change and send)."""
+        return ResponseHeader(self.status, self.fields(), reason=self.reason)
+
+    def to_bytes(self) -> bytes:
+        """The record as compact JSON (for a store body's meta)."""
+        return json.dumps(attrs.asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> StoredResponse:
+        """The record `to_bytes` wrote.
+
+        Raises:
+            ValueError: the bytes are not such a record.
+        """
+        try:
+            raw: dict[str, Any] = json.loads(data)
+            return cls(
+                status=int(raw["status"]),
+                reason=str(raw["reason"]),
+                headers=tuple((str(name), str(value)) for name, value in raw["headers"]),
+                request_time=float(raw["request_time"]),
+                response_time=float(raw["response_time"]),
+                vary=tuple((str(name), None if value is None else str(value)) for name, value in raw["vary"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a stored response: {exc}") from exc
+
+
+def prepare_for_storage(
+    request: RequestHeader, response: ResponseHeader, *, request_time: float, response_time: float
+) -> StoredResponse:
+    """The `StoredResponse` to keep for `response` to `request` (call only when `storable` said yes).
+
+    Args:
+        request: the request as the client sent it (its fields named by Vary are kept).
+        response: the response as received from upstream.
+        request_time: when the request was sent upstream.
+        response_time: when the response head was received.
+    """
+    headers = response.headers
+    dropped = set(_NOT_STORED)
+    dropped.update(item.lower() for item in list_items(headers.get_all("connection")))
+    dropped.update(CacheControl.parse(headers).fields("private"))
+    kept = [(name, value) for name, value in headers if name.lower() not in dropped]
+    if not any(name.lower() == "date" for name, _ in kept):
+        kept.append(("Date", format_http_date(response_time)))
+    fields = vary_fields(headers)
+    return StoredResponse(
+        status=response.status,
+        reason=response.reason,
+        headers=tuple(kept),
+        request_time=request_time,
+        response_time=response_time,
+        vary=vary_values(fields or (), request),
+    )

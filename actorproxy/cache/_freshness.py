@@ -1,0 +1,68 @@
+"""Freshness (RFC 9111 §4.2): a stored response's lifetime, its current age, and the Age to send.
+
+Rules, for a shared cache:
+- Lifetime (§4.2.1), first that applies: `s-maxage`, `max-age`, `Expires` minus `Date`, then a heuristic
+  (§4.2.2) only when none of those is present and the status is heuristically cacheable (RFC 9110 §15.1) or
+  the response is `public`: a fraction of the time since Last-Modified, capped. Otherwise 0.
+- An Expires that cannot be read (the value "0" included) is in the past (§5.3); two different Expires
+  values make the response stale (§4.2.1).
+- Age (§4.2.3): corrected initial age (the larger of the apparent age and the Age field corrected by the
+  response delay) plus the time since it was received.
+"""
+
+from __future__ import annotations
+
+from ._entry import StoredResponse
+from ._fields import MAX_DELTA_SECONDS, parse_delta_seconds, parse_http_date
+from ._policy import DEFAULT_POLICY, HEURISTIC_STATUSES, CachePolicy
+
+__all__ = ["age_header", "current_age", "date_of", "freshness_lifetime", "has_explicit_lifetime"]
+
+
+def date_of(stored: StoredResponse) -> float:
+    """The response's Date, or the time it was received when Date is missing or unreadable."""
+    date = parse_http_date(stored.header("date"))
+    return stored.response_time if date is None else date
+
+
+def has_explicit_lifetime(stored: StoredResponse) -> bool:
+    """Whether the response states its own lifetime (s-maxage, max-age or Expires)."""
+    directives = stored.cache_control
+    return directives.has("s-maxage") or directives.has("max-age") or stored.header("expires") is not None
+
+
+def freshness_lifetime(stored: StoredResponse, policy: CachePolicy = DEFAULT_POLICY) -> float:
+    """Seconds the response is fresh for, from its Date (§4.2.1)."""
+    directives = stored.cache_control
+    s_maxage = directives.s_maxage
+    if s_maxage is not None:
+        return s_maxage
+    max_age = directives.max_age
+    if max_age is not None:
+        return max_age
+    expires_values = stored.header_values("expires")
+    if expires_values:
+        if len(set(expires_values)) > 1:
+            return 0.0
+        expires = parse_http_date(expires_values[0])
+        return 0.0 if expires is None else max(0.0, expires - date_of(stored))
+    if stored.status in HEURISTIC_STATUSES or directives.public:
+        last_modified = parse_http_date(stored.header("last-modified"))
+        date = date_of(stored)
+        if last_modified is not None and last_modified < date:
+            return min(policy.max_heuristic_lifetime, (date - last_modified) * policy.heuristic_fraction)
+    return 0.0
+
+
+def current_age(stored: StoredResponse, now: float) -> float:
+    """The response's age in seconds at `now` (§4.2.3)."""
+    age_value = parse_delta_seconds(stored.header("age")) or 0
+    apparent_age = max(0.0, stored.response_time - date_of(stored))
+    response_delay = max(0.0, stored.response_time - stored.request_time)
+    corrected_initial_age = max(apparent_age, age_value + response_delay)
+    return corrected_initial_age + max(0.0, now - stored.response_time)
+
+
+def age_header(age: float) -> str:
+    """The Age field value for an age (§5.1: whole seconds, at most 2^31)."""
+    return str(min(int(max(0.0, age)), MAX_DELTA_SECONDS))

@@ -1,0 +1,123 @@
+"""`CacheLock`: one upstream request per key for concurrent misses (Pingora's cache lock), on trio.
+
+    async with lock.hold(key) as ticket:
+        if ticket.status is LockStatus.WRITER:
+            ... fetch upstream, store the response ...
+            ticket.done()                     # the waiters look up again and find it
+        elif ticket.status is LockStatus.DONE:
+            ... look up again: the writer stored it ...
+        else:                                 # ABANDONED or TIMEOUT
+            ... go upstream without the lock ...
+
+Rules:
+- The first caller for a key becomes its writer; the others wait, at most until `lock_timeout` seconds
+  after the lock was taken (so a writer that hangs costs each waiter less the later it comes), then go
+  upstream themselves (TIMEOUT).
+- The lock is released whatever way the writer's block ends: `done()` and a normal exit wake the waiters
+  with DONE; an exception, a cancellation, or a block left without `done()` wake them with ABANDONED.
+  Release is a synchronous step (set the outcome, wake, forget the key), so it needs no shielding.
+- One process: worker processes (`threads: N`) each hold their own locks, so a key costs at most one
+  upstream request per worker.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
+
+__all__ = ["DEFAULT_LOCK_TIMEOUT", "CacheLock", "LockStatus", "LockTicket"]
+
+# Pingora's cache lock waits 5 s by default before a reader gives up on the writer.
+DEFAULT_LOCK_TIMEOUT = 5.0
+
+
+class LockStatus(enum.Enum):
+    """What a caller of `CacheLock.hold` is to do."""
+
+    #: Fetch and store; call `ticket.done()` once stored.
+    WRITER = "writer"
+    #: The writer stored the response: look it up again.
+    DONE = "done"
+    #: The writer ended without storing: go upstream (or take the lock again).
+    ABANDONED = "abandoned"
+    #: Waited `lock_timeout` for the writer: go upstream without the lock.
+    TIMEOUT = "timeout"
+
+
+class _Lock:
+    __slots__ = ("deadline", "finished", "outcome")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.finished = trio.Event()
+        self.outcome = LockStatus.ABANDONED
+
+
+class LockTicket:
+    """A caller's place at a key's lock: `status` says what to do."""
+
+    __slots__ = ("_lock", "key", "status")
+
+    def __init__(self, key: str, status: LockStatus, lock: _Lock | None = None) -> None:
+        self.key = key
+        self.status = status
+        self._lock = lock
+
+    def __repr__(self) -> str:
+        return f"<LockTicket {self.key!r} {self.status.value}>"
+
+    def done(self) -> None:
+        """The writer stored the response: the waiters will look it up (call only as the WRITER).
+
+        Raises:
+            RuntimeError: this ticket is not the writer's.
+        """
+        if self.status is not LockStatus.WRITER or self._lock is None:
+            raise RuntimeError(f"{self!r}: only the writer marks the lock done")
+        self._lock.outcome = LockStatus.DONE
+
+
+class CacheLock:
+    """Per-key locks for cache fills in this process.
+
+    Args:
+        lock_timeout: seconds a waiter waits for a writer, counted from when the writer took the lock.
+    """
+
+    def __init__(self, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
+        self.lock_timeout = lock_timeout
+        self._locks: dict[str, _Lock] = {}
+
+    def __repr__(self) -> str:
+        return f"<CacheLock {len(self._locks)} held>"
+
+    def held(self, key: str) -> bool:
+        """Whether a writer holds `key` now."""
+        return key in self._locks
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[LockTicket]:
+        """Take `key`'s lock as its writer, or wait for its writer; the ticket says which, and how it
+        ended."""
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = _Lock(trio.current_time() + self.lock_timeout)
+            ticket = LockTicket(key, LockStatus.WRITER, lock)
+            try:
+                await trio.lowlevel.checkpoint()
+                yield ticket
+            except BaseException:
+                lock.outcome = LockStatus.ABANDONED
+                raise
+            finally:
+                if self._locks.get(key) is lock:
+                    del self._locks[key]
+                lock.finished.set()
+            return
+        with trio.move_on_at(lock.deadline):
+            await lock.finished.wait()
+        status = lock.outcome if lock.finished.is_set() else LockStatus.TIMEOUT
+        yield LockTicket(key, status)

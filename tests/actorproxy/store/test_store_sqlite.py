@@ -1,0 +1,233 @@
+"""What only the SQLite backend does: the file (WAL, schema, refusals), the caps with LRU eviction, bodies'
+grace and abandoned writers, busy locks, and bodies streamed in constant memory.
+
+(The verbs every backend shares are in tests/e2e/test_store_backends.py.)
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+import tracemalloc
+from pathlib import Path
+
+import pytest
+import trio
+
+from actorproxy.store import (
+    BodyGone,
+    EntryTooLarge,
+    SqliteBackend,
+    Store,
+    StoreClosed,
+    StoreError,
+    StoreUnavailable,
+    WriterAbandoned,
+)
+
+MiB = 1024 * 1024
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def count(path: Path, sql: str) -> int:
+    with sqlite3.connect(path) as conn:
+        value: int = conn.execute(sql).fetchone()[0]
+    conn.close()
+    return value
+
+
+async def test_the_file_is_in_wal_mode_with_the_schema(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    async with Store(SqliteBackend(path)) as store:
+        await store.put("k", b"v")
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+
+
+async def test_a_file_that_is_not_a_store_is_refused_by_name(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(StoreError, match=r"garbage\.db"):
+        async with Store(SqliteBackend(garbage)):
+            pass
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("PRAGMA user_version = 7")
+    conn.close()
+    with pytest.raises(StoreError, match="schema version 7"):
+        async with Store(SqliteBackend(other)):
+            pass
+
+
+async def test_a_store_that_is_not_open_says_so(tmp_path: Path) -> None:
+    store = Store(SqliteBackend(tmp_path / "store.db"))
+    with pytest.raises(StoreClosed, match="not open"):
+        await store.get("k")
+    async with store:
+        await store.put("k", b"v")
+    with pytest.raises(StoreClosed):
+        await store.get("k")
+
+
+async def test_the_least_recently_used_entry_is_evicted_past_max_entries(tmp_path: Path) -> None:
+    clock = Clock()
+    async with Store(SqliteBackend(tmp_path / "s.db", max_entries=2, clock=clock)) as store:
+        await store.put("a", b"1")
+        clock.now += 10
+        await store.put("b", b"2")
+        clock.now += 10
+        assert await store.get("a") == b"1"  # a is now more recent than b
+        clock.now += 10
+        await store.put("c", b"3")
+        assert await store.many(["a", "b", "c"]) == {"a": b"1", "b": None, "c": b"3"}
+        stats = await store.statistics()
+        assert (stats.entries, stats.evictions) == (2, 1)
+
+
+async def test_max_size_counts_keys_values_and_bodies_and_expired_entries_go_first(tmp_path: Path) -> None:
+    clock = Clock()
+    async with Store(SqliteBackend(tmp_path / "s.db", max_size=3000, chunk_size=1024, clock=clock)) as store:
+        await store.put("old", b"x" * 1000)
+        clock.now += 10
+        await store.put("expiring", b"x" * 1000, ttl=5)
+        clock.now += 10  # "expiring" is past its ttl, but not swept
+        async with store.open_writer("body", meta=b"m") as writer:
+            await writer.write(b"y" * 1500)
+            await writer.commit()
+        assert await store.has("old")
+        stats = await store.statistics()
+        assert stats.size == (3 + 1 + 1000) + (4 + 1 + 1500)  # key, tag byte, value; key, meta, body
+        clock.now += 10
+        await store.put("new", b"z" * 1000)  # over the cap: the least recently used ("old") goes
+        assert not await store.has("old")
+        assert await store.has("body")
+
+
+async def test_an_entry_larger_than_max_size_is_refused(tmp_path: Path) -> None:
+    async with Store(SqliteBackend(tmp_path / "s.db", max_size=2048, chunk_size=1024)) as store:
+        await store.put("small", b"s")
+        with pytest.raises(EntryTooLarge, match="'big'"):
+            await store.put("big", b"x" * 4096)
+        with pytest.raises(EntryTooLarge):
+            async with store.open_writer("body") as writer:
+                for _ in range(4):
+                    await writer.write(b"x" * 1024)
+        assert await store.has("small")
+        assert not await store.has("body")
+    assert count(tmp_path / "s.db", "SELECT count(*) FROM chunks") == 0
+
+
+async def test_a_replaced_body_is_readable_for_its_grace_then_its_rows_go(tmp_path: Path) -> None:
+    clock = Clock()
+    path = tmp_path / "s.db"
+    backend = SqliteBackend(path, chunk_size=1024, body_grace_period=60, clock=clock)
+    async with Store(backend) as store:
+        async with store.open_writer("page") as writer:
+            await writer.write(b"a" * 4096)
+            await writer.commit()
+        reader = await store.open_reader("page")
+        assert reader is not None
+        await store.forget("page")
+        await store.sweep()  # stamps the time of death
+        clock.now += 59
+        await store.sweep()
+        assert await reader.read() == b"a" * 4096
+        clock.now += 2
+        assert await store.sweep() == 1
+        with pytest.raises(BodyGone):
+            await reader.read()
+    assert count(path, "SELECT count(*) FROM chunks") == 0
+    assert count(path, "SELECT count(*) FROM bodies") == 0
+
+
+async def test_a_writer_silent_past_writer_timeout_is_abandoned(tmp_path: Path) -> None:
+    clock = Clock()
+    path = tmp_path / "s.db"
+    async with Store(SqliteBackend(path, chunk_size=1024, writer_timeout=30, clock=clock)) as store:
+        async with store.open_writer("page") as writer:
+            await writer.write(b"a" * 2048)
+            clock.now += 31
+            assert await store.sweep() == 1
+            with pytest.raises(WriterAbandoned):
+                await writer.write(b"a" * 1024)
+        assert not await store.has("page")
+    assert count(path, "SELECT count(*) FROM chunks") == 0
+
+
+async def test_a_body_left_by_a_dead_process_is_swept(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    async with Store(SqliteBackend(path)) as store:
+        await store.put("k", b"v")
+    dead = await trio.run_process(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_stdout=True, check=True
+    )
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT INTO bodies (state, meta, size, chunk_size, pid, since)"
+            " VALUES ('writing', x'', 0, 4, ?, ?)",
+            (int(dead.stdout), 1e12),
+        )
+        conn.execute("INSERT INTO chunks VALUES (last_insert_rowid(), 0, x'00')")
+    conn.close()
+    async with Store(SqliteBackend(path)) as store:
+        assert await store.sweep() == 1
+    assert count(path, "SELECT count(*) FROM chunks") == 0
+
+
+async def test_a_write_lock_held_past_busy_timeout_is_store_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    async with Store(SqliteBackend(path, busy_timeout=0.05)) as store:
+        await store.put("k", b"v")
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(StoreUnavailable, match="busy_timeout"):
+                await store.put("k", b"w")
+            assert await store.get("k") == b"v"  # readers never wait in WAL mode
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        await store.put("k", b"w")
+
+
+async def test_two_connections_to_one_file_see_each_others_writes(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    async with Store(SqliteBackend(path)) as first, Store(SqliteBackend(path)) as second:
+        await first.put("k", b"v")
+        assert await second.get("k") == b"v"
+        assert await second.increment("n") == 1
+        assert await first.increment("n") == 2
+
+
+async def test_a_10_mib_body_streams_through_in_constant_memory(tmp_path: Path) -> None:
+    piece = os.urandom(64 * 1024)
+    total = 10 * MiB
+    async with Store(SqliteBackend(tmp_path / "s.db")) as store:
+        tracemalloc.start()
+        try:
+            async with store.open_writer("big", meta=b"head") as writer:
+                for _ in range(total // len(piece)):
+                    await writer.write(piece)
+                await writer.commit()
+            reader = await store.open_reader("big")
+            assert reader is not None
+            read = 0
+            async for chunk in reader:
+                assert chunk == piece
+                read += len(chunk)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert read == total
+    assert peak < 2 * MiB, f"peak {peak / MiB:.2f} MiB"
