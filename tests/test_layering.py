@@ -43,6 +43,7 @@ PRODUCT_LAYERS: list[set[str]] = [
     {"proxy"},
     {"limits"},
     {"lb"},
+    {"metrics"},
     {"server"},
     {"declared"},
     {"demo"},

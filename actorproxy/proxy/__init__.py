@@ -6,6 +6,7 @@ from ._connector import connect_peer, tls_context
 from ._engine import PeerDefaults, ProxyCounters, ProxyRuntime, serve_request
 from ._exchange import Exchange
 from ._feedback import Outcome, Tracker, note_pick
+from ._histogram import LATENCY_BOUNDS, Histogram
 from ._listener import Endpoint, ListenerActor
 from ._listenfds import ListenFds, endpoint_key
 from ._peer import (
@@ -30,6 +31,7 @@ from ._session import RETRY_BUFFER_SIZE, Session
 __all__ = [
     "DRAIN_LINGER",
     "IDEMPOTENT_METHODS",
+    "LATENCY_BOUNDS",
     "LINGER_TIMEOUT",
     "RETRY_BUFFER_SIZE",
     "Address",
@@ -39,6 +41,7 @@ __all__ = [
     "Endpoint",
     "Exchange",
     "GetPoolStatistics",
+    "Histogram",
     "HttpPeer",
     "HttpProxyService",
     "ListenFds",

@@ -56,6 +56,7 @@ from . import _feedback
 from ._connector import connect_peer
 from ._exchange import Exchange
 from ._feedback import Outcome
+from ._histogram import Histogram
 from ._peer import HttpPeer
 from ._phases import ProxyHttp
 from ._pool import ConnectionPool
@@ -77,6 +78,8 @@ class ProxyCounters:
     retries: int = 0
     connection_crashes: int = 0
     rejected: int = 0  # request heads refused by the strict checks (answered 4xx/5xx, connection closed)
+    #: Seconds from a request's head to the end of its response (its `logging` phase).
+    duration: Histogram = attrs.Factory(Histogram)
 
     def count_response(self, status: int) -> None:
         key = status // 100

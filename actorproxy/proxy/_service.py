@@ -223,6 +223,10 @@ class HttpProxyService:
             self.app, self.pool, self.settings, counters=self.counters, connect=self.connect
         )
 
+    def extra_children(self) -> list[ChildSpec]:
+        """More children of the service's supervisor, started before the listeners (none by default)."""
+        return []
+
     def _listener(self, index: int, endpoint: Endpoint, connections: str, fds: ListenFds) -> ListenerActor:
         return ListenerActor(endpoint, connections, partial(self.bound.__setitem__, index), fds)
 
@@ -248,6 +252,7 @@ class HttpProxyService:
                     ),
                 ),
             ]
+            children += self.extra_children()
             children += [
                 ChildSpec(id=f"listener-{n}", start=partial(self._listener, n, endpoint, connections, fds))
                 for n, endpoint in enumerate(self.endpoints)

@@ -1,0 +1,191 @@
+"""What a running server is, as Prometheus metric families, read at scrape time.
+
+Rules:
+- Nothing here runs on the request path: the request path counts in plain attributes of its service
+  (`ProxyCounters`, the pool's statistics, the load balancer's table, the kernel's statistics), in the one
+  trio thread, and a scrape turns what they hold into families. No lock is shared with the scrape.
+- Names start with `actorproxy_`; counters end in `_total` (prometheus-client adds it where needed), times
+  are in seconds, sizes in bytes. Label sets are bounded: services, routes, clusters, actor kinds and
+  supervisor paths are configuration, status codes are grouped by class.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Protocol
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from actorproxy.lb import LoadBalancer
+from actorproxy.proxy import HttpProxyService, ProxyCounters
+from actors import ActorSystem, TreeNode
+
+__all__ = [
+    "MAX_AGGREGATED",
+    "ClusterSource",
+    "cluster_families",
+    "kernel_families",
+    "service_families",
+]
+
+#: Gauges that every worker reports for the whole server (each worker checks the same backends): with
+#: several workers a scrape shows the largest value, not the sum.
+MAX_AGGREGATED = frozenset({"actorproxy_backends", "actorproxy_mailbox_peak_messages"})
+
+
+class ClusterSource(Protocol):
+    """Something that knows the upstream clusters by name (the server, a declared proxy)."""
+
+    def __call__(self) -> Mapping[str, LoadBalancer]: ...
+
+
+def _status_class(key: int) -> str:
+    return f"{key}xx"
+
+
+def service_families(services: Iterable[HttpProxyService]) -> Iterator[Metric]:
+    """Requests, responses, errors, retries, rejections, connections and the pool of each proxy service."""
+    services = list(services)
+    responses = CounterMetricFamily(
+        "actorproxy_responses", "Responses sent, by status class.", labels=["service", "code"]
+    )
+    requests = CounterMetricFamily("actorproxy_requests", "Requests received.", labels=["service"])
+    errors = CounterMetricFamily(
+        "actorproxy_request_errors",
+        "Requests that ended in an error, by error type.",
+        labels=["service", "type"],
+    )
+    retries = CounterMetricFamily("actorproxy_retries", "Upstream retries.", labels=["service"])
+    rejected = CounterMetricFamily(
+        "actorproxy_rejected_requests",
+        "Request heads refused by the strict checks before any phase (answered 4xx/5xx).",
+        labels=["service"],
+    )
+    crashes = CounterMetricFamily(
+        "actorproxy_connection_crashes",
+        "Connection actors that crashed (a bug answered 500).",
+        labels=["service"],
+    )
+    pool_idle = GaugeMetricFamily(
+        "actorproxy_pool_idle_connections", "Idle upstream connections in the pool.", labels=["service"]
+    )
+    pool_reused = CounterMetricFamily(
+        "actorproxy_pool_reused", "Upstream connections taken from the pool.", labels=["service"]
+    )
+    pool_opened = CounterMetricFamily(
+        "actorproxy_pool_opened",
+        "Checkouts that found no idle connection (a new one is opened).",
+        labels=["service"],
+    )
+    pool_closed = CounterMetricFamily(
+        "actorproxy_pool_closed",
+        "Idle upstream connections the pool closed, by why: reaped (idle too long), dead, evicted.",
+        labels=["service", "reason"],
+    )
+    for service in services:
+        name = service.name
+        counters: ProxyCounters = service.counters
+        requests.add_metric([name], counters.requests)
+        for key, count in sorted(counters.responses.items()):
+            responses.add_metric([name, _status_class(key)], count)
+        for etype, count in sorted(counters.errors.items()):
+            errors.add_metric([name, etype], count)
+        retries.add_metric([name], counters.retries)
+        rejected.add_metric([name], counters.rejected)
+        crashes.add_metric([name], counters.connection_crashes)
+        pool = service.pool.statistics()
+        pool_idle.add_metric([name], pool.idle)
+        pool_reused.add_metric([name], pool.hits)
+        pool_opened.add_metric([name], pool.misses)
+        for reason, count in (("reaped", pool.reaped), ("dead", pool.dead), ("evicted", pool.evictions)):
+            pool_closed.add_metric([name, reason], count)
+    yield from (requests, responses, errors, retries, rejected, crashes)
+    yield from (pool_idle, pool_reused, pool_opened, pool_closed)
+    yield from _histograms(services)
+
+
+def _histograms(services: list[HttpProxyService]) -> Iterator[Metric]:
+    duration = HistogramMetricFamily(
+        "actorproxy_request_duration_seconds",
+        "Time from a request's head to the end of its response.",
+        labels=["service"],
+    )
+    for service in services:
+        histogram = service.counters.duration
+        duration.add_metric([service.name], histogram.buckets(), histogram.sum)
+    yield duration
+
+
+def cluster_families(clusters: Mapping[str, LoadBalancer]) -> Iterator[Metric]:
+    """Backends per health state and ejections, per upstream cluster."""
+    backends = GaugeMetricFamily(
+        "actorproxy_backends",
+        "Backends of an upstream cluster, by state: ready, unhealthy, disabled, ejected.",
+        labels=["upstream", "state"],
+    )
+    ejections = CounterMetricFamily(
+        "actorproxy_backend_ejections",
+        "Times passive health took a backend of the cluster out.",
+        labels=["upstream"],
+    )
+    for name, lb in sorted(clusters.items()):
+        table = lb.backends()
+        states: Tally[str] = Tally(dict.fromkeys(("ready", "unhealthy", "disabled", "ejected"), 0))
+        total_ejections = 0
+        for backend in table.backends():
+            health = table.health(backend)
+            total_ejections += table.ejections(backend)
+            if health is None or health.ready:
+                states["ready"] += 1
+            elif not health.enabled:
+                states["disabled"] += 1
+            elif health.ejected:
+                states["ejected"] += 1
+            else:
+                states["unhealthy"] += 1
+        for state, count in states.items():
+            backends.add_metric([name, state], count)
+        ejections.add_metric([name], total_ejections)
+    yield from (backends, ejections)
+
+
+def kernel_families(system: ActorSystem | None) -> Iterator[Metric]:
+    """Actors alive per kind, restarts per supervisor, mailbox high-water marks, dead letters."""
+    actors = GaugeMetricFamily("actorproxy_actors", "Actors alive, by kind.", labels=["kind"])
+    restarts = CounterMetricFamily(
+        "actorproxy_supervisor_restarts", "Children restarted, by supervisor.", labels=["supervisor"]
+    )
+    peaks = GaugeMetricFamily(
+        "actorproxy_mailbox_peak_messages",
+        "The deepest any mailbox of an actor kind has been.",
+        labels=["kind"],
+    )
+    dead_letters = CounterMetricFamily("actorproxy_dead_letters", "Messages no actor could take.")
+    if system is not None:
+        alive: Tally[str] = Tally()
+        peak: dict[str, int] = {}
+        restarted: dict[str, int] = {}
+        for node in _walk(system.tree()):
+            statistics = node.statistics
+            kind = statistics.actor_type
+            alive[kind] += 1
+            peak[kind] = max(peak.get(kind, 0), statistics.mailbox_peak)
+            if node.children:
+                restarted[statistics.path] = sum(child.statistics.restarts for child in node.children)
+        for kind, count in sorted(alive.items()):
+            actors.add_metric([kind], count)
+            peaks.add_metric([kind], peak[kind])
+        for path, count in sorted(restarted.items()):
+            restarts.add_metric([path], count)
+        dead_letters.add_metric([], system.dead_letters.total)
+    yield from (actors, restarts, peaks, dead_letters)
+
+
+def _walk(nodes: Iterable[TreeNode]) -> Iterator[TreeNode]:
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(node.children)
