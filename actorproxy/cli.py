@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from actorproxy.config import ConfigError, ServerConf, load_conf
 from actorproxy.declared import build_proxy
 from actorproxy.demo import DEMO_LISTEN, add_demo
+from actorproxy.dns import dns_command
 from actorproxy.proxy import HttpProxyService
 from actorproxy.server import Server, background_service
 from supervisors import ShutdownWatch
@@ -31,6 +32,7 @@ USAGE = """\
 usage: actorproxy -c FILE [-d] [-t] [-u]   run the proxy declared in FILE (SIGHUP reloads it)
        actorproxy check -c FILE            check FILE as the server would, then exit
        actorproxy demo [--listen ADDR]     a load balancer over three demo upstreams (default {listen})
+       actorproxy dns setup [--apply]      the resolver configuration for the local DNS server's zones
 """
 
 
@@ -42,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return check(args[1:])
         case ["demo"]:
             return demo(args[1:])
+        case ["dns"]:
+            return dns_command(args[1:])
         case ["-h"] | ["--help"]:
             print(USAGE.format(listen=DEMO_LISTEN))
             Server.from_args(["--help"])  # the server's options; exits

@@ -35,6 +35,7 @@ from ._defaults import (
     DEFAULT_VIA_PSEUDONYM,
     DEFAULT_WRITE_TIMEOUT,
 )
+from ._dns import DnsConf
 from ._env import ENV_PREFIX, ENV_SEPARATOR
 from ._error import ConfigError, ConfigWarning, Problem
 from ._load import load_conf
@@ -49,6 +50,7 @@ from ._services import (
     ServiceConf,
     TlsConf,
 )
+from ._sites import CaConf, ParkConf, SiteConf, SitesServerConf
 from ._upstreams import (
     Algorithm,
     DiscoveryConf,
@@ -93,9 +95,11 @@ __all__ = [
     "ENV_SEPARATOR",
     "PINGORA_RUNTIME_KEYS",
     "Algorithm",
+    "CaConf",
     "ConfigError",
     "ConfigWarning",
     "DiscoveryConf",
+    "DnsConf",
     "DnsDiscoveryConf",
     "DnsRecord",
     "FileDiscoveryConf",
@@ -105,6 +109,7 @@ __all__ = [
     "HttpHealthCheckConf",
     "HttpLimits",
     "ListenerConf",
+    "ParkConf",
     "PassiveHealthConf",
     "Problem",
     "ProxySettings",
@@ -112,6 +117,8 @@ __all__ = [
     "RouteConf",
     "ServerConf",
     "ServiceConf",
+    "SiteConf",
+    "SitesServerConf",
     "StaticBackendConf",
     "TcpHealthCheckConf",
     "TlsConf",
