@@ -18,6 +18,7 @@ import logging
 import sys
 from collections.abc import Iterable, Sequence
 
+from actorproxy.ca import ca_command
 from actorproxy.config import ConfigError, ServerConf, load_conf
 from actorproxy.declared import build_proxy
 from actorproxy.demo import DEMO_LISTEN, add_demo
@@ -33,6 +34,7 @@ usage: actorproxy -c FILE [-d] [-t] [-u]   run the proxy declared in FILE (SIGHU
        actorproxy check -c FILE            check FILE as the server would, then exit
        actorproxy demo [--listen ADDR]     a load balancer over three demo upstreams (default {listen})
        actorproxy dns setup [--apply]      the resolver configuration for the local DNS server's zones
+       actorproxy ca init | trust [--apply] the local CA of the sites: create it, trust it
 """
 
 
@@ -46,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return demo(args[1:])
         case ["dns"]:
             return dns_command(args[1:])
+        case ["ca"]:
+            return ca_command(args[1:])
         case ["-h"] | ["--help"]:
             print(USAGE.format(listen=DEMO_LISTEN))
             Server.from_args(["--help"])  # the server's options; exits

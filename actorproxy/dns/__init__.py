@@ -23,12 +23,13 @@ from ._names import LocalNames, NameKind, normalize_name
 from ._ratelimit import ClientPolicy, RateLimiter
 from ._responder import EDNS_PAYLOAD, DnsResponder, Forward
 from ._service import DnsRuntime, DnsService, dns_service
-from ._setup import Platform, ResolverFile, ResolverSetup, apply_setup, current_platform, resolver_setup
+from ._setup import PLATFORMS, Platform, current_platform, resolver_setup
 from ._stats import DnsCounters, DnsStatistics
 
 __all__ = [
     "DOWN_PERIOD",
     "EDNS_PAYLOAD",
+    "PLATFORMS",
     "CacheKey",
     "ClientPolicy",
     "DnsCache",
@@ -49,9 +50,6 @@ __all__ = [
     "NameKind",
     "Platform",
     "RateLimiter",
-    "ResolverFile",
-    "ResolverSetup",
-    "apply_setup",
     "bind_dns_sockets",
     "current_platform",
     "dns_command",

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from actorproxy.config import ConfigError, DnsConf, load_conf
 
 from ._service import DNS_PORT, host_port
-from ._setup import PLATFORMS, apply_setup, current_platform, resolver_setup
+from ._setup import PLATFORMS, current_platform, resolver_setup
 
 __all__ = ["dns_command"]
 
@@ -44,21 +44,4 @@ def dns_command(args: Sequence[str]) -> int:
     dns = (conf.dns if conf is not None else None) or DnsConf()
     host, port = host_port(dns.listen, DNS_PORT)
     setup = resolver_setup(options.platform, host=host, port=port, zones=dns.zones)
-    if not options.apply:
-        print(setup.render(), end="")
-        return 0
-    try:
-        written = apply_setup(setup, options.root)
-    except OSError as exc:
-        print(
-            f"actorproxy: dns setup: cannot write {exc.filename or ''}: {exc.strerror or exc}",
-            file=sys.stderr,
-        )
-        return 1
-    for path in written:
-        print(f"wrote {path}")
-    for command in setup.commands:
-        print(f"then run: {command}")
-    for note in setup.notes:
-        print(f"note: {note}")
-    return 0
+    return setup.print_or_apply(apply=options.apply, root=options.root, command="dns setup")

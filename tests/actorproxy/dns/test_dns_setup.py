@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from actorproxy.cli import main
-from actorproxy.dns import apply_setup, resolver_setup
+from actorproxy.dns import resolver_setup
 
 
 def test_linux_gets_a_systemd_resolved_drop_in_routing_only_the_zones() -> None:
@@ -48,7 +48,7 @@ def test_bad_requests_are_refused() -> None:
 
 def test_apply_writes_the_files_under_the_root(tmp_path: Path) -> None:
     setup = resolver_setup("macos", host="127.0.0.1", port=5353, zones=["test"])
-    written = apply_setup(setup, tmp_path)
+    written = setup.write(tmp_path)
     assert written == [tmp_path / "etc/resolver/test"]
     assert written[0].read_text() == setup.files[0].text
     assert written[0].stat().st_mode & 0o777 == 0o644
