@@ -25,6 +25,7 @@ from actorproxy.demo import DEMO_LISTEN, add_demo
 from actorproxy.dns import dns_command
 from actorproxy.proxy import HttpProxyService
 from actorproxy.server import Server, background_service
+from actorproxy.sites import serve_sites_command, sites_command
 from supervisors import ShutdownWatch
 
 __all__ = ["listening_urls", "main"]
@@ -35,6 +36,8 @@ usage: actorproxy -c FILE [-d] [-t] [-u]   run the proxy declared in FILE (SIGHU
        actorproxy demo [--listen ADDR]     a load balancer over three demo upstreams (default {listen})
        actorproxy dns setup [--apply]      the resolver configuration for the local DNS server's zones
        actorproxy ca init | trust [--apply] the local CA of the sites: create it, trust it
+       actorproxy serve-sites FILE | DIR   the sites of FILE (or DIR parked) with DNS, a local CA and HTTPS
+       actorproxy sites [FILE | DIR]       the sites and their state
 """
 
 
@@ -50,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return dns_command(args[1:])
         case ["ca"]:
             return ca_command(args[1:])
+        case ["sites"]:
+            return sites_command(args[1:])
+        case ["serve-sites"]:
+            return serve_sites_command(args[1:])
         case ["-h"] | ["--help"]:
             print(USAGE.format(listen=DEMO_LISTEN))
             Server.from_args(["--help"])  # the server's options; exits

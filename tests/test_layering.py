@@ -5,9 +5,9 @@ The layers (docs/architecture.md draws them):
 - `actors`, the kernel, imports trio, attrs and the standard library only (its test kit may import pytest);
 - `supervisors` imports the kernel;
 - `actorproxy`, the product, imports both; inside it each subpackage imports only those below it:
-  config <- http <- proxy <- lb <- server <- dns, ca <- declared <- demo <- cli <- testing, and the package's
-  `__init__` (the public face) imports them all. Modules inside the product import subpackages, never the
-  public face itself.
+  config <- http <- proxy <- lb <- server <- dns, ca <- declared <- sites <- demo <- cli <- testing, and
+  the package's `__init__` (the public face) imports them all. Modules inside the product import
+  subpackages, never the public face itself.
 
 Every import counts, including those inside functions or under `TYPE_CHECKING`.
 """
@@ -42,6 +42,7 @@ PRODUCT_LAYERS: list[set[str]] = [
     {"server"},
     {"dns", "ca"},
     {"declared"},
+    {"sites"},
     {"demo"},
     {"cli"},
     {"testing"},

@@ -21,8 +21,8 @@ from ._rules import LISTEN_ADDRESS, PATH, POSITIVE
 
 __all__ = ["CaConf", "ParkConf", "SiteConf", "SitesServerConf"]
 
-# A site name: DNS labels, or `*.` and labels for every subdomain (as a declared route's host).
-_SITE_NAME = re.compile(r"(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+\.?")
+# A site name: two DNS labels or more, or `*.` and labels for every subdomain (as a declared route's host).
+_SITE_NAME = re.compile(r"(\*\.[A-Za-z0-9_-]+|[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)(\.[A-Za-z0-9_-]+)*\.?")
 _PROXY_URL = re.compile(r"https?://[^/\s]+/?")
 # A day in seconds, for the certificate periods below.
 DAY = 86400.0

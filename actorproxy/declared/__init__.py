@@ -19,6 +19,7 @@ from ._app import (
     HeaderEdits,
     RoutePlan,
     Routing,
+    respond_text,
 )
 from ._clusters import SELECTION, build_load_balancer
 from ._handle import Cluster, DeclaredProxyHandle, DeclaredService, ReloadReport, build_proxy
@@ -43,4 +44,5 @@ __all__ = [
     "build_proxy",
     "normalize_host",
     "request_host",
+    "respond_text",
 ]

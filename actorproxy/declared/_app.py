@@ -25,7 +25,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -191,8 +191,10 @@ class DeclaredRequest:
         return f"<DeclaredRequest route={route} tried={[str(b) for b in self.tried]}>"
 
 
-async def respond_text(session: Session, status: int, text: str) -> None:
-    """Answer with `status` and a short plain-text body (no-op if a response already started)."""
+async def respond_text(
+    session: Session, status: int, text: str, headers: Iterable[tuple[str, str]] = ()
+) -> None:
+    """Answer with `status`, `headers` and a short plain-text body (no-op if a response already started)."""
     if session.response_written() is not None:
         return
     body = text.encode()
@@ -200,6 +202,8 @@ async def respond_text(session: Session, status: int, text: str) -> None:
     header.insert_header("Content-Type", "text/plain; charset=utf-8")
     header.insert_header("Content-Length", str(len(body)))
     header.insert_header("Cache-Control", "private, no-store")
+    for name, value in headers:
+        header.insert_header(name, value)
     if not session.request_body_done:
         # The rest of the request body was never read: the connection cannot carry another request.
         session.set_keepalive(None)
