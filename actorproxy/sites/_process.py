@@ -8,8 +8,8 @@ Rules:
   `running`: the proxy sends the site's requests there. A process that exits, before or after that, or that
   does not answer within `start_timeout`, crashes the actor; its supervisor starts it again after a back-off
   that doubles up to `restart_max_interval` (the site is `backoff` meanwhile, and requests wait for it).
-- Stopping sends SIGTERM to the process group, then SIGKILL after `stop_timeout`; nothing of the site's
-  is left running.
+- Stopping sends SIGTERM to the process group, then SIGKILL after `stop_timeout` if anything of the group
+  still runs (the shell may have exited while what it started has not); nothing of the site's is left.
 - What the proxy and `actorproxy sites` read is `RunningSite.status`, a frozen record replaced whole.
 """
 
@@ -224,7 +224,12 @@ class SiteProcessActor(Actor):
         timeout = self.site.settings.stop_timeout
         with trio.move_on_after(timeout):
             await process.wait()
-            return
+            # The shell may be gone while what it started still runs (a shell that does not exec). Nothing
+            # signals the end of a process that is not our child: poll the group.
+            while True:
+                if not _group_alive(process.pid):
+                    return
+                await trio.sleep(PORT_POLL_INTERVAL)
         logger.warning("%s: still running %g s after SIGTERM; killing it", self.site.definition.name, timeout)
         _signal_group(process, signal.SIGKILL)
         await process.wait()
@@ -242,6 +247,16 @@ class SiteProcessActor(Actor):
         state: ProcessState = "stopped" if reason.is_normal or self.context.stop_requested else "backoff"
         why = None if reason.error is None else str(reason.error)
         self.site.publish(self._status(state, last_exit=why))
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _signal_group(process: trio.Process, signum: int) -> None:
