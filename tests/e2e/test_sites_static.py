@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from rawhttp import send_raw
+from upstream import Upstream
 
 from actorproxy.sites import SitesProxy, build_routing, route_for
 from actorproxy.sites._definitions import SiteDefinition
@@ -113,3 +114,17 @@ async def test_a_host_that_is_no_site_gets_404(base: str, system: ActorSystem) -
     async with httpx.AsyncClient() as client:
         response = await client.get(base + "/", headers={"host": "other.test"})
     assert response.status_code == 404 and "files.test" in response.text
+
+
+async def test_a_proxy_site_goes_to_its_server_with_the_host_unchanged(
+    start_proxy: object, upstreams: list[Upstream]
+) -> None:
+    app = SitesProxy(start_timeout=1)
+    target = f"http://127.0.0.1:{upstreams[0].port}"
+    app.routing = build_routing([route_for(SiteDefinition(name="*.api.test", kind="proxy", target=target))])
+    url, _ = await start_proxy(app)  # type: ignore[operator]
+    async with httpx.AsyncClient() as client:
+        response = await client.get(url + "/echo", headers={"host": "v1.api.test"})
+        assert response.status_code == 200
+        assert ["host", "v1.api.test"] in response.json()["headers"]
+        assert (await client.get(url + "/echo", headers={"host": "api.test"})).status_code == 404
