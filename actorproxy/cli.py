@@ -20,13 +20,16 @@ import logging
 import sys
 from collections.abc import Iterable, Sequence
 
+from actorproxy.ca import ca_command
 from actorproxy.config import ConfigError, ServerConf, load_conf
 from actorproxy.declared import build_proxy
 from actorproxy.demo import DEMO_LISTEN, add_demo
+from actorproxy.dns import dns_command
 from actorproxy.proxy import HttpProxyService
 from actorproxy.server import Server, background_service
 from actorproxy.settings import redact
 from actorproxy.settings_cli import settings_main
+from actorproxy.sites import serve_sites_command, sites_command
 from actorproxy.store import store_command
 from supervisors import ShutdownWatch
 
@@ -38,6 +41,10 @@ usage: actorproxy -c FILE [-d] [-t] [-u]   run the proxy declared in FILE (SIGHU
        actorproxy demo [--listen ADDR]     a load balancer over three demo upstreams (default {listen})
        actorproxy settings -c FILE CMD     get, set, has, all, forget, tree, key:generate, encrypt, decrypt
        actorproxy store -c FILE VERB ...   the store FILE configures: get, put, forget, flush, stats
+       actorproxy dns setup [--apply]      the resolver configuration for the local DNS server's zones
+       actorproxy ca init | trust [--apply] the local CA of the sites: create it, trust it
+       actorproxy serve-sites FILE | DIR   the sites of FILE (or DIR parked) with DNS, a local CA and HTTPS
+       actorproxy sites [FILE | DIR]       the sites and their state
 """
 
 
@@ -53,6 +60,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return settings_main(args[1:])
         case ["store"]:
             return store_command(args[1:])
+        case ["dns"]:
+            return dns_command(args[1:])
+        case ["ca"]:
+            return ca_command(args[1:])
+        case ["sites"]:
+            return sites_command(args[1:])
+        case ["serve-sites"]:
+            return serve_sites_command(args[1:])
         case ["-h"] | ["--help"]:
             print(USAGE.format(listen=DEMO_LISTEN))
             Server.from_args(["--help"])  # the server's options; exits

@@ -40,6 +40,7 @@ from ._defaults import (
     DEFAULT_VIA_PSEUDONYM,
     DEFAULT_WRITE_TIMEOUT,
 )
+from ._dns import DnsConf
 from ._env import ENV_PREFIX, ENV_SEPARATOR, key_for_variable, variable_for_key
 from ._error import ConfigError, ConfigWarning, Problem
 from ._explain import (
@@ -78,6 +79,7 @@ from ._services import (
     TlsConf,
 )
 from ._settings import DEFAULT_KEY_FILE, DEFAULT_SETTINGS_FILE, HooksConf, SettingsConf, SettingsPlace
+from ._sites import CaConf, ParkConf, SiteConf, SitesServerConf
 from ._store import (
     DEFAULT_STORE_BODY_GRACE_PERIOD,
     DEFAULT_STORE_BUSY_TIMEOUT,
@@ -144,11 +146,13 @@ __all__ = [
     "KEY_SOURCES",
     "PINGORA_RUNTIME_KEYS",
     "Algorithm",
+    "CaConf",
     "ClientIpHeader",
     "CompressionConf",
     "ConfigError",
     "ConfigWarning",
     "DiscoveryConf",
+    "DnsConf",
     "DnsDiscoveryConf",
     "DnsRecord",
     "FileDiscoveryConf",
@@ -162,6 +166,7 @@ __all__ = [
     "ListenerConf",
     "Loaded",
     "OnRedisError",
+    "ParkConf",
     "PassiveHealthConf",
     "Problem",
     "ProxySettings",
@@ -175,6 +180,8 @@ __all__ = [
     "ServiceConf",
     "SettingsConf",
     "SettingsPlace",
+    "SiteConf",
+    "SitesServerConf",
     "StaticBackendConf",
     "StoreBackendName",
     "StoreConf",

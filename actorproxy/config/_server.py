@@ -27,6 +27,7 @@ from ._defaults import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_POOL_SIZE,
 )
+from ._dns import DnsConf
 from ._frozen import EMPTY, freeze_mapping
 from ._limits import RateLimitTableConf
 from ._proxy import ProxySettings
@@ -35,6 +36,7 @@ from ._redis import RedisConf
 from ._rules import NON_NEGATIVE, POSITIVE
 from ._services import ServiceConf
 from ._settings import HooksConf, SettingsConf
+from ._sites import CaConf, ParkConf, SiteConf, SitesServerConf
 from ._store import StoreConf
 from ._upstreams import UpstreamConf
 from ._yaml import parse_yaml
@@ -226,6 +228,23 @@ class ServerConf:
         default=None,
         metadata=doc("The embedded store (actorproxy.store); null: none configured."),
     )
+    dns: DnsConf | None = attrs.field(
+        default=None,
+        metadata=doc("The DNS server of `actorproxy serve-sites`; null: its defaults there, none elsewhere."),
+    )
+    sites: tuple[SiteConf, ...] = attrs.field(
+        default=(), metadata=doc("Sites `actorproxy serve-sites` serves (see docs/virtual-server.md).")
+    )
+    park: tuple[ParkConf, ...] = attrs.field(
+        default=(), metadata=doc("Folders whose every directory is a site, found while the server runs.")
+    )
+    ca: CaConf | None = attrs.field(
+        default=None, metadata=doc("The local certificate authority of the sites; null: its defaults.")
+    )
+    sites_server: SitesServerConf | None = attrs.field(
+        default=None,
+        metadata=doc("Where `actorproxy serve-sites` listens and how it runs sites; null: its defaults."),
+    )
     extra: Mapping[str, Any] = attrs.field(
         default=EMPTY,
         converter=freeze_mapping,
@@ -263,6 +282,7 @@ class ServerConf:
                     )
         if self.store is not None and self.store.backend == "redis" and self.redis is None:
             yield "store.backend", "redis needs the top-level redis section (at least `redis: {url: ...}`)"
+        yield from _unique_names("sites", self.sites).problems
         known = set(attrs.fields_dict(ServerConf)) - {self.__extra__}
         for key in self.extra:
             if key in known:

@@ -19,6 +19,7 @@ from ._app import (
     HeaderEdits,
     RoutePlan,
     Routing,
+    respond_text,
 )
 from ._clusters import SELECTION, build_load_balancer
 from ._handle import Cluster, DeclaredProxyHandle, DeclaredService, ReloadReport, applies_live, build_proxy
@@ -44,4 +45,5 @@ __all__ = [
     "build_proxy",
     "normalize_host",
     "request_host",
+    "respond_text",
 ]

@@ -30,7 +30,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -228,9 +228,11 @@ def _compress(session: Session, conf: CompressionConf) -> None:
     compression.content_types = conf.content_types
 
 
-async def respond_text(session: Session, status: int, text: str) -> None:
-    """Answer with `status` and a short plain-text body (no-op if a response already started)."""
-    await session.respond_text(status, text)
+async def respond_text(
+    session: Session, status: int, text: str, headers: Iterable[tuple[str, str]] = ()
+) -> None:
+    """Answer with `status`, `headers` and a short plain-text body (no-op if a response already started)."""
+    await session.respond_text(status, text, headers)
 
 
 class DeclaredProxy(ProxyHttp):

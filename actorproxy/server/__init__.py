@@ -5,6 +5,7 @@ from actorproxy.proxy import ListenFds, endpoint_key
 
 from ._background import background_service
 from ._daemon import daemonize, drop_privileges, write_pid_file
+from ._files import SystemFile, SystemSetup, write_atomically
 from ._server import Server
 from ._services import ListeningService, Service, ServiceDependencyError, ServiceHandle
 from ._signals import shutdown_on_signals
@@ -18,6 +19,8 @@ __all__ = [
     "Service",
     "ServiceDependencyError",
     "ServiceHandle",
+    "SystemFile",
+    "SystemSetup",
     "UpgradeError",
     "WorkerPool",
     "background_service",
@@ -27,5 +30,6 @@ __all__ = [
     "receive_listen_fds",
     "send_listen_fds",
     "shutdown_on_signals",
+    "write_atomically",
     "write_pid_file",
 ]
