@@ -25,6 +25,7 @@ from actorproxy.config import ConfigError, ServerConf, load_conf
 from actorproxy.declared import build_proxy
 from actorproxy.demo import DEMO_LISTEN, add_demo
 from actorproxy.dns import dns_command
+from actorproxy.metrics import PrometheusService
 from actorproxy.proxy import HttpProxyService
 from actorproxy.server import Server, background_service
 from actorproxy.settings import redact
@@ -34,6 +35,9 @@ from actorproxy.store import store_command
 from supervisors import ShutdownWatch
 
 __all__ = ["listening_urls", "main"]
+
+#: Where the demo serves its Prometheus page (Pingora's example port).
+DEMO_METRICS = "127.0.0.1:6192"
 
 USAGE = """\
 usage: actorproxy -c FILE [-d] [-t] [-u]   run the proxy declared in FILE (SIGHUP reloads it)
@@ -100,6 +104,7 @@ def serve(args: Sequence[str]) -> int:
         return _fail(ConfigError(exc.problems, path))
     services = [declared.service for declared in handle.services.values()]
     _announce(server, services, "{name}: listening on {url}")
+    _announce_pages(server, server.add_configured_services())
     server.bootstrap()  # -t: says the file is valid and exits 0; -u: takes the running server's sockets
     server.run_forever()
     return 0
@@ -161,6 +166,11 @@ def demo(args: Sequence[str]) -> int:
     parser.add_argument(
         "--listen", default=DEMO_LISTEN, help=f"host:port to listen on (default {DEMO_LISTEN}; port 0: any)"
     )
+    parser.add_argument(
+        "--metrics",
+        default=DEMO_METRICS,
+        help=f"host:port of the Prometheus page (default {DEMO_METRICS}; 'off': none)",
+    )
     options, rest = parser.parse_known_args(args)
     _logging()
     server = Server.from_args(rest)
@@ -169,9 +179,21 @@ def demo(args: Sequence[str]) -> int:
     except ValueError as exc:
         return _fail(f"--listen: {exc}", 2)
     _announce(server, [proxy], "demo load balancer listening; try: curl -i {url}/")
+    if options.metrics != "off":
+        try:
+            pages: list[object] = [server.add_prometheus_service(options.metrics)]
+        except ValueError as exc:
+            return _fail(f"--metrics: {exc}", 2)
+        _announce_pages(server, pages)
     server.bootstrap()
     server.run_forever()
     return 0
+
+
+def _announce_pages(server: Server, services: Iterable[object]) -> None:
+    for service in services:
+        if isinstance(service, PrometheusService):
+            _announce(server, [service], "metrics page at {url}" + service.path)
 
 
 def listening_urls(service: HttpProxyService) -> list[str]:
@@ -204,7 +226,8 @@ class _Announcement:
 
 def _announce(server: Server, services: Sequence[HttpProxyService], template: str) -> None:
     # A service started after the proxy services is started once they are ready: their listeners are open.
-    announcement = background_service("announce listeners", _Announcement(services, template))
+    names = ", ".join(service.name for service in services)
+    announcement = background_service(f"announce {names}", _Announcement(services, template))
     server.add_service(announcement, depends_on=services)
 
 

@@ -64,6 +64,7 @@ from ._limits import (
     parse_trusted_proxy,
 )
 from ._load import load_conf
+from ._metrics import DEFAULT_METRICS_PATH, MetricsConf
 from ._proxy import DEFAULT_LIMITS, Forwarding, HttpLimits, ProxySettings
 from ._read import Loaded
 from ._redis import RedisConf
@@ -125,6 +126,7 @@ __all__ = [
     "DEFAULT_MAX_EJECTION_PERCENT",
     "DEFAULT_MAX_EJECTION_TIME",
     "DEFAULT_MAX_RETRIES",
+    "DEFAULT_METRICS_PATH",
     "DEFAULT_PID_FILE",
     "DEFAULT_POOL_SIZE",
     "DEFAULT_READ_TIMEOUT",
@@ -165,6 +167,7 @@ __all__ = [
     "Leaf",
     "ListenerConf",
     "Loaded",
+    "MetricsConf",
     "OnRedisError",
     "ParkConf",
     "PassiveHealthConf",

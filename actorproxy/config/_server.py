@@ -30,6 +30,7 @@ from ._defaults import (
 from ._dns import DnsConf
 from ._frozen import EMPTY, freeze_mapping
 from ._limits import RateLimitTableConf
+from ._metrics import MetricsConf
 from ._proxy import ProxySettings
 from ._read import read_text, record_from_mapping
 from ._redis import RedisConf
@@ -223,6 +224,10 @@ class ServerConf:
     rate_limit_table: RateLimitTableConf = attrs.field(
         factory=RateLimitTableConf,
         metadata=doc("Where the routes' local rate limits are counted, shared by the workers."),
+    )
+    metrics: MetricsConf | None = attrs.field(
+        default=None,
+        metadata=doc("The Prometheus scrape page (`metrics: {listen: 127.0.0.1:6192}`); null: none."),
     )
     store: StoreConf | None = attrs.field(
         default=None,

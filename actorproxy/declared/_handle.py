@@ -207,6 +207,7 @@ def build_proxy(server: Server, conf: ServerConf | None = None) -> DeclaredProxy
         server.add_service(declared.service, depends_on=depends if redis is None else [*depends, redis])
     handle = DeclaredProxyHandle(server, conf, clusters, services, limits)
     server.on_reload(handle.reload_from_file)
+    server.add_cluster_source(lambda: {name: cluster.lb for name, cluster in handle.clusters.items()})
     return handle
 
 

@@ -72,7 +72,9 @@ class _Page:
 
 def collect(source: MetricsSource) -> list[Metric]:
     """Everything this process counts, now: its services, clusters and actors, and the default registry."""
-    services = [s for s in source.services if isinstance(s, HttpProxyService)]
+    services = [
+        s for s in source.services if isinstance(s, HttpProxyService) and not isinstance(s, PrometheusService)
+    ]
     families = list(service_families(services))
     families += cluster_families(source.clusters())
     families += kernel_families(source.system)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from time import perf_counter
 from typing import Any
 
 import attrs
@@ -188,6 +189,7 @@ async def serve_request(runtime: ProxyRuntime, session: Session) -> Error | None
     What the phases tied to the request (`session.enter_context`) is exited when it ends, however it ends:
     `finally` costs nothing on the way through, and a request that entered nothing skips the call.
     """
+    started = perf_counter()
     try:
         app = runtime.app
         counters = runtime.counters
@@ -225,6 +227,7 @@ async def serve_request(runtime: ProxyRuntime, session: Session) -> Error | None
         written = session.response_written()
         if written is not None:
             counters.count_response(written.status)
+        counters.duration.observe(perf_counter() - started)
         try:
             await app.logging(session, error, ctx)
         except Exception:

@@ -30,16 +30,19 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 import attrs
 import trio
 
 from actorproxy.config import (
+    DEFAULT_METRICS_PATH,
     ConfigError,
     ServerConf,
     load_conf,
 )
+from actorproxy.lb import LoadBalancer, LoadBalancerService
+from actorproxy.metrics import DEFAULT_SNAPSHOT_INTERVAL, PrometheusService
 from actorproxy.proxy import ListenFds
 from actors import ActorSystem, open_actor_system
 
@@ -58,6 +61,8 @@ UPGRADE_WAIT = 30.0
 DEFAULT_UPGRADE_RETRIES = 5
 
 ReloadHook = Callable[[], Awaitable[None]]
+#: Something that knows upstream clusters by name (the declared proxy registers one).
+ClusterSource = Callable[[], Mapping[str, LoadBalancer]]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -93,6 +98,9 @@ class Server:
         self.listen_fds = ListenFds()
         #: Set in worker processes (`threads` > 1): which worker this is.
         self.worker: int | None = None
+        self._cluster_sources: list[ClusterSource] = []
+        self._configured = False  # the services the configuration asks for (metrics) were added
+        self._counts_reset = False  # the metrics of a previous server were forgotten (a fresh start)
 
     @classmethod
     def from_args(cls, argv: Sequence[str] | None = None) -> Server:
@@ -153,6 +161,63 @@ class Server:
         self._handles[id(service)] = handle
         return handle
 
+    def add_prometheus_service(self, addr: str, *, path: str = DEFAULT_METRICS_PATH) -> PrometheusService:
+        """Serve the Prometheus page on "host:port" (Pingora's `add_prometheus_service_http`): every
+        service, cluster and actor of this server, and prometheus-client's default registry (where your own
+        metrics land), summed over the workers.
+
+        Returns:
+            The service (a proxy service: add more endpoints with `add_tcp` and the like).
+        """
+        conf = self.configuration.metrics
+        directory = conf.snapshot_directory if conf is not None else None
+        service = PrometheusService(
+            self,
+            addr,
+            path=path,
+            snapshot_directory=directory or f"{self.configuration.upgrade_sock}.metrics",
+            snapshot_interval=conf.snapshot_interval if conf is not None else DEFAULT_SNAPSHOT_INTERVAL,
+        )
+        self.add_service(service)
+        return service
+
+    def add_cluster_source(self, source: ClusterSource) -> None:
+        """Make the clusters `source()` names known to `clusters()` (metrics, the admin service)."""
+        self._cluster_sources.append(source)
+
+    def clusters(self) -> dict[str, LoadBalancer]:
+        """Every upstream cluster of the server by name: those the sources name (the declared proxy's, by
+        upstream name), then the load balancers added as services (by service name)."""
+        found: dict[str, LoadBalancer] = {}
+        for source in self._cluster_sources:
+            found.update(source())
+        named = {id(lb) for lb in found.values()}
+        for service in self.services:
+            if isinstance(service, LoadBalancerService) and id(service.lb) not in named:
+                found[service.name] = service.lb
+        return found
+
+    def add_configured_services(self) -> list[Service]:
+        """Add what the configuration asks for beyond the proxy (the metrics page), once; return what was
+        added. `run_forever` and `serve` call it; call it before to reach those services (their address)."""
+        if self._configured:
+            return []
+        self._configured = True
+        added: list[Service] = []
+        conf = self.configuration.metrics
+        if conf is not None and not any(isinstance(s, PrometheusService) for s in self.services):
+            added.append(self.add_prometheus_service(conf.listen, path=conf.path))
+        return added
+
+    def _reset_counts(self) -> None:
+        """A fresh start (not an upgrade) forgets the counts earlier servers left; an upgrade keeps them."""
+        if self._counts_reset or (self.options is not None and self.options.upgrade):
+            return
+        self._counts_reset = True
+        for service in self.services:
+            if isinstance(service, PrometheusService):
+                service.reset_counts()
+
     def add_services(self, services: Sequence[Service]) -> list[ServiceHandle]:
         """`add_service` for each of `services`, in order; returns their handles."""
         return [self.add_service(service) for service in services]
@@ -192,6 +257,9 @@ class Server:
                 nursery wraps it); the services already started are drained first.
             KeyboardInterrupt: on SIGINT, after every actor was cancelled.
         """
+        self.add_configured_services()
+        if self.worker is None:
+            self._reset_counts()
         order = self.start_order()
         fds = self.listen_fds
         blocking = self.configuration.max_blocking_threads
@@ -278,6 +346,7 @@ class Server:
         Raises:
             OSError: an address is in use or not allowed; the message names the service and endpoint.
         """
+        self.add_configured_services()
         for service in self.start_order():
             if isinstance(service, ListeningService):
                 service.bind_listeners(self.listen_fds)
@@ -304,6 +373,7 @@ class Server:
             print(f"actorproxy: {exc}", file=sys.stderr)
             raise SystemExit(1) from None
         if conf.threads > 1:
+            self._reset_counts()  # before the workers fork: they all write into the same directory
             pool = WorkerPool(
                 conf.threads,
                 self._run_worker,

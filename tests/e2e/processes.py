@@ -57,10 +57,14 @@ class ProxyProcess:
 
 
 @asynccontextmanager
-async def actorproxy_process(nursery: trio.Nursery, conf_path: Path | str) -> AsyncIterator[ProxyProcess]:
-    """`actorproxy -c conf_path`, listening (its URL read from its output); killed at the end if alive."""
+async def actorproxy_process(
+    nursery: trio.Nursery, conf_path: Path | str, *options: str, wait: bool = True
+) -> AsyncIterator[ProxyProcess]:
+    """`actorproxy -c conf_path [options]`, listening (its URL read from its output); killed at the end if
+    alive. With `wait=False` it is handed over as soon as it runs (`-u` listens only once the running
+    server has sent its sockets): call `listening(process)` when it should be."""
     process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "actorproxy.cli", "-c", str(conf_path)],
+        [sys.executable, "-m", "actorproxy.cli", "-c", str(conf_path), *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=ROOT,
@@ -70,15 +74,21 @@ async def actorproxy_process(nursery: trio.Nursery, conf_path: Path | str) -> As
     nursery.start_soon(running.stdout.pump, process.stdout)
     nursery.start_soon(running.stderr.pump, process.stderr)
     try:
-        with trio.fail_after(START_TIMEOUT):
-            line = await running.stdout.wait_for(lambda line: "listening on " in line)
-        running.url = line.split("listening on ", 1)[1].strip()
+        if wait:
+            await listening(running)
         yield running
     finally:
         if process.returncode is None:
             process.kill()
             with trio.move_on_after(10):
                 await process.wait()
+
+
+async def listening(running: ProxyProcess) -> None:
+    """Wait (bounded) until `running` says it listens, and note its first service's URL."""
+    with trio.fail_after(START_TIMEOUT):
+        line = await running.stdout.wait_for(lambda line: "listening on " in line)
+    running.url = line.split("listening on ", 1)[1].strip()
 
 
 def has(needle: str) -> Callable[[str], bool]:

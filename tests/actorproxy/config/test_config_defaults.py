@@ -66,6 +66,7 @@ def test_every_field_is_a_pingora_key_or_a_documented_addition() -> None:
         "hooks",
         "rate_limit_table",
         "store",
+        "metrics",
         "dns",
         "sites",
         "park",
