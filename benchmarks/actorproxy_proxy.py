@@ -7,7 +7,7 @@ A `ProxyHttp` app whose `upstream_peer` returns the origin's `HttpPeer` (built o
 and exits; SIGINT stops at once.
 
 Options for `benchmarks/proxy.py`:
-- `--stats-file PATH`: on SIGUSR1, write the upstream pool's statistics (checkout hits and misses: a miss is a
+- `--stats-file PATH`: on SIGUSR2, write the upstream pool's statistics (checkout hits and misses: a miss is a
   new upstream connection) and the codec's name as one JSON object to PATH.
 - `--cprofile PATH`: run under cProfile and dump the stats to PATH on exit (heavy: timings are distorted,
   use it for call counts; `py-spy` on the running process gives honest time shares).
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--listen", default="127.0.0.1:8082", help="host:port to serve on")
     parser.add_argument("--upstream", required=True, help="host:port of the origin server")
-    parser.add_argument("--stats-file", help="on SIGUSR1, write the pool statistics here as JSON")
+    parser.add_argument("--stats-file", help="on SIGUSR2, write the pool statistics here as JSON")
     parser.add_argument("--cprofile", help="profile with cProfile; dump the stats here on exit")
     parser.add_argument("--log-level", default="WARNING", help="logging level for stderr (default WARNING)")
     args = parser.parse_args(argv)
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         stats_file: str = args.stats_file
         # A plain Python signal handler: it runs in the main thread between bytecodes, reads the pool
         # synchronously and never touches trio.
-        signal.signal(signal.SIGUSR1, lambda signum, frame: write_stats(service, stats_file))
+        signal.signal(signal.SIGUSR2, lambda signum, frame: write_stats(service, stats_file))
 
     if not args.cprofile:
         server.run_forever()

@@ -453,12 +453,12 @@ class Fleet:
         return accepts, requests
 
     def pool_stats(self, target: Target) -> dict[str, Any] | None:
-        """actorproxy's upstream pool counters, which it writes to a file on SIGUSR1."""
+        """actorproxy's upstream pool counters, which it writes to a file on SIGUSR2."""
         if target.process.poll() is not None:
             return None
         with contextlib.suppress(FileNotFoundError):
             self.stats_file.unlink()
-        target.process.send_signal(signal.SIGUSR1)
+        target.process.send_signal(signal.SIGUSR2)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             with contextlib.suppress(FileNotFoundError, ValueError):

@@ -12,6 +12,14 @@ A bad value raises `ConfigError` naming its key path: `services[0].listeners[1].
 (`actorproxy.env` beside the file); dumps and errors show a secret as `••••` (`effective_config(conf)`).
 """
 
+from ._accesslog import (
+    ACCESS_LOG_FIELDS,
+    DEFAULT_ACCESS_LOG_BUFFER,
+    DEFAULT_REQUEST_ID_HEADER,
+    REQUEST_ID_PATTERN,
+    AccessLogConf,
+    template_fields,
+)
 from ._checks import did_you_mean
 from ._defaults import (
     DEFAULT_BASE_EJECTION_TIME,
@@ -106,6 +114,8 @@ from ._upstreams import (
 )
 
 __all__ = [
+    "ACCESS_LOG_FIELDS",
+    "DEFAULT_ACCESS_LOG_BUFFER",
     "DEFAULT_BASE_EJECTION_TIME",
     "DEFAULT_COMPRESSIBLE_TYPES",
     "DEFAULT_COMPRESSION_LEVELS",
@@ -132,6 +142,7 @@ __all__ = [
     "DEFAULT_READ_TIMEOUT",
     "DEFAULT_REQUEST_BODY_TIMEOUT",
     "DEFAULT_REQUEST_HEADER_TIMEOUT",
+    "DEFAULT_REQUEST_ID_HEADER",
     "DEFAULT_SETTINGS_FILE",
     "DEFAULT_STORE_BODY_GRACE_PERIOD",
     "DEFAULT_STORE_BUSY_TIMEOUT",
@@ -147,6 +158,8 @@ __all__ = [
     "ENV_SEPARATOR",
     "KEY_SOURCES",
     "PINGORA_RUNTIME_KEYS",
+    "REQUEST_ID_PATTERN",
+    "AccessLogConf",
     "Algorithm",
     "CaConf",
     "ClientIpHeader",
@@ -204,5 +217,6 @@ __all__ = [
     "parse_key_source",
     "parse_rate",
     "parse_trusted_proxy",
+    "template_fields",
     "variable_for_key",
 ]

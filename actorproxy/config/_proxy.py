@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import attrs
 
+from ._accesslog import DEFAULT_REQUEST_ID_HEADER, AccessLogConf
 from ._checks import at_least, doc, parsed_by
 from ._defaults import (
     DEFAULT_GRACE_PERIOD,
@@ -135,6 +136,9 @@ class ProxySettings:
         codec: the HTTP/1.1 codec by name ("h11", "httptools"); None: `$ACTORPROXY_CODEC`, else the fastest.
         allow_connect_method_proxying: hand CONNECT requests to the phases and forward them (Pingora's
             `HttpServerOptions` switch); off, a CONNECT is answered 405 before any phase sees it.
+        access_log: where and how each request is logged; None: no access log.
+        request_id_header: the header a request's id comes in and goes out with (upstream and to the
+            client); None: no request ids.
     """
 
     keepalive_timeout: float | None = attrs.field(default=DEFAULT_KEEPALIVE_TIMEOUT, validator=POSITIVE)
@@ -153,3 +157,5 @@ class ProxySettings:
     client_bind_to_ipv6: tuple[str, ...] = ()
     codec: str | None = None
     allow_connect_method_proxying: bool = False
+    access_log: AccessLogConf | None = None
+    request_id_header: str | None = DEFAULT_REQUEST_ID_HEADER

@@ -361,6 +361,8 @@ class ServerConf:
             limits=service.limits,
             forwarding=service.forwarding,
             allow_connect_method_proxying=service.allow_connect_method_proxying,
+            access_log=service.access_log,
+            request_id_header=service.request_id_header,
         )
 
     def get(self, path: str, default: Any = MISSING) -> Any:

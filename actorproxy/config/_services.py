@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from ._accesslog import DEFAULT_REQUEST_ID_HEADER, AccessLogConf
 from ._checks import (
     DOC,
     DUMP,
@@ -328,6 +329,18 @@ class ServiceConf:
     )
     forwarding: Forwarding = attrs.field(
         factory=Forwarding, metadata=doc("Via and X-Forwarded-* on what is forwarded.")
+    )
+    access_log: AccessLogConf | None = attrs.field(
+        default=None,
+        metadata=doc("One line per request: {path, format: combined | json | template}; null: none."),
+    )
+    request_id_header: str | None = attrs.field(
+        default=DEFAULT_REQUEST_ID_HEADER,
+        validator=HEADER_NAME,
+        metadata=doc(
+            "The header a request's id comes in with (kept when well formed, else made) and goes upstream"
+            " and back to the client with; null: no request ids."
+        ),
     )
     trusted_proxies: tuple[str, ...] = attrs.field(
         default=(),

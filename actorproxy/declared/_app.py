@@ -125,6 +125,8 @@ class RoutePlan:
     request_edits: HeaderEdits
     response_edits: HeaderEdits
     compression: CompressionConf | None = None
+    #: The route in logs: `routes[<index>]`.
+    label: str = ""
     limiter: RouteLimiter | None = None
 
     @classmethod
@@ -148,6 +150,7 @@ class RoutePlan:
             request_edits=HeaderEdits.from_conf(route.request_headers),
             response_edits=HeaderEdits.from_conf(route.response_headers),
             compression=route.compression,
+            label=f"routes[{index}]",
             limiter=limiter,
         )
 
@@ -266,6 +269,7 @@ class DeclaredProxy(ProxyHttp):
             await respond_text(session, 404, NO_ROUTE_BODY)
             return True
         ctx.route = route
+        session.route = route.label
         limiter = route.limiter
         if limiter is not None and not await limiter.admit(session):
             return True

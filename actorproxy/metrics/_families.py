@@ -101,7 +101,19 @@ def service_families(services: Iterable[HttpProxyService]) -> Iterator[Metric]:
         pool_opened.add_metric([name], pool.misses)
         for reason, count in (("reaped", pool.reaped), ("dead", pool.dead), ("evicted", pool.evictions)):
             pool_closed.add_metric([name, reason], count)
-    yield from (requests, responses, errors, retries, rejected, crashes)
+    logged = CounterMetricFamily(
+        "actorproxy_access_log_lines", "Access log lines written.", labels=["service"]
+    )
+    dropped = CounterMetricFamily(
+        "actorproxy_access_log_dropped",
+        "Access log lines dropped: the buffer was full (a slow disk) or the write failed.",
+        labels=["service"],
+    )
+    for service in services:
+        if service.access_log is not None:
+            logged.add_metric([service.name], service.access_log.written)
+            dropped.add_metric([service.name], service.access_log.dropped)
+    yield from (requests, responses, errors, retries, rejected, crashes, logged, dropped)
     yield from (pool_idle, pool_reused, pool_opened, pool_closed)
     yield from _histograms(services)
 
@@ -112,10 +124,17 @@ def _histograms(services: list[HttpProxyService]) -> Iterator[Metric]:
         "Time from a request's head to the end of its response.",
         labels=["service"],
     )
+    ttfb = HistogramMetricFamily(
+        "actorproxy_upstream_ttfb_seconds",
+        "Time from sending a request upstream to its response head.",
+        labels=["service"],
+    )
     for service in services:
-        histogram = service.counters.duration
-        duration.add_metric([service.name], histogram.buckets(), histogram.sum)
+        counters = service.counters
+        duration.add_metric([service.name], counters.duration.buckets(), counters.duration.sum)
+        ttfb.add_metric([service.name], counters.upstream_ttfb.buckets(), counters.upstream_ttfb.sum)
     yield duration
+    yield ttfb
 
 
 def cluster_families(clusters: Mapping[str, LoadBalancer]) -> Iterator[Metric]:

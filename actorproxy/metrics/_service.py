@@ -197,11 +197,12 @@ class PrometheusService(HttpProxyService):
 
     def extra_children(self) -> list[ChildSpec]:
         return [
+            *super().extra_children(),
             ChildSpec(
                 id="snapshots",
                 start=lambda: SnapshotActor(self.source, self.snapshots, self.snapshot_interval),
                 restart=Restart.PERMANENT,
-            )
+            ),
         ]
 
     def reset_counts(self) -> None:

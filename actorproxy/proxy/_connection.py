@@ -86,6 +86,7 @@ class ConnectionActor(Actor):
         settings = self.runtime.settings
         try:
             while True:
+                wire_start = (downstream.bytes_read, downstream.bytes_written)
                 try:
                     header = await self._next_request()
                 except ProtocolError as exc:
@@ -104,6 +105,7 @@ class ConnectionActor(Actor):
                     keepalive_timeout=settings.keepalive_timeout,
                     request_body_timeout=settings.request_body_timeout,
                 )
+                session.wire_start = wire_start
                 await serve_request(self.runtime, session)
                 # A response that went out keep-alive before a stop request promised the client another
                 # turn: the next wait lingers, and that request is answered with `Connection: close`.

@@ -30,7 +30,9 @@ Rules:
 from __future__ import annotations
 
 import logging
+import os
 import random
+import time
 from collections.abc import Awaitable, Callable
 from time import perf_counter
 from typing import Any
@@ -38,7 +40,7 @@ from typing import Any
 import attrs
 import trio
 
-from actorproxy.config import ProxySettings
+from actorproxy.config import REQUEST_ID_PATTERN, ProxySettings
 from actorproxy.http import (
     MAX_FORWARDS_METHODS,
     ClientSide,
@@ -54,6 +56,7 @@ from actorproxy.http import (
 )
 
 from . import _feedback
+from ._accesslog import AccessLog, AccessRecord
 from ._connector import connect_peer
 from ._exchange import Exchange
 from ._feedback import Outcome
@@ -66,6 +69,9 @@ from ._session import Session
 __all__ = ["PeerDefaults", "ProxyCounters", "ProxyRuntime", "serve_request"]
 
 logger = logging.getLogger("actorproxy.proxy")
+
+# A new request id: 128 random bits, as a UUID has, written as 32 hex digits.
+REQUEST_ID_BYTES = 16
 
 
 @attrs.define
@@ -81,6 +87,8 @@ class ProxyCounters:
     rejected: int = 0  # request heads refused by the strict checks (answered 4xx/5xx, connection closed)
     #: Seconds from a request's head to the end of its response (its `logging` phase).
     duration: Histogram = attrs.Factory(Histogram)
+    #: Seconds from sending a request upstream to the response head (time to first byte), per attempt.
+    upstream_ttfb: Histogram = attrs.Factory(Histogram)
 
     def count_response(self, status: int) -> None:
         key = status // 100
@@ -100,6 +108,8 @@ class ProxyRuntime:
     peer_defaults: PeerDefaults | None = None
     #: Opens a connection to a peer (the seam a test replaces with an in-memory network).
     connect: Callable[[HttpPeer], Awaitable[trio.abc.Stream]] = connect_peer
+    #: Where each request leaves its access log record; None: no access log.
+    access_log: AccessLog | None = None
 
     @classmethod
     def for_service(
@@ -110,6 +120,7 @@ class ProxyRuntime:
         *,
         counters: ProxyCounters | None = None,
         connect: Callable[[HttpPeer], Awaitable[trio.abc.Stream]] = connect_peer,
+        access_log: AccessLog | None = None,
     ) -> ProxyRuntime:
         """The runtime of a service with `settings`: its codec and peer defaults decided once, here."""
         return cls(
@@ -120,6 +131,7 @@ class ProxyRuntime:
             select_codec(settings.codec),
             PeerDefaults.from_settings(settings),
             connect,
+            access_log,
         )
 
 
@@ -194,6 +206,10 @@ async def serve_request(runtime: ProxyRuntime, session: Session) -> Error | None
         app = runtime.app
         counters = runtime.counters
         counters.requests += 1
+        id_header = runtime.settings.request_id_header
+        if id_header is not None:
+            session.request_id_header = id_header
+            session.request_id = request_id(session.req_header.headers.get(id_header))
         if session.req_header.method == "CONNECT" and not runtime.settings.allow_connect_method_proxying:
             await _refuse_connect(runtime, session)
             return None
@@ -224,10 +240,7 @@ async def serve_request(runtime: ProxyRuntime, session: Session) -> Error | None
                 counters.internal_errors += 1
                 session.set_keepalive(None)
             await _fail(app, session, ctx, error)
-        written = session.response_written()
-        if written is not None:
-            counters.count_response(written.status)
-        counters.duration.observe(perf_counter() - started)
+        _account(runtime, session, error, perf_counter() - started)
         try:
             await app.logging(session, error, ctx)
         except Exception:
@@ -236,6 +249,57 @@ async def serve_request(runtime: ProxyRuntime, session: Session) -> Error | None
     finally:
         if session.has_contexts:
             session.exit_contexts()
+
+
+def _account(runtime: ProxyRuntime, session: Session, error: Error | None, duration: float) -> None:
+    """Count a request that ended, and leave its access log record."""
+    counters = runtime.counters
+    written = session.response_written()
+    if written is not None:
+        counters.count_response(written.status)
+    counters.duration.observe(duration)
+    if runtime.access_log is not None:
+        runtime.access_log.push(access_record(session, written, error, duration))
+
+
+def request_id(incoming: str | None) -> str:
+    """The id of a request: the one it came with when well formed, else a new random one."""
+    if incoming is not None and REQUEST_ID_PATTERN.fullmatch(incoming):
+        return incoming
+    return os.urandom(REQUEST_ID_BYTES).hex()
+
+
+def access_record(
+    session: Session, written: ResponseHeader | None, error: Error | None, duration: float
+) -> AccessRecord:
+    """What the access log keeps of a request that just ended."""
+    request = session.req_header
+    headers = request.headers
+    downstream = session.downstream
+    read_before, written_before = session.wire_start
+    stream = downstream.stream
+    return AccessRecord(
+        end=time.time(),
+        client=session.client_addr,
+        method=request.method,
+        path=request.uri,
+        version=request.version,
+        host=headers.get("host"),
+        status=None if written is None else written.status,
+        bytes_sent=downstream.bytes_written - written_before,
+        bytes_received=downstream.bytes_read - read_before,
+        duration=duration,
+        upstream=session.upstream_addr,
+        upstream_ttfb=session.upstream_ttfb,
+        retries=session.retries,
+        request_id=session.request_id,
+        tls_version=stream.version() if isinstance(stream, trio.SSLStream) else None,
+        route=session.route,
+        cache=session.cache_status,
+        referer=headers.get("referer"),
+        user_agent=headers.get("user-agent"),
+        error=None if error is None else error.etype.name,
+    )
 
 
 def _summary(app: ProxyHttp, session: Session, ctx: Any) -> str:
@@ -294,6 +358,8 @@ async def _proxy_to_upstream(runtime: ProxyRuntime, session: Session, ctx: Any) 
         peer = await app.upstream_peer(session, ctx)
         if runtime.peer_defaults is not None:
             peer = runtime.peer_defaults.apply(peer)
+        session.upstream_addr = peer.address
+        session.retries = retries
         attempt = _feedback.claim(peer.address)
         try:
             retry = await _attempt(runtime, session, ctx, peer=peer, attempt=attempt, retries=retries)
@@ -339,6 +405,8 @@ async def _attempt(
     try:
         await app.connected_to_upstream(session, reused, peer, ctx)
         status = await Exchange(app, session, ctx, conn, runtime.settings.forwarding).run()
+        if session.upstream_ttfb is not None:
+            runtime.counters.upstream_ttfb.observe(session.upstream_ttfb)
     except Exception as exc:
         await conn.abort()
         error = exc if isinstance(exc, Error) else _internal(exc, f"{type(exc).__name__} in a filter")

@@ -28,6 +28,7 @@ Rules:
 from __future__ import annotations
 
 import socket
+from time import perf_counter
 from typing import Any
 
 import trio
@@ -66,7 +67,17 @@ class Exchange:
         forwarding: the service's forwarding rules.
     """
 
-    __slots__ = ("_request_sent", "_watch", "app", "conn", "ctx", "forwarding", "session", "upgrade")
+    __slots__ = (
+        "_request_sent",
+        "_sent_at",
+        "_watch",
+        "app",
+        "conn",
+        "ctx",
+        "forwarding",
+        "session",
+        "upgrade",
+    )
 
     def __init__(
         self, app: ProxyHttp, session: Session, ctx: Any, conn: ClientSide, forwarding: Forwarding
@@ -79,6 +90,7 @@ class Exchange:
         self.upgrade = session.is_upgrade_req()
         # Set once the whole request, body included, has gone upstream (a tunnel starts only then).
         self._request_sent: trio.Event | None = None
+        self._sent_at = 0.0  # when the request head went upstream (perf_counter), for the time to first byte
         # Bounds the watch of a client that may close (`abort_on_close`); cancelled with the response.
         self._watch: trio.CancelScope | None = None
 
@@ -92,7 +104,10 @@ class Exchange:
         upstream_request.remove_header("expect")
         scheme = "https" if isinstance(session.downstream.stream, trio.SSLStream) else "http"
         forward_request(self.forwarding, session.req_header, upstream_request, session.client_addr, scheme)
+        if session.request_id is not None:
+            upstream_request.insert_header(session.request_id_header or "", session.request_id)
         await self.app.upstream_request_filter(session, upstream_request, self.ctx)
+        self._sent_at = perf_counter()
         body = has_body(session.req_header)
         if not body:
             await self.conn.write_request(upstream_request, end=True)
@@ -173,6 +188,7 @@ class Exchange:
     async def _relay_response(self) -> int:
         app, session, ctx, conn = self.app, self.session, self.ctx, self.conn
         response: ResponseHeader = await conn.read_response()
+        session.upstream_ttfb = perf_counter() - self._sent_at
         status = response.status
         forward_response(self.forwarding, response)
         if status == 101:
@@ -190,6 +206,8 @@ class Exchange:
         await app.upstream_response_filter(session, response, ctx)
         await app.response_filter(session, response, ctx)
         remove_hop_by_hop(response)
+        if session.request_id is not None:
+            session.stamp_response(response)
         compression = session.active_compression()
         if compression is not None:
             bodiless = session.req_header.method == "HEAD" or response.headers.get("content-length") == "0"

@@ -31,6 +31,7 @@ from supervisors import (
     which_children,
 )
 
+from ._accesslog import AccessLog, AccessLogActor
 from ._connection import ConnectionActor
 from ._connector import connect_peer
 from ._engine import ProxyCounters, ProxyRuntime
@@ -85,6 +86,8 @@ class HttpProxyService:
         self.connect: Callable[[HttpPeer], Awaitable[trio.abc.Stream]] = connect_peer
         #: The server's listening sockets (`Server` hands its table over); None: private to this service.
         self.listen_fds: ListenFds | None = None
+        #: The access log's buffer, once the service starts with `settings.access_log`; None: no log.
+        self.access_log: AccessLog | None = None
 
     def configure(self, **changes: Any) -> ProxySettings:
         """Replace some of the service's settings (`ProxySettings` fields by name); return the new record.
@@ -220,12 +223,21 @@ class HttpProxyService:
     def runtime(self) -> ProxyRuntime:
         """What the service's connections share, built from the service's current settings."""
         return ProxyRuntime.for_service(
-            self.app, self.pool, self.settings, counters=self.counters, connect=self.connect
+            self.app,
+            self.pool,
+            self.settings,
+            counters=self.counters,
+            connect=self.connect,
+            access_log=self.access_log,
         )
 
     def extra_children(self) -> list[ChildSpec]:
-        """More children of the service's supervisor, started before the listeners (none by default)."""
-        return []
+        """More children of the service's supervisor, started before the listeners: the access log's
+        writer when there is an access log."""
+        log = self.access_log
+        if log is None:
+            return []
+        return [ChildSpec(id="access-log", start=lambda: AccessLogActor(log), restart=Restart.PERMANENT)]
 
     def _listener(self, index: int, endpoint: Endpoint, connections: str, fds: ListenFds) -> ListenerActor:
         return ListenerActor(endpoint, connections, partial(self.bound.__setitem__, index), fds)
@@ -233,6 +245,11 @@ class HttpProxyService:
     def child_spec(self) -> ChildSpec:
         """The service's subtree as a child of the server's root supervisor."""
         connections = f"{self.name}/connections"
+        conf = self.settings.access_log
+        if conf is None:
+            self.access_log = None
+        elif self.access_log is None or self.access_log.conf != conf:
+            self.access_log = AccessLog(conf)
         runtime = self.runtime()
         fds = self.listen_fds if self.listen_fds is not None else ListenFds(closing=True)
 

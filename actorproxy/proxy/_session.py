@@ -59,13 +59,21 @@ class Session:
         "_retry_buffer",
         "_retry_size",
         "abort_on_close",
+        "cache_status",
         "client_addr",
         "downstream",
         "keepalive_timeout",
         "req_header",
         "request_body_timeout",
+        "request_id",
+        "request_id_header",
+        "retries",
         "retry_buffer_truncated",
+        "route",
         "server_addr",
+        "upstream_addr",
+        "upstream_ttfb",
+        "wire_start",
     )
 
     def __init__(
@@ -92,6 +100,20 @@ class Session:
         self._exits: list[AbstractContextManager[Any]] | None = None
         #: End the request when the client closes its connection before the response is complete.
         self.abort_on_close = False
+        #: The request's id (the service's `request_id_header`), sent upstream and back; None: no ids.
+        self.request_id: str | None = None
+        self.request_id_header: str | None = None
+        #: The route the request took, for logs and metrics (the declared proxy's `service.routes[i]`).
+        self.route: str | None = None
+        #: The cache's verdict on the request (HIT, MISS, ...), for logs; None: no cache looked.
+        self.cache_status: str | None = None
+        #: The last upstream tried (its `HttpPeer.address`), the retries made, and seconds to its response
+        #: head.
+        self.upstream_addr: Any = None
+        self.retries = 0
+        self.upstream_ttfb: float | None = None
+        #: The connection's bytes read and written before this request's head, for its access log line.
+        self.wire_start = (0, 0)
 
     def __repr__(self) -> str:
         return f"<Session {self.req_header.method} {self.req_header.uri} from {self.client_addr}>"
@@ -132,9 +154,18 @@ class Session:
         return None if self.retry_buffer_truncated else b"".join(self._retry_buffer)
 
     def request_summary(self) -> str:
-        """`METHOD /path, Host: host`, for logs (what `ProxyHttp.request_summary` returns by default)."""
+        """`METHOD /path, Host: host`, and the request id when there is one: for logs (what
+        `ProxyHttp.request_summary` returns by default)."""
         header = self.req_header
-        return f"{header.method} {header.uri}, Host: {header.headers.get('host') or ''}"
+        summary = f"{header.method} {header.uri}, Host: {header.headers.get('host') or ''}"
+        if self.request_id is not None:
+            summary += f", request id {self.request_id}"
+        return summary
+
+    def stamp_response(self, header: ResponseHeader) -> None:
+        """Put the request id on a response going to the client (when the service gives requests ids)."""
+        if self.request_id_header is not None and self.request_id is not None:
+            header.insert_header(self.request_id_header, self.request_id)
 
     def is_http2(self) -> bool:
         """Whether the client speaks HTTP/2 to the proxy."""
@@ -260,6 +291,8 @@ class Session:
         compression = self.active_compression()
         if compression is not None:
             compression.response_header_filter(header, end_of_stream or self.req_header.method == "HEAD")
+        if self.request_id is not None:
+            self.stamp_response(header)
         await self.downstream.write_response(header, end=end_of_stream)
 
     async def write_response_header_ref(self, header: ResponseHeader, end_of_stream: bool = False) -> None:
@@ -307,6 +340,8 @@ class Session:
             self.set_keepalive(None)
         if self.keepalive_timeout is None:
             self.downstream.set_keepalive(False)
+        if self.request_id is not None:
+            self.stamp_response(header)
         await self.downstream.write_response(header, body, end=True)
 
     async def respond_text(self, status: int, text: str, headers: Iterable[tuple[str, str]] = ()) -> None:

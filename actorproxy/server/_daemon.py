@@ -7,6 +7,7 @@ Rules:
   `working_directory` when one is set (Pingora's daemon settings). Listening sockets bound before it are
   kept.
 - The pid file holds the daemon's pid, written once it is detached and removed when it exits.
+- `reopen_error_log` (SIGUSR1) points stdout and stderr at `error_log` again, after logrotate moved it.
 - `drop_privileges` switches group then user (the other order would leave no right to change the group),
   after the listening sockets are bound, so a server can bind port 80 as root and serve as nobody.
 """
@@ -24,6 +25,25 @@ import sys
 __all__ = ["daemonize", "drop_privileges", "remove_pid_file", "write_pid_file"]
 
 logger = logging.getLogger("actorproxy.server")
+
+
+def reopen_error_log(error_log: str | None) -> None:
+    """Point stdout and stderr at `error_log` afresh (logrotate moved the old file), as nginx does on
+    SIGUSR1; nothing when there is no error log.
+
+    Raises:
+        OSError: the file cannot be opened (the old one stays in use).
+    """
+    if error_log is None:
+        return
+    log_fd = os.open(error_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+    finally:
+        os.close(log_fd)
 
 
 def daemonize(*, error_log: str | None, working_directory: str | None = None) -> None:

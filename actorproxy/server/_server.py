@@ -18,6 +18,8 @@ Rules:
     handover, so no connection is refused. When nobody takes the sockets, the server keeps serving.
   - SIGHUP: reload. The hooks given to `on_reload` run (`await server.reload()` does the same); a hook that
     fails is logged and the server goes on with what it had.
+  - SIGUSR1: reopen the log files (access logs, and `error_log` in daemon mode), as nginx does after
+    logrotate moved them.
 - `run_forever` prepares the process in Pingora's order: the sockets of an upgrade are received in
   `bootstrap`; then every listening socket is bound, the process detaches (daemon mode), writes its pid
   file and drops privileges; then it serves, in this process or in `threads` worker processes.
@@ -43,10 +45,10 @@ from actorproxy.config import (
 )
 from actorproxy.lb import LoadBalancer, LoadBalancerService
 from actorproxy.metrics import DEFAULT_SNAPSHOT_INTERVAL, PrometheusService
-from actorproxy.proxy import ListenFds
+from actorproxy.proxy import HttpProxyService, ListenFds
 from actors import ActorSystem, open_actor_system
 
-from ._daemon import daemonize, drop_privileges, write_pid_file
+from ._daemon import daemonize, drop_privileges, reopen_error_log, write_pid_file
 from ._services import ListeningService, Service, ServiceHandle, start_order
 from ._upgrade import UpgradeError, receive_listen_fds, send_listen_fds
 from ._workers import WorkerPool
@@ -236,6 +238,20 @@ class Server:
         """Run `hook` on SIGHUP and on `reload()`, after the hooks added before it."""
         self._reload_hooks.append(hook)
 
+    def reopen_logs(self) -> None:
+        """Open every log file again (SIGUSR1, after logrotate moved them): the services' access logs and,
+        in daemon mode, `error_log` (a worker leaves that to its master)."""
+        logger.info("reopening log files")
+        for service in self.services:
+            if isinstance(service, HttpProxyService) and service.access_log is not None:
+                service.access_log.reopen()
+        conf = self.configuration
+        if conf.daemon and self.worker is None:
+            try:
+                reopen_error_log(conf.error_log)
+            except OSError as exc:
+                logger.error("error_log %s cannot be reopened: %s", conf.error_log, exc)
+
     async def reload(self) -> None:
         """Run every reload hook in turn; one that fails is logged and the others still run."""
         logger.info("reloading (%d hooks)", len(self._reload_hooks))
@@ -281,7 +297,7 @@ class Server:
             fds.close_idle()
 
     async def _answer_signals(self, system: ActorSystem, task_status: trio.TaskStatus[ActorSystem]) -> None:
-        signals = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
+        signals = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1)
         with trio.open_signal_receiver(*signals) as received:
             logger.info("serving (pid %d)", os.getpid())
             task_status.started(system)
@@ -290,6 +306,9 @@ class Server:
                 if signum == signal.SIGHUP:
                     logger.info("received SIGHUP")
                     await self.reload()
+                    continue
+                if signum == signal.SIGUSR1:
+                    self.reopen_logs()
                     continue
                 if signum == signal.SIGINT:
                     logger.info("received SIGINT: stopping now")
@@ -380,6 +399,7 @@ class Server:
                 self.listen_fds,
                 upgrade_sock=conf.upgrade_sock,
                 upgrade_retries=conf.upgrade_sock_connect_accept_max_retries or DEFAULT_UPGRADE_RETRIES,
+                error_log=conf.error_log if conf.daemon else None,
             )
             code = pool.run()
         else:

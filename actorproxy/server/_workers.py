@@ -11,7 +11,8 @@ Rules:
   10 s and starts over once a worker has lived 30 s (the supervisors' `Backoff`). Its connections are lost;
   the other workers' are not.
 - Signals to the master: SIGTERM and SIGINT are passed to every worker (each drains, or stops at once), and
-  the master exits 0 when they all have. SIGHUP is passed on: each worker reloads. SIGQUIT: the master
+  the master exits 0 when they all have. SIGHUP is passed on: each worker reloads. SIGUSR1 reopens the
+  master's error log and is passed on: each worker reopens its logs. SIGQUIT: the master
   hands the listening sockets to the new server process, then sends SIGQUIT to the workers, which drain
   without removing Unix socket files (their successor serves them now). A failed handover changes nothing.
 - `work_stealing` (Pingora: a service's threads take each other's tasks) has no effect: a connection stays
@@ -34,6 +35,7 @@ import trio
 from actorproxy.proxy import ListenFds
 from supervisors import Backoff, BackoffState
 
+from ._daemon import reopen_error_log
 from ._upgrade import UpgradeError, send_listen_fds
 
 __all__ = ["WORKER_BACKOFF", "WorkerPool"]
@@ -43,7 +45,7 @@ logger = logging.getLogger("actorproxy.server")
 #: How long the master waits before forking a replacement for a worker that died.
 WORKER_BACKOFF = Backoff(min_delay=0.1, max_delay=10.0, jitter=0.0, reset_after=30.0)
 
-_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGCHLD)
+_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1, signal.SIGCHLD)
 
 
 class WorkerPool:
@@ -65,8 +67,11 @@ class WorkerPool:
         *,
         upgrade_sock: str,
         upgrade_retries: int = 5,
+        error_log: str | None = None,
     ) -> None:
         self.count = count
+        #: The daemon's error log, reopened on SIGUSR1 (None: output is not a file of ours).
+        self.error_log = error_log
         self.work = work
         self.listen_fds = listen_fds
         self.upgrade_sock = upgrade_sock
@@ -118,6 +123,11 @@ class WorkerPool:
             name = signal.Signals(signum).name
             if signum == signal.SIGHUP:
                 logger.info("received SIGHUP: workers reload")
+                self._signal_workers(signum)
+                continue
+            if signum == signal.SIGUSR1:
+                # The master writes to error_log too: it reopens it before the workers do theirs.
+                reopen_error_log(self.error_log)
                 self._signal_workers(signum)
                 continue
             if signum == signal.SIGQUIT and not self._hand_over():

@@ -63,15 +63,18 @@ async def test_the_request_calls(upstreams: list[Upstream], start_proxy: Any) ->
     app = Answers(upstreams[0].port)
     base, _ = await start_proxy(app)
     async with httpx.AsyncClient(base_url=base) as client:
-        response = await client.post("/inspect", content=b"a body", headers={"X-Token": "t1"})
+        response = await client.post(
+            "/inspect", content=b"a body", headers={"X-Token": "t1", "X-Request-Id": "req-7"}
+        )
     assert (response.status_code, response.text) == (200, "inspected")
+    assert response.headers["x-request-id"] == "req-7"  # a well-formed id is kept and returned
     host = base.removeprefix("http://")
     assert app.seen == {
         "token": b"t1",
         "missing": b"",
         "empty": False,
         "http2": False,
-        "summary": f"POST /inspect, Host: {host}",
+        "summary": f"POST /inspect, Host: {host}, request id req-7",
         "done": True,
         "buffer": b"a body",
     }
