@@ -151,9 +151,11 @@ class SnapshotActor(Actor):
         self.interval = interval
 
     async def run(self) -> None:
-        while True:
-            await self._write()
-            await trio.sleep(self.interval)
+        with self.context.cancel_on_stop():
+            while True:
+                with trio.CancelScope(shield=True):
+                    await self._write()
+                await trio.sleep(self.interval)
 
     async def _write(self) -> None:
         families = collect(self.source)

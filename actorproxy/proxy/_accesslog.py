@@ -277,9 +277,12 @@ class AccessLogActor(Actor):
 
     async def run(self) -> None:
         log = self.log
-        while True:
-            await log.wait()
-            await self._flush()
+        with self.context.cancel_on_stop():
+            while True:
+                await log.wait()
+                # A batch taken is written whole, even when a stop comes meanwhile (a short file write).
+                with trio.CancelScope(shield=True):
+                    await self._flush()
 
     async def _flush(self) -> None:
         log = self.log

@@ -240,17 +240,17 @@ class Server:
 
     def reopen_logs(self) -> None:
         """Open every log file again (SIGUSR1, after logrotate moved them): the services' access logs and,
-        in daemon mode, `error_log` (a worker leaves that to its master)."""
-        logger.info("reopening log files")
+        in daemon mode, `error_log` (every process: a worker's output is its own copy of the descriptor)."""
         for service in self.services:
             if isinstance(service, HttpProxyService) and service.access_log is not None:
                 service.access_log.reopen()
         conf = self.configuration
-        if conf.daemon and self.worker is None:
+        if conf.daemon:
             try:
                 reopen_error_log(conf.error_log)
             except OSError as exc:
                 logger.error("error_log %s cannot be reopened: %s", conf.error_log, exc)
+        logger.info("reopened log files (pid %d)", os.getpid())
 
     async def reload(self) -> None:
         """Run every reload hook in turn; one that fails is logged and the others still run."""
