@@ -139,6 +139,7 @@ class ProxySettings:
         access_log: where and how each request is logged; None: no access log.
         request_id_header: the header a request's id comes in and goes out with (upstream and to the
             client); None: no request ids.
+        opentelemetry: record a span per request with its phases as events (needs opentelemetry-api).
     """
 
     keepalive_timeout: float | None = attrs.field(default=DEFAULT_KEEPALIVE_TIMEOUT, validator=POSITIVE)
@@ -159,3 +160,4 @@ class ProxySettings:
     allow_connect_method_proxying: bool = False
     access_log: AccessLogConf | None = None
     request_id_header: str | None = DEFAULT_REQUEST_ID_HEADER
+    opentelemetry: bool = False

@@ -363,6 +363,7 @@ class ServerConf:
             allow_connect_method_proxying=service.allow_connect_method_proxying,
             access_log=service.access_log,
             request_id_header=service.request_id_header,
+            opentelemetry=service.opentelemetry,
         )
 
     def get(self, path: str, default: Any = MISSING) -> Any:

@@ -342,6 +342,13 @@ class ServiceConf:
             " and back to the client with; null: no request ids."
         ),
     )
+    opentelemetry: bool = attrs.field(
+        default=False,
+        metadata=doc(
+            "A span per request with its phases as events, through OpenTelemetry's configured tracer"
+            " provider (pip install 'actorproxy[otel]')."
+        ),
+    )
     trusted_proxies: tuple[str, ...] = attrs.field(
         default=(),
         validator=trusted_proxies_check(),

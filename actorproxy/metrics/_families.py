@@ -131,7 +131,9 @@ def _histograms(services: list[HttpProxyService]) -> Iterator[Metric]:
     )
     for service in services:
         counters = service.counters
-        duration.add_metric([service.name], counters.duration.buckets(), counters.duration.sum)
+        duration.add_metric(
+            [service.name], counters.request_duration.buckets(), counters.request_duration.sum
+        )
         ttfb.add_metric([service.name], counters.upstream_ttfb.buckets(), counters.upstream_ttfb.sum)
     yield duration
     yield ttfb

@@ -86,7 +86,7 @@ class ProxyCounters:
     connection_crashes: int = 0
     rejected: int = 0  # request heads refused by the strict checks (answered 4xx/5xx, connection closed)
     #: Seconds from a request's head to the end of its response (its `logging` phase).
-    duration: Histogram = attrs.Factory(Histogram)
+    request_duration: Histogram = attrs.Factory(Histogram)
     #: Seconds from sending a request upstream to the response head (time to first byte), per attempt.
     upstream_ttfb: Histogram = attrs.Factory(Histogram)
 
@@ -257,7 +257,7 @@ def _account(runtime: ProxyRuntime, session: Session, error: Error | None, durat
     written = session.response_written()
     if written is not None:
         counters.count_response(written.status)
-    counters.duration.observe(duration)
+    counters.request_duration.observe(duration)
     if runtime.access_log is not None:
         runtime.access_log.push(access_record(session, written, error, duration))
 

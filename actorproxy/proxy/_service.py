@@ -40,6 +40,7 @@ from ._listenfds import ListenFds
 from ._peer import HttpPeer
 from ._phases import ProxyHttp
 from ._pool import ConnectionPool, PeerPoolActor
+from ._tracing import TracedProxy
 
 __all__ = ["HttpProxyService", "http_proxy_service"]
 
@@ -222,8 +223,9 @@ class HttpProxyService:
 
     def runtime(self) -> ProxyRuntime:
         """What the service's connections share, built from the service's current settings."""
+        app = TracedProxy(self.app, service=self.name) if self.settings.opentelemetry else self.app
         return ProxyRuntime.for_service(
-            self.app,
+            app,
             self.pool,
             self.settings,
             counters=self.counters,
