@@ -138,6 +138,28 @@ async def test_statistics_and_tree_dump(actor_system: ActorSystem, log: Log) -> 
     assert "  /root/w [Worker] running mailbox=0/1024 peak=1 processed=5 restarts=0" in dump
 
 
+async def test_started_at_is_when_the_incarnation_started(
+    actor_system: ActorSystem, log: Log, autojump_clock: Any
+) -> None:
+    await trio.sleep(3)
+    sup = await actor_system.spawn(
+        Supervisor([ChildSpec(id="w", start=lambda: Worker("w", log))]), name="root"
+    )
+    [child] = await _children(sup)
+    assert child.ref is not None
+    assert child.ref.statistics().started_at == 3.0
+    await trio.sleep(2)
+    await child.ref.tell("crash")
+    with trio.fail_after(1):
+        while (restarted := (await _children(sup))[0].ref) in (None, child.ref):
+            await trio.sleep(0.01)
+    assert restarted is not None
+    stats = restarted.statistics()
+    # A restart is a new incarnation: its uptime starts again.
+    assert stats.restarts == 1
+    assert stats.started_at is not None and stats.started_at >= 5.0
+
+
 async def test_leaving_the_system_block_by_an_error_still_drains(log: Log) -> None:
     with pytest.RaisesGroup(pytest.RaisesExc(RuntimeError, match="test body failed")):
         async with open_actor_system() as system:
