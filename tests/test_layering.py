@@ -5,7 +5,7 @@ The layers (docs/architecture.md draws them):
 - `actors`, the kernel, imports trio, attrs and the standard library only (its test kit may import pytest);
 - `supervisors` imports the kernel;
 - `actorproxy`, the product, imports both; inside it each subpackage imports only those below it:
-  settings <- config <- http <- store <- cache <- proxy <- limits <- lb <- server <- declared <- demo <-
+  settings <- config <- http <- store <- cache <- proxy <- limits <- lb <- admin <- server <- declared <- demo <-
   settings_cli <- cli <- testing, and the package's `__init__` (the public face) imports them all. Modules
   inside the product import subpackages, never the public face itself.
 
@@ -43,6 +43,7 @@ PRODUCT_LAYERS: list[set[str]] = [
     {"proxy"},
     {"limits"},
     {"lb"},
+    {"admin"},
     {"server"},
     {"declared"},
     {"demo"},

@@ -12,6 +12,7 @@ A bad value raises `ConfigError` naming its key path: `services[0].listeners[1].
 (`actorproxy.env` beside the file); dumps and errors show a secret as `••••` (`effective_config(conf)`).
 """
 
+from ._admin import DEFAULT_ADMIN_LISTEN, MIN_ADMIN_TOKEN_LENGTH, AdminConf, is_loopback
 from ._checks import did_you_mean
 from ._defaults import (
     DEFAULT_BASE_EJECTION_TIME,
@@ -103,6 +104,7 @@ from ._upstreams import (
 )
 
 __all__ = [
+    "DEFAULT_ADMIN_LISTEN",
     "DEFAULT_BASE_EJECTION_TIME",
     "DEFAULT_COMPRESSIBLE_TYPES",
     "DEFAULT_COMPRESSION_LEVELS",
@@ -142,7 +144,9 @@ __all__ = [
     "ENV_PREFIX",
     "ENV_SEPARATOR",
     "KEY_SOURCES",
+    "MIN_ADMIN_TOKEN_LENGTH",
     "PINGORA_RUNTIME_KEYS",
+    "AdminConf",
     "Algorithm",
     "ClientIpHeader",
     "CompressionConf",
@@ -187,6 +191,7 @@ __all__ = [
     "explain_conf",
     "find_settings",
     "format_path",
+    "is_loopback",
     "json_schema",
     "key_for_variable",
     "load_conf",
