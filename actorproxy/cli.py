@@ -20,11 +20,11 @@ import logging
 import sys
 from collections.abc import Iterable, Sequence
 
-from actorproxy.config import ConfigError, ServerConf, load_conf
+from actorproxy.config import DEFAULT_ADMIN_LISTEN, ConfigError, ServerConf, load_conf
 from actorproxy.declared import build_proxy
 from actorproxy.demo import DEMO_LISTEN, add_demo
 from actorproxy.proxy import HttpProxyService
-from actorproxy.server import Server, background_service
+from actorproxy.server import Server, Service, background_service
 from actorproxy.settings import redact
 from actorproxy.settings_cli import settings_main
 from actorproxy.store import store_command
@@ -85,6 +85,9 @@ def serve(args: Sequence[str]) -> int:
         return _fail(ConfigError(exc.problems, path))
     services = [declared.service for declared in handle.services.values()]
     _announce(server, services, "{name}: listening on {url}")
+    if server.configuration.admin is not None:
+        admin = server.add_admin_service()
+        _announce(server, [admin.http], "admin page: {url}/", name="announce admin", after=[admin])
     server.bootstrap()  # -t: says the file is valid and exits 0; -u: takes the running server's sockets
     server.run_forever()
     return 0
@@ -146,6 +149,11 @@ def demo(args: Sequence[str]) -> int:
     parser.add_argument(
         "--listen", default=DEMO_LISTEN, help=f"host:port to listen on (default {DEMO_LISTEN}; port 0: any)"
     )
+    parser.add_argument(
+        "--admin",
+        default=DEFAULT_ADMIN_LISTEN,
+        help=f"host:port of the admin page (default {DEFAULT_ADMIN_LISTEN}; loopback only; off: none)",
+    )
     options, rest = parser.parse_known_args(args)
     _logging()
     server = Server.from_args(rest)
@@ -154,6 +162,18 @@ def demo(args: Sequence[str]) -> int:
     except ValueError as exc:
         return _fail(f"--listen: {exc}", 2)
     _announce(server, [proxy], "demo load balancer listening; try: curl -i {url}/")
+    if options.admin != "off":
+        try:
+            admin = server.add_admin_service(options.admin)
+        except ConfigError as exc:
+            return _fail(f"--admin: {exc}", 2)
+        _announce(
+            server,
+            [admin.http],
+            "admin page: {url}/ (the live supervision tree)",
+            name="announce admin",
+            after=[admin],
+        )
     server.bootstrap()
     server.run_forever()
     return 0
@@ -187,10 +207,18 @@ class _Announcement:
         await shutdown.wait()
 
 
-def _announce(server: Server, services: Sequence[HttpProxyService], template: str) -> None:
-    # A service started after the proxy services is started once they are ready: their listeners are open.
-    announcement = background_service("announce listeners", _Announcement(services, template))
-    server.add_service(announcement, depends_on=services)
+def _announce(
+    server: Server,
+    services: Sequence[HttpProxyService],
+    template: str,
+    *,
+    name: str = "announce listeners",
+    after: Sequence[Service] | None = None,
+) -> None:
+    # A service started after the proxy services (or `after`) is started once they are ready: their listeners
+    # are open.
+    announcement = background_service(name, _Announcement(services, template))
+    server.add_service(announcement, depends_on=services if after is None else after)
 
 
 if __name__ == "__main__":
