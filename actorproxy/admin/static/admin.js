@@ -280,8 +280,8 @@ function renderClusters(state) {
     const rows = cluster.backends.map((backend) => el("tr", {
       "data-cluster": cluster.name,
       "data-backend": backend.address,
-      "data-ready": backend.ready,
-      "data-enabled": backend.enabled,
+      "data-ready": String(backend.ready),
+      "data-enabled": String(backend.enabled),
     },
     el("td", { class: "addr", text: backend.address }),
     el("td", {}, healthBadge(backend)),
