@@ -19,6 +19,7 @@ import pytest
 import trio
 from adminrun import TOKEN, AdminRunning, admin_yaml, run_admin
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -67,7 +68,21 @@ async def in_thread(call: Callable[[], T]) -> T:
 
 
 async def wait_for(browser: webdriver.Chrome, condition: Callable[[webdriver.Chrome], Any]) -> Any:
-    return await in_thread(lambda: WebDriverWait(browser, WAIT, poll_frequency=0.05).until(condition))
+    """Wait for `condition`, looking again if the page redrew what it looked at (it follows a live state)."""
+    wait = WebDriverWait(
+        browser, WAIT, poll_frequency=0.05, ignored_exceptions=[StaleElementReferenceException]
+    )
+    return await in_thread(lambda: wait.until(condition))
+
+
+async def click(browser: webdriver.Chrome, selector: str) -> None:
+    """Click what `selector` finds, again if the page redrew it in between (it follows a live state)."""
+
+    def clicked(b: webdriver.Chrome) -> bool:
+        b.find_element(By.CSS_SELECTOR, selector).click()
+        return True
+
+    await wait_for(browser, clicked)
 
 
 def row(path: str) -> str:
@@ -86,9 +101,14 @@ async def test_the_page_follows_the_tree_and_disables_a_backend(
 
     await in_thread(lambda: browser.get(running.admin.url))
     # The tree renders: the services' supervisors and the load balancer, with their state.
-    lb = await wait_for(browser, lambda b: b.find_element(By.CSS_SELECTOR, row("/upstream api/lb")))
-    assert await in_thread(lambda: lb.get_attribute("data-state")) == "running"
-    names = await in_thread(lambda: [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#tree .name")])
+    state = await wait_for(
+        browser,
+        lambda b: b.find_element(By.CSS_SELECTOR, row("/upstream api/lb")).get_attribute("data-state"),
+    )
+    assert state == "running"
+    names = await wait_for(
+        browser, lambda b: [e.text for e in b.find_elements(By.CSS_SELECTOR, "#tree .name")]
+    )
     assert {"edge", "connections", "listener-0", "upstream api", "lb", "admin"} <= set(names)
     await wait_for(
         browser, lambda b: b.find_element(By.CSS_SELECTOR, "#live").get_attribute("data-state") == "live"
@@ -105,13 +125,13 @@ async def test_the_page_follows_the_tree_and_disables_a_backend(
     )
     assert await in_thread(lambda: browser.execute_script("return window.notReloaded === true"))
     await wait_for(browser, lambda b: "restarted" in b.find_element(By.ID, "events").text)
-    events = await in_thread(lambda: browser.find_element(By.ID, "events").text)
+    events = await wait_for(browser, lambda b: b.find_element(By.ID, "events").text)
     assert "crashed" in events and "/upstream api/lb" in events
 
     # The toggle asks for the token once, sends it in a header, and the backend leaves rotation.
     first = f"127.0.0.1:{upstreams[0].port}"
     toggle = f'tr[data-backend="{first}"] button.toggle'
-    await in_thread(lambda: browser.find_element(By.CSS_SELECTOR, toggle).click())
+    await click(browser, toggle)
     token_input = await wait_for(browser, lambda b: b.find_element(By.ID, "token-input"))
     await wait_for(browser, lambda b: token_input.is_displayed())
     await in_thread(lambda: token_input.send_keys(TOKEN))
@@ -123,8 +143,8 @@ async def test_the_page_follows_the_tree_and_disables_a_backend(
             == "false"
         ),
     )
-    badge = await in_thread(
-        lambda: browser.find_element(By.CSS_SELECTOR, f'tr[data-backend="{first}"] .badge').text
+    badge = await wait_for(
+        browser, lambda b: b.find_element(By.CSS_SELECTOR, f'tr[data-backend="{first}"] .badge').text
     )
     assert badge == "disabled"
     async with httpx.AsyncClient(base_url=running.proxy_url) as client:

@@ -13,6 +13,7 @@ const view = {
   history: new Map(), // service -> points, oldest first
   collapsed: new Set(JSON.parse(sessionStorage.getItem("actorproxy-admin-collapsed") || "[]")),
   restarts: new Map(), // path -> restarts seen last time, to flash the ones that grew
+  drawn: new Map(), // section -> the data it was last drawn from: unchanged sections are left alone
   offset: 0, // the server's clock minus ours, in seconds
 };
 
@@ -121,7 +122,8 @@ function treeItem(node, ghosts, seen) {
     type: "button",
     class: `caret${hasChildren ? "" : " leaf"}`,
     "aria-label": "expand or collapse",
-    onclick: () => toggle(node.path, item),
+    // On press, not click: the tree is redrawn every second, and a click needs press and release on one element.
+    onpointerdown: () => toggle(node.path, item),
   });
   const title = node.last_exit ? `${node.path}\nlast exit: ${node.last_exit}` : node.path;
   item.append(
@@ -334,6 +336,13 @@ function renderFacts(state) {
   $("facts").replaceChildren(...facts.filter(Boolean));
 }
 
+function redraw(section, data, draw) {
+  const key = JSON.stringify(data);
+  if (view.drawn.get(section) === key) return;
+  view.drawn.set(section, key);
+  draw();
+}
+
 function render(state) {
   view.state = state;
   for (const [name, points] of Object.entries(state.history)) {
@@ -345,8 +354,9 @@ function render(state) {
   renderFacts(state);
   renderTree(state);
   renderServices(state);
-  renderClusters(state);
-  renderEvents(state);
+  // Redrawn only when they change, so a switch is never replaced between press and release.
+  redraw("clusters", state.clusters, () => renderClusters(state));
+  redraw("events", [state.events, Math.floor(state.now)], () => renderEvents(state));
 }
 
 // -- write actions ------------------------------------------------------------------------------------------
