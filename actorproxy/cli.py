@@ -186,7 +186,10 @@ def listening_urls(service: HttpProxyService) -> list[str]:
         if endpoint.path is not None:
             urls.append(f"unix:{endpoint.path}")
             continue
-        host, port = service.bound[index][:2]
+        bound = service.bound.get(index)
+        if bound is None:
+            continue  # not listening in this process: the admin in a worker other than worker 0
+        host, port = bound[:2]
         host = f"[{host}]" if ":" in host else host
         urls.append(f"{'https' if endpoint.ssl_context is not None else 'http'}://{host}:{port}")
     return urls

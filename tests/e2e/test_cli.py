@@ -75,6 +75,12 @@ class Output:
             self.text += data.decode()
         return next(line for line in self.text.splitlines() if needle in line)
 
+    async def read_to_end(self) -> str:
+        """Read until the process closes the pipe; return all it wrote."""
+        while data := await self.stream.receive_some(65536):
+            self.text += data.decode()
+        return self.text
+
 
 @asynccontextmanager
 async def running(*args: str) -> AsyncIterator[tuple[trio.Process, Output, Output]]:
@@ -215,6 +221,30 @@ async def test_dash_c_serves_the_admin_section(upstreams: list[Upstream], tmp_pa
         process.send_signal(signal.SIGTERM)
         with trio.fail_after(START_TIMEOUT):
             assert await process.wait() == 0
+
+
+async def test_with_worker_processes_worker_0_serves_the_admin(
+    upstreams: list[Upstream], tmp_path: Path
+) -> None:
+    path = tmp_path / "proxy.yaml"
+    text = proxy_yaml(upstreams[0].port) + "threads: 2\nadmin: {listen: 127.0.0.1:0}\n"
+    await trio.Path(path).write_text(text)
+    async with running("-c", str(path)) as (process, stdout, stderr):
+        with trio.fail_after(START_TIMEOUT):
+            line = await stdout.wait_for("admin page: ")
+        admin = line.split("admin page: ", 1)[1].strip()
+        # A fresh connection each time: whichever worker it reached, the answer is worker 0's.
+        answers = []
+        for _ in range(4):
+            async with httpx.AsyncClient() as client:
+                answers.append((await client.get(f"{admin}api/tree")).json())
+        assert {(answer["worker"], answer["pid"]) for answer in answers} == {(0, answers[0]["pid"])}
+        process.send_signal(signal.SIGTERM)
+        with trio.fail_after(START_TIMEOUT):
+            assert await process.wait() == 0
+        # The other worker has no admin listener, and says nothing of one.
+        assert (await stdout.read_to_end()).count("admin page: ") == 1
+        assert "crashed" not in await stderr.read_to_end()
 
 
 async def test_a_reachable_admin_without_a_token_is_refused_naming_the_key(tmp_path: Path) -> None:
