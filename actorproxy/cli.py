@@ -20,14 +20,15 @@ import logging
 import sys
 from collections.abc import Iterable, Sequence
 
+from actorproxy.admin import AdminService
 from actorproxy.ca import ca_command
-from actorproxy.config import ConfigError, ServerConf, load_conf
+from actorproxy.config import DEFAULT_ADMIN_LISTEN, ConfigError, ServerConf, load_conf
 from actorproxy.declared import build_proxy
 from actorproxy.demo import DEMO_LISTEN, add_demo
 from actorproxy.dns import dns_command
 from actorproxy.metrics import PrometheusService
 from actorproxy.proxy import HttpProxyService
-from actorproxy.server import Server, background_service
+from actorproxy.server import Server, Service, background_service
 from actorproxy.settings import redact
 from actorproxy.settings_cli import settings_main
 from actorproxy.sites import serve_sites_command, sites_command
@@ -166,10 +167,17 @@ def demo(args: Sequence[str]) -> int:
     parser.add_argument(
         "--listen", default=DEMO_LISTEN, help=f"host:port to listen on (default {DEMO_LISTEN}; port 0: any)"
     )
+    (
+        parser.add_argument(
+            "--metrics",
+            default=DEMO_METRICS,
+            help=f"host:port of the Prometheus page (default {DEMO_METRICS}; 'off': none)",
+        ),
+    )
     parser.add_argument(
-        "--metrics",
-        default=DEMO_METRICS,
-        help=f"host:port of the Prometheus page (default {DEMO_METRICS}; 'off': none)",
+        "--admin",
+        default=DEFAULT_ADMIN_LISTEN,
+        help=f"host:port of the admin page (default {DEFAULT_ADMIN_LISTEN}; loopback only; off: none)",
     )
     options, rest = parser.parse_known_args(args)
     _logging()
@@ -179,12 +187,18 @@ def demo(args: Sequence[str]) -> int:
     except ValueError as exc:
         return _fail(f"--listen: {exc}", 2)
     _announce(server, [proxy], "demo load balancer listening; try: curl -i {url}/")
+    pages: list[object] = []
     if options.metrics != "off":
         try:
-            pages: list[object] = [server.add_prometheus_service(options.metrics)]
+            pages.append(server.add_prometheus_service(options.metrics))
         except ValueError as exc:
             return _fail(f"--metrics: {exc}", 2)
-        _announce_pages(server, pages)
+    if options.admin != "off":
+        try:
+            pages.append(server.add_admin_service(options.admin))
+        except ConfigError as exc:
+            return _fail(f"--admin: {exc}", 2)
+    _announce_pages(server, pages)
     server.bootstrap()
     server.run_forever()
     return 0
@@ -194,6 +208,9 @@ def _announce_pages(server: Server, services: Iterable[object]) -> None:
     for service in services:
         if isinstance(service, PrometheusService):
             _announce(server, [service], "metrics page at {url}" + service.path)
+        elif isinstance(service, AdminService):
+            template = "admin page: {url}/"
+            _announce(server, [service.http], template, name="announce admin", after=[service])
 
 
 def listening_urls(service: HttpProxyService) -> list[str]:
@@ -203,7 +220,10 @@ def listening_urls(service: HttpProxyService) -> list[str]:
         if endpoint.path is not None:
             urls.append(f"unix:{endpoint.path}")
             continue
-        host, port = service.bound[index][:2]
+        bound = service.bound.get(index)
+        if bound is None:
+            continue  # not listening in this process: the admin in a worker other than worker 0
+        host, port = bound[:2]
         host = f"[{host}]" if ":" in host else host
         urls.append(f"{'https' if endpoint.ssl_context is not None else 'http'}://{host}:{port}")
     return urls
@@ -224,11 +244,20 @@ class _Announcement:
         await shutdown.wait()
 
 
-def _announce(server: Server, services: Sequence[HttpProxyService], template: str) -> None:
-    # A service started after the proxy services is started once they are ready: their listeners are open.
-    names = ", ".join(service.name for service in services)
-    announcement = background_service(f"announce {names}", _Announcement(services, template))
-    server.add_service(announcement, depends_on=services)
+def _announce(
+    server: Server,
+    services: Sequence[HttpProxyService],
+    template: str,
+    *,
+    name: str | None = None,
+    after: Sequence[Service] | None = None,
+) -> None:
+    # A service started after the proxy services (or `after`) is started once they are ready: their listeners
+    # are open.
+    if name is None:
+        name = "announce " + ", ".join(service.name for service in services)
+    announcement = background_service(name, _Announcement(services, template))
+    server.add_service(announcement, depends_on=services if after is None else after)
 
 
 if __name__ == "__main__":

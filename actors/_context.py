@@ -84,6 +84,7 @@ class ActorContext:
         "restarts",
         "start_timeout",
         "started",
+        "started_at",
         "state",
         "stop_requested",
         "system",
@@ -114,6 +115,8 @@ class ActorContext:
         self.ref: ActorRef = ActorRef(self)
         self.state = "starting"
         self.started = False
+        #: trio's clock when `on_start` returned (uptime is measured from it); None until then.
+        self.started_at: float | None = None
         self.stop_requested = False
         self.processed = 0
         self.exit_reason: ExitReason | None = None
@@ -324,6 +327,7 @@ class ActorContext:
             processed=self.processed,
             restarts=self.restarts,
             last_exit_reason=self.exit_reason or self.last_exit_reason,
+            started_at=self.started_at,
         )
 
     def tree(self) -> TreeNode:
@@ -401,6 +405,7 @@ async def run_actor(
     def started() -> None:
         scope.deadline = math.inf
         context.started = True
+        context.started_at = trio.current_time()
         context.state = "running"
         status.pop().started(context.ref)
 

@@ -23,6 +23,8 @@ class ActorStatistics:
     processed: int
     restarts: int
     last_exit_reason: ExitReason | None
+    #: When this incarnation finished starting, on trio's clock (`trio.current_time()`); None until then.
+    started_at: float | None = None
 
 
 @attrs.frozen(kw_only=True)

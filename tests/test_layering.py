@@ -5,9 +5,10 @@ The layers (docs/architecture.md draws them):
 - `actors`, the kernel, imports trio, attrs and the standard library only (its test kit may import pytest);
 - `supervisors` imports the kernel;
 - `actorproxy`, the product, imports both; inside it each subpackage imports only those below it:
-  settings <- config <- http <- store <- cache <- proxy <- limits <- lb <- metrics <- server <- dns, ca <-
-  declared <- sites <- demo <- settings_cli <- cli <- testing, and the package's `__init__` (the public
-  face) imports them all. Modules inside the product import subpackages, never the public face itself.
+  settings <- config <- http <- store <- cache <- proxy <- limits <- lb <- metrics <- admin <- server <- dns,
+  ca <- declared <- sites <- demo <- settings_cli <- cli <- testing, and the package's `__init__` (the
+  public face) imports them all. Modules inside the product import subpackages, never the public face
+  itself.
 
 Every import counts, including those inside functions or under `TYPE_CHECKING`.
 """
@@ -44,6 +45,7 @@ PRODUCT_LAYERS: list[set[str]] = [
     {"limits"},
     {"lb"},
     {"metrics"},
+    {"admin"},
     {"server"},
     {"dns", "ca"},
     {"declared"},

@@ -20,6 +20,7 @@ from ._accesslog import (
     AccessLogConf,
     template_fields,
 )
+from ._admin import DEFAULT_ADMIN_LISTEN, MIN_ADMIN_TOKEN_LENGTH, AdminConf, is_loopback
 from ._checks import did_you_mean
 from ._defaults import (
     DEFAULT_BASE_EJECTION_TIME,
@@ -116,6 +117,7 @@ from ._upstreams import (
 __all__ = [
     "ACCESS_LOG_FIELDS",
     "DEFAULT_ACCESS_LOG_BUFFER",
+    "DEFAULT_ADMIN_LISTEN",
     "DEFAULT_BASE_EJECTION_TIME",
     "DEFAULT_COMPRESSIBLE_TYPES",
     "DEFAULT_COMPRESSION_LEVELS",
@@ -157,9 +159,11 @@ __all__ = [
     "ENV_PREFIX",
     "ENV_SEPARATOR",
     "KEY_SOURCES",
+    "MIN_ADMIN_TOKEN_LENGTH",
     "PINGORA_RUNTIME_KEYS",
     "REQUEST_ID_PATTERN",
     "AccessLogConf",
+    "AdminConf",
     "Algorithm",
     "CaConf",
     "ClientIpHeader",
@@ -210,6 +214,7 @@ __all__ = [
     "explain_conf",
     "find_settings",
     "format_path",
+    "is_loopback",
     "json_schema",
     "key_for_variable",
     "load_conf",

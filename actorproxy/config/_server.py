@@ -20,6 +20,7 @@ import attrs
 from . import _dump
 from ._access import MISSING, lookup
 from ._address import parse_ip
+from ._admin import AdminConf
 from ._checks import DOC, Check, at_least, check_class, did_you_mean, doc, each, equal_to, parsed_by
 from ._defaults import (
     DEFAULT_GRACE_PERIOD,
@@ -249,6 +250,10 @@ class ServerConf:
     sites_server: SitesServerConf | None = attrs.field(
         default=None,
         metadata=doc("Where `actorproxy serve-sites` listens and how it runs sites; null: its defaults."),
+    )
+    admin: AdminConf | None = attrs.field(
+        default=None,
+        metadata=doc("The admin API and live supervision-tree page (actorproxy.admin); null: off."),
     )
     extra: Mapping[str, Any] = attrs.field(
         default=EMPTY,

@@ -43,7 +43,7 @@ from actorproxy.config import (
 from actorproxy.lb import LoadBalancer, LoadBalancerService
 from actorproxy.limits import LimitTables, RouteLimiter
 from actorproxy.proxy import HttpProxyService
-from actorproxy.server import Server, background_service
+from actorproxy.server import ReloadOutcome, Server, background_service
 from actors import ActorSystem, StartFailed
 
 from ._app import DeclaredProxy, Routing
@@ -207,7 +207,11 @@ def build_proxy(server: Server, conf: ServerConf | None = None) -> DeclaredProxy
         server.add_service(declared.service, depends_on=depends if redis is None else [*depends, redis])
     handle = DeclaredProxyHandle(server, conf, clusters, services, limits)
     server.on_reload(handle.reload_from_file)
-    server.add_cluster_source(lambda: {name: cluster.lb for name, cluster in handle.clusters.items()})
+    # A reload replaces clusters: the admin service asks the handle, never the services added here.
+    server.add_cluster_source(
+        lambda: {name: cluster.lb for name, cluster in handle.clusters.items()},
+        replaces=[cluster.service for cluster in clusters.values()],
+    )
     return handle
 
 
@@ -265,27 +269,37 @@ class DeclaredProxyHandle:
 
     # -- reload ----------------------------------------------------------------------------------------------
 
-    async def reload_from_file(self) -> None:
+    async def reload_from_file(self) -> ReloadOutcome:
         """The reload hook: read the server's configuration file (`-c`) again and `reload` with it.
 
         A file that cannot be loaded, or a configuration that cannot be built, is logged with the key path
         of every problem, and so is a new cluster that fails to start; nothing changes.
+
+        Returns:
+            What happened: the `ReloadReport` as `details` when it was applied, the reason when refused.
         """
+        hook = "declared proxy"
         path = self.server.conf_path
         if path is None:
-            logger.info("reload: the server was started without a configuration file; nothing to reload")
-            return
+            message = "the server was started without a configuration file; nothing to reload"
+            logger.info("reload: %s", message)
+            return ReloadOutcome(hook=hook, ok=True, message=message)
         try:
             conf = await trio.to_thread.run_sync(load_conf, path)
-            await self.reload(conf)
+            report = await self.reload(conf)
         except ConfigError as exc:
             logger.error("reload refused, nothing changed: %s", exc)
+            return ReloadOutcome(hook=hook, ok=False, message=f"reload refused, nothing changed: {exc}")
         except StartFailed as exc:
             # What failed (a discovery, say) says more than the supervisors' wrapping of it.
             cause: BaseException = exc
             while isinstance(cause, StartFailed) and cause.__cause__ is not None:
                 cause = cause.__cause__
             logger.error("reload refused, nothing changed: %s (%s)", exc, cause)
+            return ReloadOutcome(
+                hook=hook, ok=False, message=f"reload refused, nothing changed: {exc} ({cause})"
+            )
+        return ReloadOutcome(hook=hook, ok=True, message=f"reloaded {path}", details=attrs.asdict(report))
 
     async def reload(self, conf: ServerConf) -> ReloadReport:
         """Apply the routes and clusters of `conf` (already loaded, so valid) to the running proxy.

@@ -6,15 +6,18 @@ from actorproxy.proxy import ListenFds, endpoint_key
 from ._background import background_service
 from ._daemon import daemonize, drop_privileges, write_pid_file
 from ._files import SystemFile, SystemSetup, write_atomically
-from ._server import Server
+from ._server import ClusterSource, ReloadHook, ReloadOutcome, Server
 from ._services import ListeningService, Service, ServiceDependencyError, ServiceHandle
 from ._signals import shutdown_on_signals
 from ._upgrade import UpgradeError, receive_listen_fds, send_listen_fds
 from ._workers import WorkerPool
 
 __all__ = [
+    "ClusterSource",
     "ListenFds",
     "ListeningService",
+    "ReloadHook",
+    "ReloadOutcome",
     "Server",
     "Service",
     "ServiceDependencyError",

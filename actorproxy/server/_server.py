@@ -16,8 +16,8 @@ Rules:
   - SIGQUIT: graceful upgrade. The listening sockets go to the new process started with `-u` (over
     `upgrade_sock`), then the server drains as for SIGTERM. Both processes hold the same sockets during the
     handover, so no connection is refused. When nobody takes the sockets, the server keeps serving.
-  - SIGHUP: reload. The hooks given to `on_reload` run (`await server.reload()` does the same); a hook that
-    fails is logged and the server goes on with what it had.
+  - SIGHUP: reload. The hooks given to `on_reload` run (`await server.reload()` does the same, and returns
+    what each hook did); a hook that fails is logged and the server goes on with what it had.
   - SIGUSR1: reopen the log files (access logs, and `error_log` in daemon mode), as nginx does after
     logrotate moved them.
 - `run_forever` prepares the process in Pingora's order: the sockets of an upgrade are received in
@@ -33,10 +33,12 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import attrs
 import trio
 
+from actorproxy.admin import AdminService
 from actorproxy.config import (
     DEFAULT_METRICS_PATH,
     ConfigError,
@@ -53,7 +55,7 @@ from ._services import ListeningService, Service, ServiceHandle, start_order
 from ._upgrade import UpgradeError, receive_listen_fds, send_listen_fds
 from ._workers import WorkerPool
 
-__all__ = ["Server"]
+__all__ = ["ClusterSource", "ReloadHook", "ReloadOutcome", "Server"]
 
 logger = logging.getLogger("actorproxy.server")
 
@@ -62,9 +64,29 @@ UPGRADE_WAIT = 30.0
 # Pingora's default for `upgrade_sock_connect_accept_max_retries`.
 DEFAULT_UPGRADE_RETRIES = 5
 
-ReloadHook = Callable[[], Awaitable[None]]
-#: Something that knows upstream clusters by name (the declared proxy registers one).
+
+@attrs.frozen(kw_only=True)
+class ReloadOutcome:
+    """What one reload hook did: `Server.reload` returns one per hook.
+
+    A hook may return its own (the declared proxy's says which clusters it kept, replaced, added or
+    removed); one that returns None succeeded, one that raised failed with the exception as `message`.
+    """
+
+    hook: str
+    ok: bool
+    message: str
+    details: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+#: A reload hook: run on SIGHUP and by `Server.reload()`; it may say what it did.
+ReloadHook = Callable[[], Awaitable[ReloadOutcome | None]]
+#: Where upstream clusters come from, besides the load balancer services: name -> `LoadBalancer`.
 ClusterSource = Callable[[], Mapping[str, LoadBalancer]]
+
+
+def _hook_name(hook: ReloadHook) -> str:
+    return getattr(hook, "__qualname__", None) or repr(hook)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -95,12 +117,13 @@ class Server:
         self.services: list[Service] = []
         self._handles: dict[int, ServiceHandle] = {}  # by id() of the service
         self._reload_hooks: list[ReloadHook] = []
+        self._cluster_sources: list[ClusterSource] = []
+        self._replaced_services: set[int] = set()  # id() of services a cluster source reports instead
         self.system: ActorSystem | None = None
         #: The listening sockets of this process, by bind address.
         self.listen_fds = ListenFds()
         #: Set in worker processes (`threads` > 1): which worker this is.
         self.worker: int | None = None
-        self._cluster_sources: list[ClusterSource] = []
         self._configured = False  # the services the configuration asks for (metrics) were added
         self._counts_reset = False  # the metrics of a previous server were forgotten (a fresh start)
 
@@ -183,32 +206,18 @@ class Server:
         self.add_service(service)
         return service
 
-    def add_cluster_source(self, source: ClusterSource) -> None:
-        """Make the clusters `source()` names known to `clusters()` (metrics, the admin service)."""
-        self._cluster_sources.append(source)
-
-    def clusters(self) -> dict[str, LoadBalancer]:
-        """Every upstream cluster of the server by name: those the sources name (the declared proxy's, by
-        upstream name), then the load balancers added as services (by service name)."""
-        found: dict[str, LoadBalancer] = {}
-        for source in self._cluster_sources:
-            found.update(source())
-        named = {id(lb) for lb in found.values()}
-        for service in self.services:
-            if isinstance(service, LoadBalancerService) and id(service.lb) not in named:
-                found[service.name] = service.lb
-        return found
-
     def add_configured_services(self) -> list[Service]:
-        """Add what the configuration asks for beyond the proxy (the metrics page), once; return what was
-        added. `run_forever` and `serve` call it; call it before to reach those services (their address)."""
+        """Add what the configuration asks for beyond the proxy (the metrics page, the admin service), once;
+        return what was added. `run_forever` and `serve` call it; call it before to reach those services."""
         if self._configured:
             return []
         self._configured = True
         added: list[Service] = []
-        conf = self.configuration.metrics
-        if conf is not None and not any(isinstance(s, PrometheusService) for s in self.services):
-            added.append(self.add_prometheus_service(conf.listen, path=conf.path))
+        conf = self.configuration
+        if conf.metrics is not None and not any(isinstance(s, PrometheusService) for s in self.services):
+            added.append(self.add_prometheus_service(conf.metrics.listen, path=conf.metrics.path))
+        if conf.admin is not None and not any(isinstance(s, AdminService) for s in self.services):
+            added.append(self.add_admin_service())
         return added
 
     def _reset_counts(self) -> None:
@@ -252,14 +261,66 @@ class Server:
                 logger.error("error_log %s cannot be reopened: %s", conf.error_log, exc)
         logger.info("reopened log files (pid %d)", os.getpid())
 
-    async def reload(self) -> None:
-        """Run every reload hook in turn; one that fails is logged and the others still run."""
+    async def reload(self) -> list[ReloadOutcome]:
+        """Run every reload hook in turn; one that fails is logged and the others still run.
+
+        Returns:
+            What each hook did, in order (empty when there is no hook).
+        """
         logger.info("reloading (%d hooks)", len(self._reload_hooks))
+        outcomes = []
         for hook in self._reload_hooks:
+            name = _hook_name(hook)
             try:
-                await hook()
-            except Exception:
+                outcome = await hook()
+            except Exception as exc:
                 logger.exception("a reload hook failed; the server goes on with what it had")
+                outcome = ReloadOutcome(hook=name, ok=False, message=f"{type(exc).__name__}: {exc}")
+            outcomes.append(outcome or ReloadOutcome(hook=name, ok=True, message="done"))
+        return outcomes
+
+    # -- what an operator sees -------------------------------------------------------------------------------
+
+    def add_cluster_source(self, source: ClusterSource, *, replaces: Iterable[Service] = ()) -> None:
+        """Report the upstream clusters `source()` returns in `clusters()` (the declared proxy's, which a
+        reload replaces); the load balancer services in `replaces` are then reported only through it."""
+        self._cluster_sources.append(source)
+        self._replaced_services.update(id(service) for service in replaces)
+
+    def clusters(self) -> dict[str, LoadBalancer]:
+        """Every upstream cluster by name: each load balancer service's (by service name) not replaced by a
+        cluster source, then those of the cluster sources."""
+        found: dict[str, LoadBalancer] = {
+            service.name: service.lb
+            for service in self.services
+            if isinstance(service, LoadBalancerService) and id(service) not in self._replaced_services
+        }
+        for source in self._cluster_sources:
+            found.update(source())
+        return found
+
+    def add_admin_service(
+        self, listen: str | None = None, *, token: str | None = None, name: str = "admin"
+    ) -> AdminService:
+        """Serve the admin API and the live supervision-tree page (see `actorproxy.admin`).
+
+        Args:
+            listen: "host:port"; default: the configuration's `admin.listen`, else loopback port 6193.
+            token: what write actions must send in `X-Admin-Token`; default: the configuration's
+                `admin.token`. Required when `listen` is not a loopback address.
+            name: the service's name (its actor path).
+
+        Returns:
+            The service (its `url` once it listens).
+
+        Raises:
+            ConfigError: `listen` is not host:port, or a token is missing or too short, naming the key.
+        """
+        service = AdminService.from_conf(
+            self, self.configuration.admin, listen=listen, token=token, name=name
+        )
+        self.add_service(service)
+        return service
 
     # -- serving ---------------------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from actors import (
     open_actor_system,
 )
 from actors.testing import TestProbe
-from supervisors import ChildSpec, Supervisor, which_children
+from supervisors import ChildRestarted, ChildSpec, Supervisor, which_children
 
 
 async def test_exit_reasons(actor_system: ActorSystem, log: Log, autojump_clock: Any) -> None:
@@ -136,6 +136,26 @@ async def test_statistics_and_tree_dump(actor_system: ActorSystem, log: Log) -> 
     dump = actor_system.dump_tree()
     assert "/root [Supervisor] running" in dump
     assert "  /root/w [Worker] running mailbox=0/1024 peak=1 processed=5 restarts=0" in dump
+
+
+async def test_started_at_is_when_the_incarnation_started(
+    actor_system: ActorSystem, log: Log, probe: TestProbe, autojump_clock: Any
+) -> None:
+    await trio.sleep(3)
+    sup = await actor_system.spawn(
+        Supervisor([ChildSpec(id="w", start=lambda: Worker("w", log))]), name="root"
+    )
+    [child] = await _children(sup)
+    assert child.ref is not None
+    assert child.ref.statistics().started_at == 3.0
+    await trio.sleep(2)
+    actor_system.events.subscribe(probe.ref, ChildRestarted)
+    await child.ref.tell("crash")
+    restarted: ChildRestarted = await probe.expect(ChildRestarted)
+    stats = restarted.ref.statistics()
+    # A restart is a new incarnation: its uptime starts again.
+    assert stats.restarts == 1
+    assert stats.started_at is not None and stats.started_at >= 5.0
 
 
 async def test_leaving_the_system_block_by_an_error_still_drains(log: Log) -> None:

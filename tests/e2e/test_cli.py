@@ -75,6 +75,12 @@ class Output:
             self.text += data.decode()
         return next(line for line in self.text.splitlines() if needle in line)
 
+    async def read_to_end(self) -> str:
+        """Read until the process closes the pipe; return all it wrote."""
+        while data := await self.stream.receive_some(65536):
+            self.text += data.decode()
+        return self.text
+
 
 @asynccontextmanager
 async def running(*args: str) -> AsyncIterator[tuple[trio.Process, Output, Output]]:
@@ -149,13 +155,20 @@ async def test_without_a_file_the_command_says_what_to_run() -> None:
 
 
 async def test_demo_serves_round_robin_and_stops_on_sigterm() -> None:
-    async with running("demo", "--listen", "127.0.0.1:0") as (process, stdout, _):
+    async with running("demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0") as (process, stdout, _):
         with trio.fail_after(START_TIMEOUT):
             line = await stdout.wait_for("curl -i ")
+            admin_line = await stdout.wait_for("admin page: ")
         url = line.split("curl -i ", 1)[1].strip()
         async with httpx.AsyncClient() as client:
             turns = [(await client.get(url)).headers["x-upstream"] for _ in range(6)]
-        assert sorted(turns[:3]) == ["one", "three", "two"] and turns[3:] == turns[:3]
+            assert sorted(turns[:3]) == ["one", "three", "two"] and turns[3:] == turns[:3]
+            # The demo starts with the admin page on, and prints where it is.
+            admin = admin_line.split("admin page: ", 1)[1].split()[0]
+            page = await client.get(admin)
+            assert page.status_code == 200 and "<title>actorproxy admin</title>" in page.text
+            [cluster] = (await client.get(f"{admin}api/clusters")).json()["clusters"]
+            assert cluster["ready"] == 3
         process.send_signal(signal.SIGTERM)
         with trio.fail_after(START_TIMEOUT):
             assert await process.wait() == 0
@@ -189,6 +202,57 @@ async def test_dash_c_serves_the_declared_proxy_and_sighup_reloads_it(
         with trio.fail_after(START_TIMEOUT):
             assert await process.wait() == 0
     assert up2.connections == 1
+
+
+async def test_dash_c_serves_the_admin_section(upstreams: list[Upstream], tmp_path: Path) -> None:
+    path = tmp_path / "proxy.yaml"
+    await trio.Path(path).write_text(proxy_yaml(upstreams[0].port) + "admin: {listen: 127.0.0.1:0}\n")
+    async with running("-c", str(path)) as (process, stdout, _):
+        with trio.fail_after(START_TIMEOUT):
+            line = await stdout.wait_for("admin page: ")
+        admin = line.split("admin page: ", 1)[1].strip()
+        async with httpx.AsyncClient() as client:
+            tree = (await client.get(f"{admin}api/tree")).json()["tree"]
+            assert [node["path"] for node in tree][:2] == ["/upstream app", "/edge"]
+            # Loopback without a token: writes still need the header, whatever its value.
+            assert (await client.post(f"{admin}api/reload")).status_code == 401
+            reloaded = await client.post(f"{admin}api/reload", headers={"X-Admin-Token": "-"})
+            assert reloaded.json()["ok"] is True
+        process.send_signal(signal.SIGTERM)
+        with trio.fail_after(START_TIMEOUT):
+            assert await process.wait() == 0
+
+
+async def test_with_worker_processes_worker_0_serves_the_admin(
+    upstreams: list[Upstream], tmp_path: Path
+) -> None:
+    path = tmp_path / "proxy.yaml"
+    text = proxy_yaml(upstreams[0].port) + "threads: 2\nadmin: {listen: 127.0.0.1:0}\n"
+    await trio.Path(path).write_text(text)
+    async with running("-c", str(path)) as (process, stdout, stderr):
+        with trio.fail_after(START_TIMEOUT):
+            line = await stdout.wait_for("admin page: ")
+        admin = line.split("admin page: ", 1)[1].strip()
+        # A fresh connection each time: whichever worker it reached, the answer is worker 0's.
+        answers = []
+        for _ in range(4):
+            async with httpx.AsyncClient() as client:
+                answers.append((await client.get(f"{admin}api/tree")).json())
+        assert {(answer["worker"], answer["pid"]) for answer in answers} == {(0, answers[0]["pid"])}
+        process.send_signal(signal.SIGTERM)
+        with trio.fail_after(START_TIMEOUT):
+            assert await process.wait() == 0
+        # The other worker has no admin listener, and says nothing of one.
+        assert (await stdout.read_to_end()).count("admin page: ") == 1
+        assert "crashed" not in await stderr.read_to_end()
+
+
+async def test_a_reachable_admin_without_a_token_is_refused_naming_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "proxy.yaml"
+    await trio.Path(path).write_text(proxy_yaml(9001) + "admin: {listen: 0.0.0.0:0}\n")
+    result = await run_command("check", str(path))
+    assert result.returncode == 1
+    assert "admin.token: required when listen (0.0.0.0:0) is not a loopback address" in result.stderr.decode()
 
 
 def test_the_console_script_is_declared() -> None:
