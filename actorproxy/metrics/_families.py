@@ -46,59 +46,77 @@ def _status_class(key: int) -> str:
 
 
 def service_families(services: Iterable[HttpProxyService]) -> Iterator[Metric]:
-    """Requests, responses, errors, retries, rejections, connections and the pool of each proxy service."""
+    """Requests, errors, retries, rejections, connections, bytes and the pool of each proxy service."""
     services = list(services)
-    responses = CounterMetricFamily(
-        "actorproxy_responses", "Responses sent, by status class.", labels=["service", "code"]
+    per_service = {
+        name: CounterMetricFamily(f"actorproxy_{name}", help, labels=["service"])
+        for name, help in (
+            ("retries", "Upstream retries."),
+            ("rejected_requests", "Request heads refused before any phase (answered 4xx/5xx, closed)."),
+            ("connection_crashes", "Connection actors that crashed (a bug answered 500)."),
+            ("connections", "Client connections accepted."),
+            ("received_bytes", "Bytes read from clients, heads and framing included."),
+            ("sent_bytes", "Bytes written to clients, heads and framing included."),
+            ("pool_reused", "Upstream connections taken from the pool."),
+            ("pool_opened", "Checkouts that found no idle connection (a new one is opened)."),
+        )
+    }
+    gauges = {
+        name: GaugeMetricFamily(f"actorproxy_{name}", help, labels=["service"])
+        for name, help in (
+            ("open_connections", "Client connections open now."),
+            ("pool_idle_connections", "Idle upstream connections in the pool."),
+            ("pool_in_use_connections", "Upstream connections carrying a request now."),
+        )
+    }
+    requests = CounterMetricFamily(
+        "actorproxy_requests",
+        "Requests that ended, by route, method and status class (code 0xx: no response was sent).",
+        labels=["service", "route", "method", "code"],
     )
-    requests = CounterMetricFamily("actorproxy_requests", "Requests received.", labels=["service"])
-    errors = CounterMetricFamily(
-        "actorproxy_request_errors",
-        "Requests that ended in an error, by error type.",
-        labels=["service", "type"],
+    errors = _labelled("actorproxy_request_errors", "Requests that ended in an error, by error type.", "type")
+    reasons = _labelled("actorproxy_retry_reasons", "Retries by the error that caused them.", "type")
+    connects = _labelled("actorproxy_upstream_connect_errors", "Failed upstream connects, by error.", "type")
+    refused = _labelled(
+        "actorproxy_rejected_by_status", "Requests refused before any phase, by the status answered.", "code"
     )
-    retries = CounterMetricFamily("actorproxy_retries", "Upstream retries.", labels=["service"])
-    rejected = CounterMetricFamily(
-        "actorproxy_rejected_requests",
-        "Request heads refused by the strict checks before any phase (answered 4xx/5xx).",
-        labels=["service"],
-    )
-    crashes = CounterMetricFamily(
-        "actorproxy_connection_crashes",
-        "Connection actors that crashed (a bug answered 500).",
-        labels=["service"],
-    )
-    pool_idle = GaugeMetricFamily(
-        "actorproxy_pool_idle_connections", "Idle upstream connections in the pool.", labels=["service"]
-    )
-    pool_reused = CounterMetricFamily(
-        "actorproxy_pool_reused", "Upstream connections taken from the pool.", labels=["service"]
-    )
-    pool_opened = CounterMetricFamily(
-        "actorproxy_pool_opened",
-        "Checkouts that found no idle connection (a new one is opened).",
-        labels=["service"],
-    )
-    pool_closed = CounterMetricFamily(
+    pool_closed = _labelled(
         "actorproxy_pool_closed",
         "Idle upstream connections the pool closed, by why: reaped (idle too long), dead, evicted.",
-        labels=["service", "reason"],
+        "reason",
     )
     for service in services:
         name = service.name
         counters: ProxyCounters = service.counters
-        requests.add_metric([name], counters.requests)
-        for key, count in sorted(counters.responses.items()):
-            responses.add_metric([name, _status_class(key)], count)
-        for etype, count in sorted(counters.errors.items()):
-            errors.add_metric([name, etype], count)
-        retries.add_metric([name], counters.retries)
-        rejected.add_metric([name], counters.rejected)
-        crashes.add_metric([name], counters.connection_crashes)
         pool = service.pool.statistics()
-        pool_idle.add_metric([name], pool.idle)
-        pool_reused.add_metric([name], pool.hits)
-        pool_opened.add_metric([name], pool.misses)
+        for family, value in (
+            ("retries", counters.retries),
+            ("rejected_requests", counters.rejected),
+            ("connection_crashes", counters.connection_crashes),
+            ("connections", counters.connections),
+            ("received_bytes", counters.bytes_received),
+            ("sent_bytes", counters.bytes_sent),
+            ("pool_reused", pool.hits),
+            ("pool_opened", pool.misses),
+        ):
+            per_service[family].add_metric([name], value)
+        for family, value in (
+            ("open_connections", counters.connections_open),
+            ("pool_idle_connections", pool.idle),
+            ("pool_in_use_connections", counters.upstream_in_use),
+        ):
+            gauges[family].add_metric([name], value)
+        for (route, method, status_class), count in sorted(counters.finished.items()):
+            requests.add_metric([name, route, method, _status_class(status_class)], count)
+        for by_type, table in (
+            (errors, counters.errors),
+            (reasons, counters.retry_reasons),
+            (connects, counters.connect_errors),
+        ):
+            for key, count in sorted(table.items()):
+                by_type.add_metric([name, key], count)
+        for status, count in sorted(counters.rejected_by_status.items()):
+            refused.add_metric([name, str(status)], count)
         for reason, count in (("reaped", pool.reaped), ("dead", pool.dead), ("evicted", pool.evictions)):
             pool_closed.add_metric([name, reason], count)
     logged = CounterMetricFamily(
@@ -113,9 +131,15 @@ def service_families(services: Iterable[HttpProxyService]) -> Iterator[Metric]:
         if service.access_log is not None:
             logged.add_metric([service.name], service.access_log.written)
             dropped.add_metric([service.name], service.access_log.dropped)
-    yield from (requests, responses, errors, retries, rejected, crashes, logged, dropped)
-    yield from (pool_idle, pool_reused, pool_opened, pool_closed)
+    yield requests
+    yield from per_service.values()
+    yield from gauges.values()
+    yield from (errors, reasons, connects, refused, pool_closed, logged, dropped)
     yield from _histograms(services)
+
+
+def _labelled(name: str, help: str, label: str) -> CounterMetricFamily:
+    return CounterMetricFamily(name, help, labels=["service", label])
 
 
 def _histograms(services: list[HttpProxyService]) -> Iterator[Metric]:

@@ -157,10 +157,10 @@ class ConnectionActor(Actor):
 
     async def _reject(self, error: ProtocolError, client_addr: Any) -> None:
         """Answer a head the strict checks refused with its status and `Connection: close`, then close."""
-        self.runtime.counters.rejected += 1
         logger.debug("request from %s refused: %s", client_addr, error)
         downstream = self.downstream
         status = status_for(error)
+        self.runtime.counters.count_rejection(status)
         if status is None or downstream.response_started:
             return
         header = ResponseHeader.build(status)
@@ -207,7 +207,13 @@ class ConnectionActor(Actor):
                 with contextlib.suppress(Error):
                     await self.downstream.write_response(_internal_error_response(), end=True)
 
+    async def on_start(self) -> None:
+        counters = self.runtime.counters
+        counters.connections += 1
+        counters.connections_open += 1
+
     async def on_stop(self, reason: ExitReason) -> None:
+        self.runtime.counters.connections_open -= 1
         await self.downstream.abort() if reason.error is not None else await self.downstream.close()
 
 

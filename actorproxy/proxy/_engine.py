@@ -70,6 +70,9 @@ __all__ = ["PeerDefaults", "ProxyCounters", "ProxyRuntime", "serve_request"]
 
 logger = logging.getLogger("actorproxy.proxy")
 
+#: Methods counted by name in the metrics (RFC 9110 §9's and PATCH); any other is "OTHER", so a client
+#: cannot grow the label set.
+COUNTED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 # A new request id: 128 random bits, as a UUID has, written as 32 hex digits.
 REQUEST_ID_BYTES = 16
 
@@ -80,11 +83,24 @@ class ProxyCounters:
 
     requests: int = 0
     responses: dict[int, int] = attrs.Factory(dict)  # by status class: 2 → 2xx
+    #: Finished requests by (route, method, status class); a method outside `COUNTED_METHODS` is "OTHER".
+    finished: dict[tuple[str, str, int], int] = attrs.Factory(dict)
     errors: dict[str, int] = attrs.Factory(dict)  # by error type, for requests that failed
     internal_errors: int = 0  # exceptions from filters or from our own code
     retries: int = 0
+    retry_reasons: dict[str, int] = attrs.Factory(dict)  # retries by the error type that caused them
+    connect_errors: dict[str, int] = attrs.Factory(dict)  # failed upstream connects by error type
     connection_crashes: int = 0
     rejected: int = 0  # request heads refused by the strict checks (answered 4xx/5xx, connection closed)
+    rejected_by_status: dict[int, int] = attrs.Factory(dict)  # those refusals by the status answered
+    #: Client connections open now, and accepted in all.
+    connections_open: int = 0
+    connections: int = 0
+    #: Bytes read from and written to clients, heads and framing included.
+    bytes_received: int = 0
+    bytes_sent: int = 0
+    #: Upstream connections carrying a request now (taken from the pool or opened for it).
+    upstream_in_use: int = 0
     #: Seconds from a request's head to the end of its response (its `logging` phase).
     request_duration: Histogram = attrs.Factory(Histogram)
     #: Seconds from sending a request upstream to the response head (time to first byte), per attempt.
@@ -93,6 +109,15 @@ class ProxyCounters:
     def count_response(self, status: int) -> None:
         key = status // 100
         self.responses[key] = self.responses.get(key, 0) + 1
+
+    def count_rejection(self, status: int | None) -> None:
+        self.rejected += 1
+        if status is not None:
+            self.rejected_by_status[status] = self.rejected_by_status.get(status, 0) + 1
+
+    @staticmethod
+    def bump(table: dict[Any, int], key: Any) -> None:
+        table[key] = table.get(key, 0) + 1
 
 
 @attrs.define
@@ -255,8 +280,17 @@ def _account(runtime: ProxyRuntime, session: Session, error: Error | None, durat
     """Count a request that ended, and leave its access log record."""
     counters = runtime.counters
     written = session.response_written()
+    status_class = 0
     if written is not None:
+        status_class = written.status // 100
         counters.count_response(written.status)
+    method = session.req_header.method
+    key = (session.route or "", method if method in COUNTED_METHODS else "OTHER", status_class)
+    counters.finished[key] = counters.finished.get(key, 0) + 1
+    downstream = session.downstream
+    read_before, written_before = session.wire_start
+    counters.bytes_received += downstream.bytes_read - read_before
+    counters.bytes_sent += downstream.bytes_written - written_before
     counters.request_duration.observe(duration)
     if runtime.access_log is not None:
         runtime.access_log.push(access_record(session, written, error, duration))
@@ -387,16 +421,41 @@ async def _attempt(
 ) -> bool:
     """One try at `peer`; True when it failed in a way worth another try."""
     app = runtime.app
-    pool = runtime.pool
-    options = peer.options
+    counters = runtime.counters
     try:
         conn, reused = await _connect(runtime, peer)
     except Error as exc:
         attempt.finish(Outcome.CONNECT_FAILURE)
+        counters.bump(counters.connect_errors, exc.etype.name)
         exc = app.fail_to_connect(session, peer, ctx, exc)
         if exc.retry_for(False) and _may_retry(runtime, retries):
+            counters.bump(counters.retry_reasons, exc.etype.name)
             return True
         raise exc
+    counters.upstream_in_use += 1
+    try:
+        return await _exchange(
+            runtime, session, ctx, peer=peer, attempt=attempt, retries=retries, conn=conn, reused=reused
+        )
+    finally:
+        counters.upstream_in_use -= 1
+
+
+async def _exchange(
+    runtime: ProxyRuntime,
+    session: Session,
+    ctx: Any,
+    *,
+    peer: HttpPeer,
+    attempt: _feedback.Attempt,
+    retries: int,
+    conn: ClientSide,
+    reused: bool,
+) -> bool:
+    """The attempt once connected: the exchange, then the connection back to the pool (or closed)."""
+    app = runtime.app
+    pool = runtime.pool
+    options = peer.options
     if reused:
         # The timeouts are this request's peer's, whatever connection carries it (Pingora sets them on
         # every request).
@@ -416,6 +475,7 @@ async def _attempt(
         error = app.error_while_proxy(peer, session, error, ctx, reused)
         retry = error.retry_for(reused) and _may_retry(runtime, retries)
         if retry and not session.retry_buffer_truncated:
+            runtime.counters.bump(runtime.counters.retry_reasons, error.etype.name)
             return True
         raise error from None
     except BaseException:
@@ -455,7 +515,7 @@ async def _answer_here(settings: ProxySettings, session: Session) -> bool:
 async def _refuse_connect(runtime: ProxyRuntime, session: Session) -> None:
     """Answer a CONNECT with 405 before any phase sees it (Pingora's default): a reverse proxy opens no
     tunnels. The connection ends after the answer: what the client sends next is the tunnel it expects."""
-    runtime.counters.rejected += 1
+    runtime.counters.count_rejection(405)
     response = ResponseHeader.build(405)
     response.insert_header("Allow", allowed_methods(runtime.settings.forwarding))
     response.insert_header("Content-Length", "0")

@@ -55,12 +55,13 @@ def conf_text(port: int, tmp_path: Path, **top: object) -> str:
 
 
 def sample(text: str, name: str, **labels: str) -> float:
-    """The value of sample `name` whose labels include `labels` (0 when absent)."""
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == name and labels.items() <= s.labels.items():
-                return s.value
-    return 0.0
+    """The sum of the samples `name` whose labels include `labels` (0 when there is none)."""
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name and labels.items() <= s.labels.items()
+    )
 
 
 async def get_many(url: str, count: int, path: str = "/echo") -> None:
@@ -103,9 +104,12 @@ async def test_the_page_shows_the_proxy_its_clusters_its_actors_and_users_metric
         assert (await client.get("/dead")).status_code == 503  # its only backend failed its health check
     done = await trio.run_process(["curl", "-sS", url], capture_stdout=True)
     text = done.stdout.decode()
-    assert sample(text, "actorproxy_requests_total", service="edge") == 6
-    assert sample(text, "actorproxy_responses_total", service="edge", code="2xx") == 5
-    assert sample(text, "actorproxy_responses_total", service="edge", code="5xx") == 1
+    assert sample(text, "actorproxy_requests_total", service="edge", method="GET", code="2xx") == 5
+    assert sample(text, "actorproxy_requests_total", service="edge", route="routes[0]", code="5xx") == 1
+    assert sample(text, "actorproxy_connections_total", service="edge") == 1
+    assert sample(text, "actorproxy_open_connections", service="edge") == 0  # the client has closed
+    assert sample(text, "actorproxy_sent_bytes_total", service="edge") > 0
+    assert sample(text, "actorproxy_pool_in_use_connections", service="edge") == 0
     assert sample(text, "actorproxy_request_duration_seconds_count", service="edge") == 6
     assert sample(text, "actorproxy_pool_reused_total", service="edge") == 4  # one connection, kept alive
     assert sample(text, "actorproxy_backends", upstream="app", state="ready") == 1
