@@ -16,8 +16,11 @@ def test_the_two_commands_are_near_the_top() -> None:
     assert ".venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest" in top
 
 
-def test_the_declared_proxy_example_loads() -> None:
-    [block] = re.findall(r"```yaml\n(.*?)```", README, flags=re.DOTALL)
-    conf = ServerConf.from_yaml(block, source="README.md")
+def test_the_declared_proxy_examples_load() -> None:
+    declared, observed = re.findall(r"```yaml\n(.*?)```", README, flags=re.DOTALL)
+    conf = ServerConf.from_yaml(declared, source="README.md")
     assert [s.name for s in conf.services] == ["gateway"]
     assert {u.name for u in conf.upstreams} == {"app", "static"}
+    conf = ServerConf.from_yaml(observed, source="README.md")
+    assert conf.metrics is not None and conf.admin is not None
+    assert conf.services[0].access_log is not None
