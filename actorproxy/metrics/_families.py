@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from actorproxy.lb import LoadBalancer
+from actorproxy.limits import LimitStatistics
 from actorproxy.proxy import HttpProxyService, ProxyCounters
 from actors import ActorSystem, TreeNode
 
@@ -33,6 +34,13 @@ __all__ = [
 #: Gauges that every worker reports for the whole server (each worker checks the same backends): with
 #: several workers a scrape shows the largest value, not the sum.
 MAX_AGGREGATED = frozenset({"actorproxy_backends", "actorproxy_mailbox_peak_messages"})
+
+
+@runtime_checkable
+class LimitedApp(Protocol):
+    """An application with rate-limited routes (the declared proxy)."""
+
+    def limit_statistics(self) -> list[LimitStatistics]: ...
 
 
 class ClusterSource(Protocol):
@@ -132,10 +140,28 @@ def service_families(services: Iterable[HttpProxyService]) -> Iterator[Metric]:
             logged.add_metric([service.name], service.access_log.written)
             dropped.add_metric([service.name], service.access_log.dropped)
     yield requests
+    yield _limit_decisions(services)
     yield from per_service.values()
     yield from gauges.values()
     yield from (errors, reasons, connects, refused, pool_closed, logged, dropped)
     yield from _histograms(services)
+
+
+def _limit_decisions(services: list[HttpProxyService]) -> Metric:
+    decisions = CounterMetricFamily(
+        "actorproxy_rate_limit_decisions",
+        "What the routes' rate limits decided: allowed, limited (by the rate), limited_inflight, and"
+        " redis_allowed / redis_denied while Redis failed. A reload that changes a limit starts it over.",
+        labels=["service", "route", "decision"],
+    )
+    for service in services:
+        app = service.app
+        if not isinstance(app, LimitedApp):
+            continue
+        for stats in app.limit_statistics():
+            for decision in ("allowed", "limited", "limited_inflight", "redis_allowed", "redis_denied"):
+                decisions.add_metric([service.name, stats.label, decision], getattr(stats, decision))
+    return decisions
 
 
 def _labelled(name: str, help: str, label: str) -> CounterMetricFamily:

@@ -44,6 +44,7 @@ def conf_text(port: int, tmp_path: Path, **top: object) -> str:
             listeners: [{{address: "127.0.0.1:0"}}]
             routes:
               - {{path_prefix: /dead, upstream: dead}}
+              - {{path_prefix: /limited, upstream: app, rate_limit: {{key: route, rate: 1/min, burst: 1}}}}
               - {{upstream: app}}
         upstreams:
           - {{name: app, discovery: {{static: ["127.0.0.1:{port}"]}}}}
@@ -102,22 +103,26 @@ async def test_the_page_shows_the_proxy_its_clusters_its_actors_and_users_metric
         for _ in range(5):
             assert (await client.get("/echo")).status_code == 200
         assert (await client.get("/dead")).status_code == 503  # its only backend failed its health check
+        assert (await client.get("/limited")).status_code == 200
+        assert (await client.get("/limited")).status_code == 429
     done = await trio.run_process(["curl", "-sS", url], capture_stdout=True)
     text = done.stdout.decode()
-    assert sample(text, "actorproxy_requests_total", service="edge", method="GET", code="2xx") == 5
+    assert sample(text, "actorproxy_requests_total", service="edge", method="GET", code="2xx") == 6
     assert sample(text, "actorproxy_requests_total", service="edge", route="routes[0]", code="5xx") == 1
     assert sample(text, "actorproxy_connections_total", service="edge") == 1
     assert sample(text, "actorproxy_open_connections", service="edge") == 0  # the client has closed
     assert sample(text, "actorproxy_sent_bytes_total", service="edge") > 0
     assert sample(text, "actorproxy_pool_in_use_connections", service="edge") == 0
-    assert sample(text, "actorproxy_request_duration_seconds_count", service="edge") == 6
-    assert sample(text, "actorproxy_pool_reused_total", service="edge") == 4  # one connection, kept alive
+    assert sample(text, "actorproxy_request_duration_seconds_count", service="edge") == 8
+    assert sample(text, "actorproxy_pool_reused_total", service="edge") == 5  # one connection, kept alive
     assert sample(text, "actorproxy_backends", upstream="app", state="ready") == 1
     assert sample(text, "actorproxy_backends", upstream="dead", state="unhealthy") == 1
     assert sample(text, "actorproxy_request_errors_total", service="edge") == 1
     assert sample(text, "actorproxy_actors", kind="ConnectionActor") >= 1
     assert sample(text, "actorproxy_actors", kind="LoadBalancerActor") == 2
     assert "actorproxy_supervisor_restarts_total" in text and "actorproxy_dead_letters_total" in text
+    assert sample(text, "actorproxy_rate_limit_decisions_total", decision="allowed") == 1
+    assert sample(text, "actorproxy_rate_limit_decisions_total", decision="limited") == 1
     assert sample(text, "e2e_widgets_total") >= 3  # prometheus-client's default registry is on the page
     assert sample(text, "actorproxy_requests_total", service="metrics") == 0  # the page is not a service
 
