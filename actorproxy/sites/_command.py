@@ -22,8 +22,17 @@ from typing import Any
 
 import attrs
 
+from actorproxy.admin import AdminService
 from actorproxy.ca import CaError
-from actorproxy.config import ConfigError, DnsConf, ParkConf, ServerConf, SitesServerConf, load_conf
+from actorproxy.config import (
+    DEFAULT_ADMIN_LISTEN,
+    ConfigError,
+    DnsConf,
+    ParkConf,
+    ServerConf,
+    SitesServerConf,
+    load_conf,
+)
 from actorproxy.server import Server, background_service
 from supervisors import ShutdownWatch
 
@@ -78,8 +87,9 @@ def _overrides(conf: ServerConf, options: argparse.Namespace) -> ServerConf:
 class _Announcement:
     """Prints where everything listens and the sites, once every service is ready."""
 
-    def __init__(self, virtual: VirtualServer) -> None:
+    def __init__(self, virtual: VirtualServer, admin: AdminService | None = None) -> None:
         self.virtual = virtual
+        self.admin = admin
 
     async def start(self, shutdown: ShutdownWatch) -> None:
         virtual = self.virtual
@@ -94,6 +104,8 @@ class _Announcement:
             print(f"serve-sites: {scheme} {scheme}://{host}:{port}", flush=True)
         if virtual.ca.path is not None:
             print(f"serve-sites: ca {virtual.ca.path}/rootCA.pem", flush=True)
+        if self.admin is not None:
+            print(f"serve-sites: admin {self.admin.url} (the live supervision tree)", flush=True)
         for route in virtual.app.routing.targets():
             definition = route.definition
             where = f"https://{definition.name}:{https_port}/" if https_port else definition.name
@@ -113,6 +125,12 @@ def serve_sites_command(args: Sequence[str]) -> int:
     parser.add_argument("--dns", help="host:port of the DNS server")
     parser.add_argument("--ca", help="the CA's directory")
     parser.add_argument("--state-dir", help="the directory of the sites' logs and status")
+    parser.add_argument(
+        "--admin",
+        default=DEFAULT_ADMIN_LISTEN,
+        help=f"host:port of the admin page, where the site processes show in the tree (default"
+        f" {DEFAULT_ADMIN_LISTEN}; off: none)",
+    )
     options, conf, base = _source(parser, args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -124,8 +142,15 @@ def serve_sites_command(args: Sequence[str]) -> int:
         virtual = add_virtual_server(server, conf, base=base, ca_dir=Path(options.ca) if options.ca else None)
     except (CaError, OSError) as exc:
         return _fail(exc)
-    announcement = background_service("announce sites", _Announcement(virtual))
-    server.add_service(announcement, depends_on=[virtual.proxy, virtual.dns])
+    admin = None
+    if options.admin != "off":
+        try:
+            admin = server.add_admin_service(options.admin)
+        except ConfigError as exc:
+            return _fail(f"--admin: {exc}", 2)
+    announcement = background_service("announce sites", _Announcement(virtual, admin))
+    ready: list[Any] = [virtual.proxy, virtual.dns] + ([admin] if admin is not None else [])
+    server.add_service(announcement, depends_on=ready)
     server.run_forever()
     return 0
 

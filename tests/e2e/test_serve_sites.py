@@ -23,6 +23,7 @@ import attrs
 import dns.asyncquery
 import dns.message
 import dns.rcode
+import httpx
 import pytest
 import trio
 
@@ -83,6 +84,8 @@ async def served(tmp_path: Path, stderr_log: IO[bytes]) -> AsyncIterator[Served]
         "127.0.0.1:0",
         "--ca",
         str(tmp_path / "ca"),
+        "--admin",
+        "127.0.0.1:0",
     ]
     process = await trio.lowlevel.open_process(
         [*COMMAND, "serve-sites", str(tmp_path / "sites" / "sites.yaml"), *args],
@@ -184,6 +187,19 @@ async def test_a_crashed_app_is_restarted_and_sites_shows_it(served: Served) -> 
 
     out = await eventually(listed, "`actorproxy sites` showing the restart")
     assert "hello.test" in str(out) and "serving (pid" in str(out)
+    # The admin page's tree shows the site's process actor, restarted once.
+    admin = next(line.split()[2] for line in served.lines if line.startswith("serve-sites: admin "))
+    async with httpx.AsyncClient() as client:
+        tree = (await client.get(f"{admin}api/tree")).json()["tree"]
+    nodes = list(_walk(tree))
+    site = [node for node in nodes if "api.test" in node["path"] and node["restarts"] >= 1]
+    assert site, [node["path"] for node in nodes]
+
+
+def _walk(nodes: list[dict[str, object]]) -> Iterator[dict[str, object]]:
+    for node in nodes:
+        yield node
+        yield from _walk(node["children"])  # type: ignore[arg-type]
 
 
 async def test_a_directory_added_to_the_park_folder_becomes_a_site(served: Served) -> None:
