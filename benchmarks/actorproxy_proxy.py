@@ -9,6 +9,8 @@ and exits; SIGINT stops at once.
 Options for `benchmarks/proxy.py`:
 - `--stats-file PATH`: on SIGUSR2, write the upstream pool's statistics (checkout hits and misses: a miss is a
   new upstream connection) and the codec's name as one JSON object to PATH.
+- `--metrics ADDR`, `--access-log PATH`: the Prometheus page and an access log (combined format) on, to
+  measure what they cost (`benchmarks/proxy.py --actorproxy-option=--access-log=/tmp/a.log`).
 - `--cprofile PATH`: run under cProfile and dump the stats to PATH on exit (heavy: timings are distorted,
   use it for call counts; `py-spy` on the running process gives honest time shares).
 """
@@ -24,6 +26,7 @@ import signal
 import sys
 from typing import Any
 
+from actorproxy.config import AccessLogConf
 from actorproxy.http import select_codec
 from actorproxy.proxy import HttpPeer, HttpProxyService, ProxyHttp, Session, http_proxy_service
 from actorproxy.server import Server
@@ -72,15 +75,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stats-file", help="on SIGUSR2, write the pool statistics here as JSON")
     parser.add_argument("--cprofile", help="profile with cProfile; dump the stats here on exit")
     parser.add_argument("--log-level", default="WARNING", help="logging level for stderr (default WARNING)")
+    parser.add_argument("--metrics", metavar="ADDR", help="also serve the Prometheus page on host:port")
+    parser.add_argument("--access-log", metavar="PATH", help="log each request (combined format) to PATH")
     args = parser.parse_args(argv)
     print(f"actorproxy {os.getpid()}: {args.listen} -> {args.upstream}, codec {codec_name()}", flush=True)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     service = http_proxy_service(None, ToOrigin(args.upstream))
     service.add_tcp(args.listen)
+    if args.access_log:
+        service.configure(access_log=AccessLogConf(path=args.access_log))
     server = Server()
     server.bootstrap()
     server.add_service(service)
+    if args.metrics:
+        server.add_prometheus_service(args.metrics)
 
     if args.stats_file:
         stats_file: str = args.stats_file

@@ -367,9 +367,13 @@ class Target:
 class Fleet:
     """The origin and the three proxies, each a subprocess; all stopped, in reverse, on the way out."""
 
-    def __init__(self, work: Path, targets: tuple[str, ...]) -> None:
+    def __init__(
+        self, work: Path, targets: tuple[str, ...], actorproxy_options: tuple[str, ...] = ()
+    ) -> None:
         self.work = work
         self.wanted = targets
+        #: Extra arguments for benchmarks/actorproxy_proxy.py (`--actorproxy-option`).
+        self.actorproxy_options = actorproxy_options
         self.origin_port = free_port()
         self.status_port = free_port()
         self.targets: dict[str, Target] = {}
@@ -419,7 +423,7 @@ class Fleet:
             command = [sys.executable, script, "--listen", f"127.0.0.1:{port}", "--upstream", upstream]
             self.targets["aiohttp"] = self.start("aiohttp", pinned(PROXY_CORE, command), port)
         if "actorproxy" in self.wanted:
-            self.targets["actorproxy"] = self.start_actorproxy("actorproxy", [])
+            self.targets["actorproxy"] = self.start_actorproxy("actorproxy", list(self.actorproxy_options))
 
     def start_actorproxy(self, name: str, extra: list[str]) -> Target:
         port = free_port()
@@ -469,9 +473,11 @@ class Fleet:
 
 
 @contextlib.contextmanager
-def fleet_running(targets: tuple[str, ...], keep: bool) -> Iterator[Fleet]:
+def fleet_running(
+    targets: tuple[str, ...], keep: bool, actorproxy_options: tuple[str, ...] = ()
+) -> Iterator[Fleet]:
     work = Path(tempfile.mkdtemp(prefix="actorproxy-bench-"))
-    fleet = Fleet(work, targets)
+    fleet = Fleet(work, targets, actorproxy_options)
     try:
         fleet.up()
         yield fleet
@@ -1044,7 +1050,7 @@ def run_all(
     scenarios = [s for s in SCENARIOS if s.key in args.scenarios.split(",")]
     results: list[Result] = []
     report: dict[str, Any] = {}
-    with fleet_running(targets, args.keep) as fleet:
+    with fleet_running(targets, args.keep, tuple(args.actorproxy_option)) as fleet:
         for scenario in scenarios:
             for name in targets:
                 progress(args.json, f"{scenario.name}: {LABELS[name]}, {seconds:g} s")
@@ -1102,6 +1108,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (configs, logs)")
     parser.add_argument("--codec", help="actorproxy's HTTP/1.1 codec (sets ACTORPROXY_CODEC; default: auto)")
+    parser.add_argument(
+        "--actorproxy-option",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="pass ARG to benchmarks/actorproxy_proxy.py (repeatable), e.g. --actorproxy-option=--metrics=HOST:PORT",
+    )
     parser.add_argument("--json-out", metavar="FILE", help="also write the JSON results to FILE")
     args = parser.parse_args(argv)
 
