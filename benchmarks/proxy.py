@@ -1113,7 +1113,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="ARG",
-        help="pass ARG to benchmarks/actorproxy_proxy.py (repeatable), e.g. --actorproxy-option=--metrics=HOST:PORT",
+        help="an argument for benchmarks/actorproxy_proxy.py (repeatable): --actorproxy-option=--metrics=A",
     )
     parser.add_argument("--json-out", metavar="FILE", help="also write the JSON results to FILE")
     args = parser.parse_args(argv)
