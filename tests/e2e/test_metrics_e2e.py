@@ -69,13 +69,14 @@ async def get_many(url: str, count: int, path: str = "/echo") -> None:
     """`count` requests, each on a new connection (so workers share them)."""
     for _ in range(count):
         async with httpx.AsyncClient() as client:
-            assert (await client.get(url + path)).status_code == 200
+            response = await client.get(url + path)
+            assert response.status_code == 200, (url + path, response.status_code, response.text)
 
 
 async def scrape(url: str) -> str:
     async with httpx.AsyncClient() as client:
         response = await client.get(url)
-    assert response.status_code == 200
+    assert response.status_code == 200, (url, response.status_code, response.text)
     return response.text
 
 
