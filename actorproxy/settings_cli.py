@@ -13,8 +13,9 @@ Rules:
   overrides it.
 - `set` and `forget` with `-c` load the configuration with the changed file first: a change that makes it
   invalid is refused and the file is left as it was. Then the file is written (whole or not at all), the
-  running server (the process in `pid_file`) is sent SIGHUP when a changed key can be applied by a reload,
-  the keys that need a restart are named, and the `hooks.after_set` commands run with the changed keys in
+  running server reloads when a changed key can be applied by a reload: through its admin API when the
+  configuration has an `admin` listener (the answer says whether the reload applied; a refusal fails the
+  command), else by SIGHUP to the process in `pid_file`; the keys that need a restart are named, and the `hooks.after_set` commands run with the changed keys in
   `ACTORPROXY_CHANGED_KEYS`; a hook that fails makes the command fail.
 - A secret is never printed except by `get`, which is asked for it by name; errors are redacted.
 - `encrypt` and `decrypt` are Laravel's `env:encrypt` and `env:decrypt` for the settings file:
@@ -28,10 +29,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import getpass
+import json
 import os
 import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -340,10 +344,17 @@ def _apply(context: _Context, before: SettingsFile, after: SettingsFile, key: st
     if old is not None and not paths:
         print("the effective configuration is unchanged")
     elif not no_reload and (live or old is None):
-        print(_reload(new))
+        said, refused = _reload(new)
+        print(said)
+        if refused:
+            return 1
     if restart:
         print(f"needs a restart (or a graceful upgrade) to take effect: {', '.join(restart)}")
     return _run_hooks(new, context, [key], paths)
+
+
+# Seconds to wait for the admin API's answer to a reload (a reload builds clusters; give it time).
+ADMIN_RELOAD_TIMEOUT = 30.0
 
 
 def _loaded_conf(context: _Context, settings: SettingsFile) -> ServerConf | None:
@@ -354,13 +365,47 @@ def _loaded_conf(context: _Context, settings: SettingsFile) -> ServerConf | None
         return None  # the change is checked on its own; everything counts as changed
 
 
-def _reload(conf: ServerConf) -> str:
-    """Send SIGHUP to the server in `conf.pid_file`; say what happened."""
+def _reload(conf: ServerConf) -> tuple[str, bool]:
+    """Reload the running server: through its admin API when it has one (the answer says whether the
+    reload applied), else by SIGHUP to the process in `conf.pid_file`. Returns what happened, and whether
+    the server refused the change."""
+    answer = _reload_through_admin(conf)
+    if answer is not None:
+        return answer
     pid = _server_pid(conf.pid_file)
     if pid is None:
-        return f"no running server (no live process in {conf.pid_file}): the change applies when it starts"
+        return (
+            f"no running server (no live process in {conf.pid_file}): the change applies when it starts",
+            False,
+        )
     os.kill(pid, signal.SIGHUP)
-    return f"sent SIGHUP to the server (pid {pid}): it reloads the configuration"
+    return f"sent SIGHUP to the server (pid {pid}): it reloads the configuration", False
+
+
+def _reload_through_admin(conf: ServerConf) -> tuple[str, bool] | None:
+    """POST the admin API's reload; None when there is no admin listener to reach (then SIGHUP)."""
+    admin = conf.admin
+    if admin is None or admin.listen.endswith(":0"):
+        return None
+    host, _, port = admin.listen.rpartition(":")
+    host = host.strip("[]")
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/api/reload"
+    request = urllib.request.Request(
+        url, method="POST", data=b"", headers={"X-Admin-Token": admin.token or "-"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=ADMIN_RELOAD_TIMEOUT) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return f"the admin API refused the reload ({exc.code}): {exc.read().decode(errors='replace')}", True
+    except (OSError, ValueError):
+        return None  # not listening (or not ours): the pid file's process gets SIGHUP instead
+    if answer.get("ok"):
+        return "reloaded through the admin API: the change applies now", False
+    reasons = "; ".join(hook.get("message", "") for hook in answer.get("hooks", []) if not hook.get("ok"))
+    return f"the server refused the reload and goes on with what it had: {reasons}", True
 
 
 def _server_pid(pid_file: str) -> int | None:

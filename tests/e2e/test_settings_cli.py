@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -30,6 +31,7 @@ COMMAND = [sys.executable, "-m", "actorproxy.cli"]
 # Starting Python and importing the proxy; generous for a loaded CI machine.
 START_TIMEOUT = 30
 FIRST, SECOND = "tok-first-8c2d91", "tok-second-51aa07"
+ADMIN_TOKEN = "admin-token-3f9e1c77d2"
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -296,3 +298,42 @@ async def refuse_a_bad_value_next_to_the_secret(
     text = await wait_for_text(log, "reload refused", mark)
     assert "max_retries: expected an int >= 0, got '••••'" in text[mark:]
     await trio.Path(conf).write_text(proxy_yaml(tmp_path, port))
+
+
+async def test_set_reloads_through_the_admin_api_whose_token_is_a_secret(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    upstream = Upstream("up")
+    await nursery.start(upstream.serve)
+    with socket.socket() as probe:  # a free port, known before the server starts (the command needs it)
+        probe.bind(("127.0.0.1", 0))
+        admin_port = probe.getsockname()[1]
+    conf = tmp_path / "proxy.yaml"
+    await trio.Path(conf).write_text(proxy_yaml(tmp_path, upstream.port))
+    await settings(conf, "key:generate")
+    for name, value in (("UPSTREAM_TOKEN", FIRST), ("ADMIN_TOKEN", ADMIN_TOKEN)):
+        assert (await settings(conf, "set", name, "--secret", stdin=value)).returncode == 0
+    # The admin section names its token by reference, once the secret is there.
+    admin = f"admin: {{listen: '127.0.0.1:{admin_port}', token: '${{secret:ADMIN_TOKEN}}'}}"
+    await trio.Path(conf).write_text(proxy_yaml(tmp_path, upstream.port, admin))
+    started = await run("-c", str(conf))
+    assert started.returncode == 0, output(started)
+    log = tmp_path / "error.log"
+    text = await wait_for_text(log, "edge: listening on ")
+    url = text.split("edge: listening on ", 1)[1].split()[0]
+    await wait_for_text(log, "admin page: ")
+    pid = int((await wait_for_text(tmp_path / "proxy.pid", "\n")).strip())
+    try:
+        changed = await settings(conf, "set", "UPSTREAM_TOKEN", "--secret", stdin=SECOND)
+        said = output(changed)
+        assert changed.returncode == 0 and "reloaded through the admin API" in said, said
+        async with httpx.AsyncClient(base_url=url) as client:
+            assert (await client.get("/echo")).status_code == 200
+        assert last_authorization(upstream) == f"Bearer {SECOND}"  # applied before `set` returned
+        assert ADMIN_TOKEN not in said and SECOND not in said
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    with trio.fail_after(START_TIMEOUT):
+        while await trio.Path(tmp_path / "proxy.pid").exists():  # noqa: ASYNC110 - removed as it exits
+            await trio.sleep(0.05)
+    assert ADMIN_TOKEN not in (tmp_path / "error.log").read_text()
