@@ -9,10 +9,15 @@ Rules:
   records it for a cached response).
 - `to_bytes()` is compact JSON: the `meta` of a store body (`Store.open_writer(..., meta=...)`), readable
   without the body.
+- `lifetime`, when set, is the freshness lifetime the cache's operator decided for this response (a
+  route's `default_ttl` for a response that states none, or `response_cache_filter`'s override); it
+  replaces the one computed from the response (RFC 9111 §4.2.2 leaves heuristics to the cache, and
+  §4.2.4 allows an out-of-band contract).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -42,6 +47,8 @@ class StoredResponse:
         request_time: when the request that got it was sent (POSIX seconds; RFC 9111 §4.2.3).
         response_time: when it was received.
         vary: (lowercase field name, the request's value or None when absent) for each field its Vary names.
+        lifetime: seconds it is fresh for, as the cache decided (see the module rules); None: computed
+            from the response (RFC 9111 §4.2.1).
     """
 
     status: int
@@ -50,6 +57,7 @@ class StoredResponse:
     request_time: float
     response_time: float
     vary: tuple[tuple[str, str | None], ...] = ()
+    lifetime: float | None = None
 
     def fields(self) -> Headers:
         """The header fields, as a fresh `Headers`."""
@@ -65,9 +73,9 @@ class StoredResponse:
         key = name.lower()
         return [value for field, value in self.headers if field.lower() == key]
 
-    @property
+    @functools.cached_property
     def cache_control(self) -> CacheControl:
-        """The response's Cache-Control directives."""
+        """The response's Cache-Control directives (parsed once: every lookup reads them)."""
         return CacheControl.parse(self.fields())
 
     def response(self) -> ResponseHeader:
@@ -94,13 +102,19 @@ class StoredResponse:
                 request_time=float(raw["request_time"]),
                 response_time=float(raw["response_time"]),
                 vary=tuple((str(name), None if value is None else str(value)) for name, value in raw["vary"]),
+                lifetime=None if raw.get("lifetime") is None else float(raw["lifetime"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a stored response: {exc}") from exc
 
 
 def prepare_for_storage(
-    request: RequestHeader, response: ResponseHeader, *, request_time: float, response_time: float
+    request: RequestHeader,
+    response: ResponseHeader,
+    *,
+    request_time: float,
+    response_time: float,
+    lifetime: float | None = None,
 ) -> StoredResponse:
     """The `StoredResponse` to keep for `response` to `request` (call only when `storable` said yes).
 
@@ -109,6 +123,7 @@ def prepare_for_storage(
         response: the response as received from upstream.
         request_time: when the request was sent upstream.
         response_time: when the response head was received.
+        lifetime: the freshness lifetime the cache decided (see the module rules); None: the response's.
     """
     headers = response.headers
     dropped = set(_NOT_STORED)
@@ -125,4 +140,5 @@ def prepare_for_storage(
         request_time=request_time,
         response_time=response_time,
         vary=vary_values(fields or (), request),
+        lifetime=lifetime,
     )

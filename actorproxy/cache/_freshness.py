@@ -1,7 +1,8 @@
 """Freshness (RFC 9111 §4.2): a stored response's lifetime, its current age, and the Age to send.
 
 Rules, for a shared cache:
-- Lifetime (§4.2.1), first that applies: `s-maxage`, `max-age`, `Expires` minus `Date`, then a heuristic
+- Lifetime (§4.2.1), first that applies: the lifetime the cache decided for the response
+  (`StoredResponse.lifetime`), `s-maxage`, `max-age`, `Expires` minus `Date`, then a heuristic
   (§4.2.2) only when none of those is present and the status is heuristically cacheable (RFC 9110 §15.1) or
   the response is `public`: a fraction of the time since Last-Modified, capped. Otherwise 0.
 - An Expires that cannot be read (the value "0" included) is in the past (§5.3); two different Expires
@@ -33,6 +34,8 @@ def has_explicit_lifetime(stored: StoredResponse) -> bool:
 
 def freshness_lifetime(stored: StoredResponse, policy: CachePolicy = DEFAULT_POLICY) -> float:
     """Seconds the response is fresh for, from its Date (§4.2.1)."""
+    if stored.lifetime is not None:
+        return stored.lifetime
     directives = stored.cache_control
     s_maxage = directives.s_maxage
     if s_maxage is not None:

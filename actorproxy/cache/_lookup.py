@@ -15,10 +15,11 @@ Rules, in order:
   `proxy-revalidate` and `s-maxage` forbid it (§5.2.2.2, §5.2.2.8, §5.2.2.10). The request's `max-stale`
   allows it (§5.2.1.2): STALE. The response's `stale-while-revalidate` allows it within its window unless
   the request asked for fresher (`max-age`, `min-fresh`): STALE_WHILE_REVALIDATE, and the cache
-  revalidates in the background.
+  revalidates in the background. A response without the directive gets the policy's window, if any.
 - Otherwise MUST_REVALIDATE (or UNAVAILABLE with `only-if-cached`).
 - `stale_if_error` says separately whether a stale response may answer when revalidating it failed
-  (RFC 5861 §4: a 500, 502, 503 or 504, or no answer).
+  (RFC 5861 §4: a 500, 502, 503 or 504, or no answer); the policy's window stands in for a response
+  without the directive.
 """
 
 from __future__ import annotations
@@ -155,7 +156,9 @@ def lookup(
     max_stale = asked.max_stale
     if max_stale is not None and staleness <= max_stale and not too_old and not not_fresh_enough:
         return Lookup(Outcome.STALE, "stale within the request's max-stale", age, lifetime)
-    window = directives.stale_while_revalidate
+    window: float | None = directives.stale_while_revalidate
+    if window is None:
+        window = policy.stale_while_revalidate
     asked_fresher = asked.request_max_age is not None or min_fresh is not None
     if window is not None and staleness <= window and not asked_fresher:
         return Lookup(Outcome.STALE_WHILE_REVALIDATE, "stale within stale-while-revalidate", age, lifetime)
@@ -172,9 +175,10 @@ def stale_if_error(
         return False
     if directives.no_cache:
         return False
-    windows = [
-        w for w in (directives.stale_if_error, CacheControl.parse(request.headers).stale_if_error) if w
-    ]
+    own: float | None = directives.stale_if_error
+    if own is None:
+        own = policy.stale_if_error
+    windows = [w for w in (own, CacheControl.parse(request.headers).stale_if_error) if w]
     if not windows:
         return False
     staleness = current_age(stored, now) - freshness_lifetime(stored, policy)
