@@ -28,10 +28,12 @@ from contextlib import asynccontextmanager
 
 import trio
 
+from actorproxy.config import DEFAULT_CACHE_LOCK_TIMEOUT
+
 __all__ = ["DEFAULT_LOCK_TIMEOUT", "CacheLock", "LockStatus", "LockTicket"]
 
-# Pingora's cache lock waits 5 s by default before a reader gives up on the writer.
-DEFAULT_LOCK_TIMEOUT = 5.0
+#: Pingora's cache lock waits 5 s by default before a reader gives up on the writer.
+DEFAULT_LOCK_TIMEOUT = DEFAULT_CACHE_LOCK_TIMEOUT
 
 
 class LockStatus(enum.Enum):

@@ -46,6 +46,12 @@ from actorproxy.cache import (
     secondary_key,
     storable,
 )
+from actorproxy.config import (
+    DEFAULT_CACHE_KEEP_STALE,
+    DEFAULT_CACHE_MEMORY_SIZE,
+    CacheConf,
+    parse_cache_key_part,
+)
 from actorproxy.http import RequestHeader, ResponseHeader
 from actorproxy.store import BodyReader, BodyWriter, EntryKindError, Store, StoreError
 
@@ -66,10 +72,10 @@ logger = logging.getLogger("actorproxy.cache")
 
 #: Where the cache's keys start in the store.
 DEFAULT_NAMESPACE = "cache:"
-# nginx's proxy_cache_path `inactive` default: ten minutes for a stale entry to be revalidated.
-DEFAULT_KEEP_STALE = 600.0
-# 16 MiB of hot entries per cache: a few hundred small responses, well under a worker's usual size.
-DEFAULT_MEMORY_SIZE = 16 * 1024 * 1024
+#: Seconds a stale entry is kept for revalidation (nginx's `inactive`).
+DEFAULT_KEEP_STALE = DEFAULT_CACHE_KEEP_STALE
+#: Bytes of hot entries per cache.
+DEFAULT_MEMORY_SIZE = DEFAULT_CACHE_MEMORY_SIZE
 #: The header a PURGE request carries its token in (nginx Plus and Varnish leave the check to the operator).
 PURGE_TOKEN_HEADER = "X-Purge-Token"
 # Between a resource's key and a variant's secondary key: a request target never holds a line feed.
@@ -182,6 +188,44 @@ class ResponseCache:
         self.keep_stale = keep_stale
         self.purge_token = purge_token
         self.clock = clock
+
+    @classmethod
+    def from_conf(
+        cls,
+        conf: CacheConf,
+        store: Store,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        clock: Callable[[], float] = time.time,
+    ) -> ResponseCache:
+        """The cache a route's `cache:` section describes, on `store`, its keys under `namespace`."""
+        read = [parse_cache_key_part(part) for part in conf.key]
+        parts = {part for part, _ in read}
+        headers = tuple(name for part, name in read if part == "header")
+        key = CacheKeyParts(
+            method="method" in parts,
+            scheme="scheme" in parts,
+            host="host" in parts,
+            path="path" in parts,
+            query="query" in parts,
+            headers=headers,
+        )
+        policy = CachePolicy(
+            stale_while_revalidate=conf.stale_while_revalidate, stale_if_error=conf.stale_if_error
+        )
+        return cls(
+            store,
+            namespace=namespace,
+            policy=policy,
+            key=key,
+            default_ttl=conf.default_ttl,
+            max_size=conf.max_size,
+            lock_timeout=conf.lock_timeout,
+            memory_size=conf.memory_size,
+            keep_stale=conf.keep_stale,
+            purge_token=conf.purge_token,
+            clock=clock,
+        )
 
     def __repr__(self) -> str:
         return f"<ResponseCache {self.namespace!r} on {self.store!r}, {self.hot!r}>"
