@@ -13,8 +13,9 @@ Rules:
 - The upstream part is the engine's own path (peer, retries, timeouts), with two seams: the app's phases
   seen through `CachePhases` (the cache's upstream request, its look at the upstream head, each body piece
   stored as it passes), and `CacheExchange`, through which the cache answers instead of relaying
-  (`TakeOver`): a 304 merged into the stored response, a stale response instead of a 5xx, a client's own
-  conditional or Range request answered from what was just stored, a background refresh.
+  (`TakeOver`): a 304 merged into the stored response, a stale response instead of a 5xx, a background
+  refresh. A client's own precondition or Range on a miss is answered from the upstream's response as it
+  streams (its head changed in place, the body cut), while all of it is stored.
 - Concurrent misses for one key make one upstream request: the first takes the cache lock and fills, the
   others wait (at most `lock_timeout`) and look up again once it stored; a writer that stored nothing (an
   answer that may not be stored, an error, a client gone) lets them go upstream on their own.
@@ -50,6 +51,7 @@ from actorproxy.cache import (
     invalidated_keys,
     lookup,
     not_modified,
+    not_modified_response,
     plan_range,
     prepare_for_storage,
     serve,
@@ -417,6 +419,8 @@ class CachePhases:
                 cache.fill = None
                 if stored and cache.ticket is not None:
                     cache.ticket.done()
+        if cache.body_range is not None:
+            body.data = cache.cut(body.data)
         return delay
 
 
@@ -455,19 +459,40 @@ async def _response_arrived(app: ProxyHttp, session: Session, response: Response
             if _may_serve_stale(app, session, ctx, found, error):
                 raise TakeOver(_stale_instead, response)
     stored = await _admit(app, session, response, ctx)
-    if stored is None or status != 200:
-        return
+    if stored is not None and status == 200:
+        _answer_the_client(session, response, stored)
+
+
+def _answer_the_client(session: Session, response: ResponseHeader, stored: StoredResponse) -> None:
+    """The client's own precondition or Range, removed from the fill request, answered here from the new
+    response as it streams (RFC 9111 §4.3.2, RFC 9110 §14): its head changed in place, its body cut to what
+    the client asked for while all of it is stored."""
+    request = session.req_header
+    cache = session.cache
+    storage = cache.storage
+    assert storage is not None  # the cache is on
     if not_modified(request, stored):
-        raise TakeOver(_not_modified_then_fill, response)
-    small = cache.fill is not None and storage.hot.fits(_length(response))
-    if small and "range" in request.headers and plan_range(request, stored, _length(response)).status != 200:
-        raise TakeOver(_fill_then_serve, response)
+        answer = not_modified_response(stored, storage.clock())
+        response.set_status(304)
+        response.headers = answer.headers
+        cache.body_range = (0, 0)
+        return
+    length = _length(response)
+    if "range" not in request.headers or length is None:
+        return
+    plan = plan_range(request, stored, length)
+    if plan.status == 200:
+        return
+    response.set_status(plan.status)
+    response.insert_header("Content-Range", plan.content_range or "")
+    response.insert_header("Content-Length", str(plan.end - plan.start))
+    cache.body_range = (plan.start, plan.end)
 
 
-def _length(response: ResponseHeader) -> int:
-    """The Content-Length of `response`; a very large number when it has none."""
+def _length(response: ResponseHeader) -> int | None:
+    """The Content-Length of `response`, if it has one."""
     value = response.headers.get("content-length")
-    return int(value) if value is not None and value.isdigit() else 1 << 62
+    return int(value) if value is not None and value.isdigit() else None
 
 
 async def _admit(
@@ -585,29 +610,6 @@ async def _stale_instead(exchange: Exchange, response: ResponseHeader) -> None:
     logger.warning("cache: serving %r stale instead of the upstream's %d", session.cache.key, response.status)
     _settle(session, CachePhase.STALE)
     await serve_found(app, session, ctx, found, found.stored)
-
-
-async def _not_modified_then_fill(exchange: Exchange, response: ResponseHeader) -> None:
-    """The client's own precondition holds against the new response: answer 304 at once, then store the
-    body as it arrives (RFC 9111 §4.3.2)."""
-    session, ctx, app = exchange.session, exchange.ctx, _real_app(exchange)
-    fill = session.cache.fill
-    assert fill is not None  # raised only with a fill open
-    await serve_found(
-        app, session, ctx, Found(fill.stored, 0, fill.store_key, fill.meta, body=b""), fill.stored
-    )
-    await _consume(exchange)
-
-
-async def _fill_then_serve(exchange: Exchange, response: ResponseHeader) -> None:
-    """A Range request whose small response is read whole (and stored), then answered from it."""
-    session, ctx, app = exchange.session, exchange.ctx, _real_app(exchange)
-    fill = session.cache.fill
-    assert fill is not None  # raised only with a fill open
-    body = await _consume(exchange)
-    await serve_found(
-        app, session, ctx, Found(fill.stored, len(body), fill.store_key, fill.meta, body=body), fill.stored
-    )
 
 
 async def _refreshed(exchange: Exchange, response: ResponseHeader) -> None:

@@ -150,7 +150,8 @@ class HttpCache:
 
     __slots__ = (
         "admit",
-        "counted",
+        "body_position",
+        "body_range",
         "fill",
         "found",
         "key",
@@ -177,7 +178,10 @@ class HttpCache:
         self.reason: str | None = None
         self.request_time = 0.0
         self.response_time = 0.0
-        self.counted = False
+        #: The part of the upstream body the client gets, when it asked for less than all (a Range, or a
+        #: precondition answered 304): [start, end); and how far the body has come.
+        self.body_range: tuple[int, int] | None = None
+        self.body_position = 0
 
     def __repr__(self) -> str:
         return f"<HttpCache {self.phase.value} key={self.key!r}>"
@@ -222,6 +226,15 @@ class HttpCache:
         """The key `storage.key_parts` make of the request (what `cache_key_callback` returns by default)."""
         assert self.storage is not None  # the phases ask only when the cache is on
         return self.storage.key_for(session.req_header, scheme_of(session))
+
+    def cut(self, data: bytes | None) -> bytes | None:
+        """The part of the next upstream body piece `data` inside `body_range`."""
+        if not data or self.body_range is None:
+            return data
+        start, end = self.body_range
+        position = self.body_position
+        self.body_position = position + len(data)
+        return data[max(0, start - position) : max(0, end - position)] or None
 
     # -- the upstream request --------------------------------------------------------------------------------
 

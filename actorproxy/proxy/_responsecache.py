@@ -239,6 +239,10 @@ class ResponseCache:
     def cacheable(self, request: RequestHeader, response: ResponseHeader) -> RespCacheable:
         """Whether `response` may be stored, and its lifetime: RFC 9111 (`storable`), `max_size` by its
         Content-Length, and `default_ttl` for a response that states no lifetime."""
+        if request.method == "HEAD":
+            # A HEAD is filled with a GET (docs/cache.md): the answer is the GET's.
+            request = request.copy()
+            request.set_method("GET")
         verdict = storable(request, response, self.policy)
         if not verdict:
             return Uncacheable(verdict.reason)
