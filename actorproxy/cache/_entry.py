@@ -27,6 +27,7 @@ from actorproxy.http import HOP_BY_HOP, Headers, RequestHeader, ResponseHeader
 
 from ._directives import CacheControl
 from ._fields import format_http_date, list_items
+from ._freshness import Freshness, freshness_facts
 from ._vary import vary_fields, vary_values
 
 __all__ = ["StoredResponse", "prepare_for_storage"]
@@ -65,8 +66,19 @@ class StoredResponse:
 
     def header(self, name: str) -> str | None:
         """The first value of a field, or None."""
-        key = name.lower()
-        return next((value for field, value in self.headers if field.lower() == key), None)
+        return self._first_values.get(name.lower())
+
+    @functools.cached_property
+    def _first_values(self) -> dict[str, str]:
+        values: dict[str, str] = {}
+        for field, value in self.headers:
+            values.setdefault(field.lower(), value)
+        return values
+
+    @functools.cached_property
+    def freshness(self) -> Freshness:
+        """Its Date, corrected initial age and explicit lifetime (RFC 9111 §4.2), read once."""
+        return freshness_facts(self)
 
     def header_values(self, name: str) -> list[str]:
         """Every value of a field, in order."""
@@ -84,7 +96,16 @@ class StoredResponse:
 
     def to_bytes(self) -> bytes:
         """The record as compact JSON (for a store body's meta)."""
-        return json.dumps(attrs.asdict(self), separators=(",", ":")).encode()
+        record = {
+            "status": self.status,
+            "reason": self.reason,
+            "headers": self.headers,
+            "request_time": self.request_time,
+            "response_time": self.response_time,
+            "vary": self.vary,
+            "lifetime": self.lifetime,
+        }
+        return json.dumps(record, separators=(",", ":")).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> StoredResponse:

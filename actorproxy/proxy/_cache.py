@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -79,6 +80,8 @@ Upstream = Callable[["ProxyRuntime", Session, Any], Awaitable[None]]
 # Lookups of one request at most: each further one follows a writer that stored what the request then
 # could not use (another variant, say); after them the request goes upstream without the lock.
 MAX_LOOKUPS = 3
+# The cache's runtime of each service runtime (by id: a runtime is not hashable), while that runtime lives.
+_FETCH_RUNTIMES: dict[int, tuple[weakref.ref[ProxyRuntime], ProxyRuntime]] = {}
 # Bytes of an upstream body read only to be dropped (a 5xx replaced by a stale response, a refresh whose
 # answer is not stored) before the connection is closed instead: reading on keeps it for reuse.
 DRAIN_LIMIT = 64 * 1024
@@ -117,11 +120,10 @@ async def _cached(
     if request.method == "PURGE" and storage.purge_token is not None:
         await _purge(session, storage, key)
         return
-    fetch = _cache_runtime(runtime)
     if request.method not in LOOKUP_METHODS or session.is_upgrade_req():
         cache.bypass()
         _settle(session, CachePhase.BYPASS)
-        await upstream(fetch, session, ctx)
+        await upstream(_cache_runtime(runtime), session, ctx)
         return
     for _ in range(MAX_LOOKUPS):
         found = await _find(storage, key, session)
@@ -145,6 +147,7 @@ async def _cached(
             if app.should_serve_stale(session, ctx, None):
                 _settle(session, CachePhase.STALE_UPDATING)
                 await serve_found(app, session, ctx, found, found.stored)
+                fetch = _cache_runtime(runtime)
                 await _refresh(fetch, session, ctx=ctx, upstream=upstream, storage=storage, found=found)
                 return
             outcome = Outcome.MUST_REVALIDATE
@@ -157,9 +160,10 @@ async def _cached(
             if ticket.status is LockStatus.DONE:
                 continue
             writer = ticket if ticket.status is LockStatus.WRITER else None
+            fetch = _cache_runtime(runtime)
             await _fetch(fetch, session, ctx=ctx, upstream=upstream, found=usable, ticket=writer)
             return
-    await _fetch(fetch, session, ctx=ctx, upstream=upstream, found=None, ticket=None)
+    await _fetch(_cache_runtime(runtime), session, ctx=ctx, upstream=upstream, found=None, ticket=None)
 
 
 async def _find(storage: ResponseCache, key: str, session: Session) -> Found | None:
@@ -179,8 +183,14 @@ def _settle(session: Session, phase: CachePhase) -> None:
 
 def _cache_runtime(runtime: ProxyRuntime) -> ProxyRuntime:
     """The service's runtime as the cache's upstream part uses it: its phases through `CachePhases`, its
-    exchanges `CacheExchange`s."""
-    return attrs.evolve(runtime, app=cast(ProxyHttp, CachePhases(runtime.app)), exchange=CacheExchange)
+    exchanges `CacheExchange`s; made once per runtime and application."""
+    known = _FETCH_RUNTIMES.get(id(runtime))
+    if known is not None and known[0]() is runtime and cast(CachePhases, known[1].app).app is runtime.app:
+        return known[1]
+    fetch = attrs.evolve(runtime, app=cast(ProxyHttp, CachePhases(runtime.app)), exchange=CacheExchange)
+    key = id(runtime)
+    _FETCH_RUNTIMES[key] = (weakref.ref(runtime, lambda _: _FETCH_RUNTIMES.pop(key, None)), fetch)
+    return fetch
 
 
 async def _fetch(
@@ -295,6 +305,14 @@ async def send_served(
     if span is None or found is None:
         await downstream.write_response(header, end=True)
         return
+    if found.body is not None:
+        # In memory (the hot tier, the common hit): one piece, one write with the head.
+        chunk = BodyChunk(found.body[span[0] : span[1]] or None)
+        delay = await app.response_body_filter(session, chunk, True, ctx)
+        await downstream.write_response(header, chunk.data or b"", end=True)
+        if delay:
+            await trio.sleep(delay)
+        return
     first = True
     async for data, end in _filtered(app, session, ctx, found, span):
         if first:
@@ -381,8 +399,6 @@ class CachePhases:
     the cache prepares the upstream request, looks at the upstream head after upstream_response_filter,
     and stores each body piece after upstream_response_body_filter."""
 
-    __slots__ = ("app",)
-
     def __init__(self, app: ProxyHttp) -> None:
         self.app = app
 
@@ -390,7 +406,10 @@ class CachePhases:
         return f"<CachePhases of {self.app!r}>"
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.app, name)
+        value = getattr(self.app, name)
+        if callable(value):
+            setattr(self, name, value)  # a phase: found here directly from now on
+        return value
 
     async def upstream_request_filter(self, session: Session, upstream_request: Any, ctx: Any) -> None:
         cache = session.cache
@@ -517,11 +536,7 @@ async def _admit(
         response_time=cache.response_time,
         lifetime=verdict.ttl,
     )
-    try:
-        cache.fill = await storage.open_fill(cache.key, request, stored)
-    except StoreError as exc:
-        logger.warning("cache: storing %r failed: %s", cache.key, exc)
-        return None
+    cache.fill = storage.open_fill(cache.key, request, stored)
     return stored
 
 

@@ -12,7 +12,8 @@ Rules:
   (stale-while-revalidate, stale-if-error), then `keep_stale` seconds more so that it can be revalidated
   with a 304 (nginx's `inactive`).
 - A response is written while it streams (`Fill`): nothing is visible before its commit, and a fill that
-  ends any other way (an error, a client gone, a cancellation) leaves what the key held.
+  ends any other way (an error, a client gone, a cancellation) leaves what the key held. A small body
+  (`WHOLE_BODY_MAX`) is stored in one step when it ends: one call to the store per miss.
 - Small complete entries are also kept in this process's memory (`HotTier`); see `_hottier` for how long
   an entry there is trusted.
 - A response is refreshed after a 304 by writing its body again under the new head: the store has no
@@ -55,7 +56,7 @@ from actorproxy.config import (
 from actorproxy.http import RequestHeader, ResponseHeader
 from actorproxy.store import BodyReader, BodyWriter, EntryKindError, Store, StoreError
 
-from ._hottier import HotEntry, HotTier
+from ._hottier import DEFAULT_HOT_ENTRY_MAX, HotEntry, HotTier
 from ._httpcache import Cacheable, RespCacheable, Uncacheable
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "DEFAULT_MEMORY_SIZE",
     "DEFAULT_NAMESPACE",
     "PURGE_TOKEN_HEADER",
+    "WHOLE_BODY_MAX",
     "Fill",
     "Found",
     "ResponseCache",
@@ -76,6 +78,8 @@ DEFAULT_NAMESPACE = "cache:"
 DEFAULT_KEEP_STALE = DEFAULT_CACHE_KEEP_STALE
 #: Bytes of hot entries per cache.
 DEFAULT_MEMORY_SIZE = DEFAULT_CACHE_MEMORY_SIZE
+#: The largest body a fill keeps in memory to store in one step (a hot tier entry's largest).
+WHOLE_BODY_MAX = DEFAULT_HOT_ENTRY_MAX
 #: The header a PURGE request carries its token in (nginx Plus and Varnish leave the check to the operator).
 PURGE_TOKEN_HEADER = "X-Purge-Token"
 # Between a resource's key and a variant's secondary key: a request target never holds a line feed.
@@ -338,21 +342,16 @@ class ResponseCache:
 
     # -- writing ---------------------------------------------------------------------------------------------
 
-    async def open_fill(self, key: str, request: RequestHeader, stored: StoredResponse) -> Fill:
-        """Start writing the response `stored` (to `request`) under `key`; its body follows by `Fill.write`.
-
-        Raises:
-            StoreError: the store failed.
-        """
+    def open_fill(self, key: str, request: RequestHeader, stored: StoredResponse) -> Fill:
+        """Start storing the response `stored` (to `request`) under `key`; its body follows by `Fill.write`
+        and `Fill.commit` (nothing reaches the store before the body passes `WHOLE_BODY_MAX` bytes)."""
         primary = self.namespace + key
         fields = tuple(name for name, _ in stored.vary)
         store_key = primary
         if fields:
             store_key = primary + _VARIANT + (secondary_key(fields, request) or "")
         ttl = self.store_ttl(stored, self.clock())
-        fill = Fill(self, primary=primary, store_key=store_key, stored=stored, vary=fields, ttl=ttl)
-        await fill.open()
-        return fill
+        return Fill(self, primary=primary, store_key=store_key, stored=stored, vary=fields, ttl=ttl)
 
     async def refresh(self, found: Found, stored: StoredResponse) -> None:
         """Store `stored` (a freshened head, RFC 9111 §4.3.4) over `found`'s, with the same body.
@@ -362,15 +361,16 @@ class ResponseCache:
         """
         meta = stored.to_bytes()
         ttl = self.store_ttl(stored, self.clock())
+        if found.body is not None:
+            await self.store.put_body(found.store_key, found.body, ttl, meta=meta)
+            now = self.clock()
+            self.hot.put(found.store_key, HotEntry(meta, stored, None, found.body, now + ttl, now))
+            return
         async with self.store.open_writer(found.store_key, ttl, meta=meta) as writer:
             async for piece in found.chunks():
                 await writer.write(piece)
             await writer.commit()
-        if found.body is not None:
-            now = self.clock()
-            self.hot.put(found.store_key, HotEntry(meta, stored, None, found.body, now + ttl, now))
-        else:
-            self.hot.drop(found.store_key)
+        self.hot.drop(found.store_key)
 
     # -- purging ---------------------------------------------------------------------------------------------
 
@@ -399,8 +399,11 @@ class ResponseCache:
 class Fill:
     """A response being written to the store as it streams; nothing is visible before `commit`.
 
-    Made by `ResponseCache.open_fill`. A body that grows past the cache's `max_size`, or a store that
-    fails, ends the fill (`failed` says why) and the response goes on to the client unstored.
+    Made by `ResponseCache.open_fill`. The first `WHOLE_BODY_MAX` bytes are kept in memory: a body that
+    ends within them is stored in one step (`Store.put_body`, one call to the backend); a larger one is
+    written through a `BodyWriter` from then on, chunk by chunk, never held whole. A body that grows past
+    the cache's `max_size`, or a store that fails, ends the fill (`failed` says why) and the response goes
+    on to the client unstored.
     """
 
     def __init__(
@@ -425,51 +428,60 @@ class Fill:
         self.failed: str | None = None
         self.committed = False
         self._writer: BodyWriter | None = None
-        # The body's pieces while it may still fit the hot tier.
-        self._pieces: list[bytes] | None = [] if cache.hot.fits(0) else None
+        # The body while it is small enough to be stored in one step; None once it is streamed.
+        self._pieces: list[bytes] | None = []
 
     def __repr__(self) -> str:
         state = "committed" if self.committed else f"failed: {self.failed}" if self.failed else "open"
         return f"<Fill {self.store_key!r} {self.size} bytes {state}>"
 
-    async def open(self) -> None:
-        writer = self.cache.store.open_writer(self.store_key, self.ttl, meta=self.meta)
-        await writer.__aenter__()
-        self._writer = writer
-
     async def write(self, data: bytes | None) -> None:
         """Add `data` to the body (None or b"" adds nothing)."""
-        writer = self._writer
-        if not data or writer is None or self.failed is not None:
+        if not data or self.failed is not None or self.committed:
             return
         self.size += len(data)
         cap = self.cache.max_size
         if cap is not None and self.size > cap:
             await self.abort(f"the body is more than max_size {cap} bytes")
             return
-        pieces = self._pieces
-        if pieces is not None:
-            pieces.append(data)
-            if not self.cache.hot.fits(self.size):
-                self._pieces = None
         try:
-            await writer.write(data)
+            pieces = self._pieces
+            if pieces is None:
+                assert self._writer is not None  # streaming
+                await self._writer.write(data)
+                return
+            pieces.append(data)
+            if self.size > WHOLE_BODY_MAX:
+                await self._stream(pieces)
         except StoreError as exc:
             logger.warning("cache: writing %r failed, the response is not stored: %s", self.store_key, exc)
             await self.abort(f"the store failed: {exc}")
 
+    async def _stream(self, pieces: list[bytes]) -> None:
+        """Go on through a writer: the body is too large to keep in memory until its end."""
+        writer = self.cache.store.open_writer(self.store_key, self.ttl, meta=self.meta)
+        await writer.__aenter__()
+        self._writer = writer
+        self._pieces = None
+        for piece in pieces:
+            await writer.write(piece)
+
     async def commit(self) -> bool:
         """Make the response the key's (and its marker, for a Vary); return whether it was stored."""
-        writer = self._writer
-        if writer is None or self.failed is not None:
+        if self.failed is not None or self.committed:
             return False
         cache = self.cache
+        pieces = self._pieces
+        body = None if pieces is None else b"".join(pieces)
         try:
-            await writer.commit()
+            if body is not None:
+                await cache.store.put_body(self.store_key, body, self.ttl, meta=self.meta)
+            else:
+                assert self._writer is not None  # streaming
+                await self._writer.commit()
             if self.vary:
                 marker = _marker_meta(self.vary)
-                async with cache.store.open_writer(self.primary, self.ttl, meta=marker) as mark:
-                    await mark.commit()
+                await cache.store.put_body(self.primary, b"", self.ttl, meta=marker)
                 cache.hot.put(self.primary, HotEntry(marker, None, self.vary, b"", None, cache.clock()))
         except StoreError as exc:
             logger.warning("cache: storing %r failed: %s", self.store_key, exc)
@@ -477,11 +489,9 @@ class Fill:
             return False
         self.committed = True
         self._writer = None
-        pieces = self._pieces
-        if pieces is not None:
-            expires_at = cache.clock() + self.ttl
-            entry = HotEntry(self.meta, self.stored, None, b"".join(pieces), expires_at, cache.clock())
-            cache.hot.put(self.store_key, entry)
+        now = cache.clock()
+        if body is not None:
+            cache.hot.put(self.store_key, HotEntry(self.meta, self.stored, None, body, now + self.ttl, now))
         else:
             cache.hot.drop(self.store_key)
         return True

@@ -46,6 +46,14 @@ def conf(tmp_path: Path, port: int) -> Path:
     return path
 
 
+async def _read_on(stream: trio.SocketStream, received: list[int]) -> None:
+    try:
+        while data := await stream.receive_some(65536):
+            received[0] += len(data)
+    except trio.BrokenResourceError:
+        return  # the worker was killed: its end is reset
+
+
 def rows(path: Path, query: str) -> list[tuple[object, ...]]:
     conn = sqlite3.connect(path)
     try:
@@ -68,18 +76,22 @@ async def test_a_worker_killed_while_storing_leaves_nothing_half_stored(
         port = int(proxy.url.rsplit(":", 1)[1])
         stream = await trio.open_tcp_stream("127.0.0.1", port)
         await stream.send_all(f"GET {TARGET} HTTP/1.1\r\nHost: edge\r\n\r\n".encode())
-        received = 0
-        with trio.fail_after(PROCESS_TIMEOUT):
-            while received < MIB:  # the worker has stored at least a chunk of it by now
-                received += len(await stream.receive_some(65536))
-            await origin.held.wait()  # half the body is out; the origin waits
-        [writer] = [
-            pid for pid, count in accepted_by(pids, [stream.socket.getsockname()[1]]).items() if count
-        ]
-        lines = len(proxy.stderr.lines)
-        os.kill(writer, signal.SIGKILL)
-        with trio.fail_after(PROCESS_TIMEOUT):
-            await proxy.stderr.wait_for(has("started (pid"), start=lines)
+        received = [0]
+        async with trio.open_nursery() as reading:
+            # Read on while waiting, so that no buffer between the origin and this client fills up.
+            reading.start_soon(_read_on, stream, received)
+            with trio.fail_after(PROCESS_TIMEOUT):
+                await origin.held.wait()  # half the body went through the worker; the origin waits
+                while received[0] < MIB:  # noqa: ASYNC110 - the client has its share of it
+                    await trio.sleep(0.01)
+            [writer] = [
+                pid for pid, count in accepted_by(pids, [stream.socket.getsockname()[1]]).items() if count
+            ]
+            lines = len(proxy.stderr.lines)
+            os.kill(writer, signal.SIGKILL)
+            with trio.fail_after(PROCESS_TIMEOUT):
+                await proxy.stderr.wait_for(has("started (pid"), start=lines)
+            reading.cancel_scope.cancel()
         origin.release.set()
         await stream.aclose()
         store_path = tmp_path / "store.db"

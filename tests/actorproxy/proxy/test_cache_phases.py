@@ -302,6 +302,9 @@ async def test_a_store_that_fails_never_fails_the_response(
         async def begin_body(self, key: str, ttl: float | None, meta: bytes) -> Any:
             raise StoreUnavailable("the disk is gone")
 
+        async def put_body(self, key: str, ttl: float | None, meta: bytes, chunks: Any) -> None:
+            raise StoreUnavailable("the disk is gone")
+
         async def open_body(self, key: str) -> Any:
             raise StoreUnavailable("the disk is gone")
 

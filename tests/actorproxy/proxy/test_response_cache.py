@@ -29,7 +29,7 @@ def stored(req: RequestHeader, *headers: tuple[str, str]) -> StoredResponse:
 
 
 async def put(cache: ResponseCache, req: RequestHeader, body: bytes, *headers: tuple[str, str]) -> None:
-    fill = await cache.open_fill(cache.key_for(req), req, stored(req, *headers))
+    fill = cache.open_fill(cache.key_for(req), req, stored(req, *headers))
     await fill.write(body)
     assert await fill.commit()
 
