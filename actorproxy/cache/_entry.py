@@ -62,7 +62,14 @@ class StoredResponse:
 
     def fields(self) -> Headers:
         """The header fields, as a fresh `Headers`."""
-        return Headers(self.headers)
+        return self._fields.copy()
+
+    @functools.cached_property
+    def _fields(self) -> Headers:
+        # Copied for each answer: the copy keeps the lowercase names, which a lookup has made once here.
+        fields = Headers(self.headers)
+        fields.get("date")
+        return fields
 
     def header(self, name: str) -> str | None:
         """The first value of a field, or None."""

@@ -143,6 +143,8 @@ def lookup(
         side = "response" if directives.no_cache else "request"
         return Lookup(revalidate, f"no-cache in the {side}", age, lifetime)
     stale = age >= lifetime
+    if not stale and not asked.directives:  # the request asks nothing of its own: fresh is enough
+        return Lookup(Outcome.FRESH, "fresh", age, lifetime)
     too_old = asked.request_max_age is not None and age > asked.request_max_age
     min_fresh = asked.min_fresh
     not_fresh_enough = min_fresh is not None and lifetime - age < min_fresh

@@ -121,9 +121,12 @@ def freshen(
 
 def not_modified(request: RequestHeader, stored: StoredResponse) -> bool:
     """Whether the client's conditional GET or HEAD is answered 304 by `stored`."""
-    if request.method not in ("GET", "HEAD"):
+    headers = request.headers
+    if request.method not in ("GET", "HEAD") or (
+        "if-none-match" not in headers and "if-modified-since" not in headers
+    ):
         return False
-    tags = list(list_items(request.headers.get_all("if-none-match")))
+    tags = list(list_items(headers.get_all("if-none-match")))
     if tags:
         if "*" in tags:
             return True

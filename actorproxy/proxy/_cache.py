@@ -48,7 +48,10 @@ from actorproxy.cache import (
     Outcome,
     Served,
     StoredResponse,
+    age_header,
+    current_age,
     freshen,
+    freshness_lifetime,
     invalidated_keys,
     lookup,
     not_modified,
@@ -58,7 +61,7 @@ from actorproxy.cache import (
     serve,
     stale_if_error,
 )
-from actorproxy.http import Error, ErrorSource, ErrorType, ResponseHeader
+from actorproxy.http import Error, ErrorSource, ErrorType, RequestHeader, ResponseHeader
 from actorproxy.store import StoreError
 
 from ._exchange import Exchange
@@ -125,20 +128,22 @@ async def _cached(
         _settle(session, CachePhase.BYPASS)
         await upstream(_cache_runtime(runtime), session, ctx)
         return
+    # (The default cache_hit_filter answers None: a hit does not wait for it.)
+    hit_filter = type(app).cache_hit_filter is not ProxyHttp.cache_hit_filter
     for _ in range(MAX_LOOKUPS):
         found = await _find(storage, key, session)
+        if found is not None and not hit_filter:
+            served = plain_hit(request, found, storage)
+            if served is not None:
+                _settle(session, CachePhase.HIT)
+                await send_served(app, session, ctx, served, found)
+                return
         now = storage.clock()
         decision = lookup(request, None if found is None else found.stored, now, storage.policy)
         outcome = decision.outcome
-        if found is not None and (decision.serves_stored or outcome is Outcome.MUST_REVALIDATE):
-            forced = await app.cache_hit_filter(session, found.stored, outcome is Outcome.FRESH, ctx)
-            if forced is ForcedFreshness.FORCE_MISS:
-                outcome = Outcome.MISS
-            elif forced is ForcedFreshness.FORCE_EXPIRED:
-                outcome = Outcome.MUST_REVALIDATE
-                cache.no_stale = True
-            elif forced is ForcedFreshness.FORCE_FRESH:
-                outcome = Outcome.FRESH
+        inspected = found is not None and (decision.serves_stored or outcome is Outcome.MUST_REVALIDATE)
+        if inspected and found is not None and hit_filter:
+            outcome = await _hit_filter(app, session, ctx, found, outcome)
         if found is not None and outcome in (Outcome.FRESH, Outcome.STALE):
             _settle(session, CachePhase.HIT if outcome is Outcome.FRESH else CachePhase.STALE)
             await serve_found(app, session, ctx, found, found.stored)
@@ -164,6 +169,19 @@ async def _cached(
             await _fetch(fetch, session, ctx=ctx, upstream=upstream, found=usable, ticket=writer)
             return
     await _fetch(_cache_runtime(runtime), session, ctx=ctx, upstream=upstream, found=None, ticket=None)
+
+
+async def _hit_filter(app: ProxyHttp, session: Session, ctx: Any, found: Found, outcome: Outcome) -> Outcome:
+    """The outcome after `cache_hit_filter` (Pingora's `ForcedFreshness`)."""
+    forced = await app.cache_hit_filter(session, found.stored, outcome is Outcome.FRESH, ctx)
+    if forced is ForcedFreshness.FORCE_MISS:
+        return Outcome.MISS
+    if forced is ForcedFreshness.FORCE_EXPIRED:
+        session.cache.no_stale = True
+        return Outcome.MUST_REVALIDATE
+    if forced is ForcedFreshness.FORCE_FRESH:
+        return Outcome.FRESH
+    return outcome
 
 
 async def _find(storage: ResponseCache, key: str, session: Session) -> Found | None:
@@ -271,6 +289,30 @@ async def _refresh(
 
 
 # -- serving from the cache --------------------------------------------------------------------------------
+
+
+# Request fields that may make a hit more than "fresh, whole, now": `lookup` and `serve` read them.
+_ASKING = ("cache-control", "authorization", "if-none-match", "if-modified-since", "range", "if-range")
+
+
+def plain_hit(request: RequestHeader, found: Found, storage: ResponseCache) -> Served | None:
+    """The answer to the commonest hit, decided as `lookup` and `serve` would decide it, without their
+    general cases: a GET asking nothing of its own (no Cache-Control, Authorization, precondition or Range)
+    for a fresh 200 in memory that varies on nothing and needs no revalidation (no `no-cache`). None: not
+    such a hit (ask `lookup`)."""
+    stored = found.stored
+    if request.method != "GET" or found.body is None or stored.status != 200 or stored.vary:
+        return None
+    headers = request.headers
+    if any(name in headers for name in _ASKING) or stored.cache_control.no_cache:
+        return None
+    age = current_age(stored, storage.clock())
+    if age >= freshness_lifetime(stored, storage.policy):
+        return None
+    header = stored.response()
+    header.insert_header("Age", age_header(age))
+    header.insert_header("Content-Length", str(found.size))
+    return Served(header, (0, found.size))
 
 
 async def serve_found(
@@ -585,12 +627,17 @@ async def _revalidated(exchange: Exchange, response: ResponseHeader) -> None:
         found.stored, response, request_time=cache.request_time, response_time=cache.response_time
     )
     if merged is None:
+        # RFC 9111 §4.3.4: the 304 is about another response. Drop ours and fetch the resource whole: a
+        # retry sends the fill request (and without retries left, the stale one may still answer).
         await _purge_quietly(storage, key)
-        raise Error.explain(
+        cache.mode = UpstreamMode.FILL
+        error = Error.explain(
             ErrorType.INVALID_HTTP_HEADER,
             "the upstream's 304 validates another response than the one stored",
             ErrorSource.UPSTREAM,
         )
+        error.set_retry(True)
+        raise error
     verdict = app.response_cache_filter(session, merged.response(), ctx)
     keep = isinstance(verdict, Cacheable)
     if isinstance(verdict, Cacheable):

@@ -148,40 +148,24 @@ class HttpCache:
         reason: why the cache was turned off, or did not store.
     """
 
-    __slots__ = (
-        "admit",
-        "body_position",
-        "body_range",
-        "fill",
-        "found",
-        "key",
-        "mode",
-        "no_stale",
-        "phase",
-        "reason",
-        "request_time",
-        "response_time",
-        "storage",
-        "ticket",
-    )
-
-    def __init__(self) -> None:
-        self.storage: ResponseCache | None = None
-        self.phase = CachePhase.DISABLED
-        self.key: str | None = None
-        self.found: Found | None = None
-        self.fill: Fill | None = None
-        self.ticket: LockTicket | None = None
-        self.mode = UpstreamMode.FILL
-        self.admit = False
-        self.no_stale = False
-        self.reason: str | None = None
-        self.request_time = 0.0
-        self.response_time = 0.0
-        #: The part of the upstream body the client gets, when it asked for less than all (a Range, or a
-        #: precondition answered 304): [start, end); and how far the body has come.
-        self.body_range: tuple[int, int] | None = None
-        self.body_position = 0
+    # Class-level defaults, no __init__: made for every request of an application that caches, so it
+    # costs one empty object until the phases set what they use.
+    storage: ResponseCache | None = None
+    phase = CachePhase.DISABLED
+    key: str | None = None
+    found: Found | None = None
+    fill: Fill | None = None
+    ticket: LockTicket | None = None
+    mode = UpstreamMode.FILL
+    admit = False
+    no_stale = False
+    reason: str | None = None
+    request_time = 0.0
+    response_time = 0.0
+    #: The part of the upstream body the client gets, when it asked for less than all (a Range, or a
+    #: precondition answered 304): [start, end); and how far the body has come.
+    body_range: tuple[int, int] | None = None
+    body_position = 0
 
     def __repr__(self) -> str:
         return f"<HttpCache {self.phase.value} key={self.key!r}>"

@@ -9,9 +9,10 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from actorproxy.cache import StoredResponse, prepare_for_storage
+from actorproxy.cache import Outcome, StoredResponse, lookup, prepare_for_storage, serve
 from actorproxy.http import RequestHeader, ResponseHeader
-from actorproxy.proxy import HotEntry, HotTier, ResponseCache
+from actorproxy.proxy import Found, HotEntry, HotTier, ResponseCache
+from actorproxy.proxy._cache import _ASKING, plain_hit
 from actorproxy.store import MemoryBackend, Store
 
 
@@ -35,7 +36,7 @@ async def put(cache: ResponseCache, req: RequestHeader, body: bytes, *headers: t
 
 
 @pytest.fixture
-async def store(autojump_clock: MockClock) -> AsyncIterator[Store]:
+async def store() -> AsyncIterator[Store]:
     async with Store(MemoryBackend(clock=now)) as store:
         yield store
 
@@ -68,7 +69,9 @@ async def test_variants_live_under_secondary_keys_behind_a_marker(store: Store) 
     assert await body_of(cache, english) is None
 
 
-async def test_another_processs_purge_is_seen_after_the_recheck_interval(store: Store) -> None:
+async def test_another_processs_purge_is_seen_after_the_recheck_interval(
+    autojump_clock: MockClock, store: Store
+) -> None:
     # Two caches on one store, as two worker processes on one SQLite file, each with its own hot tier.
     writer, reader = ResponseCache(store, clock=now), ResponseCache(store, clock=now)
     await put(writer, request(), b"hello")
@@ -127,3 +130,57 @@ def test_the_hot_tier_keeps_the_most_recently_used_within_its_size() -> None:
     assert (tier.get("b"), tier.get("big")) == (None, None)
     assert [key for key in "acd" if tier.get(key) is not None] == ["a", "c", "d"]
     assert tier.size == 300 and tier.drop_prefix("c") == 1
+
+
+@pytest.mark.parametrize(
+    "response_headers",
+    [
+        [("Cache-Control", "max-age=60"), ("Content-Length", "5")],
+        [("Cache-Control", "max-age=60, no-cache"), ("ETag", '"a"')],
+        [("Cache-Control", "max-age=1")],
+        [("Cache-Control", "s-maxage=60, max-age=0"), ("Age", "30")],
+        [("Expires", "Thu, 01 Jan 2026 00:01:00 GMT")],
+        [("Cache-Control", "max-age=60"), ("Vary", "Accept")],
+    ],
+)
+@pytest.mark.parametrize(
+    "request_headers",
+    [
+        [],
+        [("Cache-Control", "max-age=0")],
+        [("Authorization", "x")],
+        [("If-None-Match", '"a"')],
+        [("Range", "bytes=0-1")],
+        [("Accept", "text/html")],
+    ],
+)
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+async def test_the_plain_hit_is_what_lookup_and_serve_decide(
+    store: Store,
+    response_headers: list[tuple[str, str]],
+    request_headers: list[tuple[str, str]],
+    method: str,
+) -> None:
+    cache = ResponseCache(store, clock=now)
+    req = RequestHeader(method, "/a", [("Host", "example.com"), *request_headers])
+    entry = prepare_for_storage(
+        RequestHeader("GET", "/a", [("Host", "example.com"), ("Accept", "text/html")]),
+        ResponseHeader(200, response_headers),
+        request_time=now() - 3,
+        response_time=now() - 2,  # some age
+    )
+    found = Found(entry, 5, "k", entry.to_bytes(), body=b"hello")
+    plain = plain_hit(req, found, cache)
+    decision = lookup(req, entry, now())
+    if plain is None:
+        asking = any(name.lower() in _ASKING for name, _ in request_headers)
+        simple = method == "GET" and not asking and not entry.vary
+        assert decision.outcome is not Outcome.FRESH or not simple
+        return
+    assert decision.outcome is Outcome.FRESH
+    general = serve(req, entry, 5, now())
+    assert (plain.header.status, plain.header.headers.items(), plain.body) == (
+        general.header.status,
+        general.header.headers.items(),
+        general.body,
+    )
