@@ -32,6 +32,8 @@ from ._vary import vary_fields, vary_values
 
 __all__ = ["StoredResponse", "prepare_for_storage"]
 
+# Compact JSON; one encoder for all (json.dumps with options makes a new one per call).
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 # RFC 9111 §3.1: the connection's own fields are not stored. Transfer-Encoding goes too: the body is
 # stored decoded, and a hit is sent with the stored length.
 _NOT_STORED = HOP_BY_HOP | {"transfer-encoding"}
@@ -73,29 +75,21 @@ class StoredResponse:
 
     def header(self, name: str) -> str | None:
         """The first value of a field, or None."""
-        return self._first_values.get(name.lower())
+        return self._fields.get(name)
 
-    @functools.cached_property
-    def _first_values(self) -> dict[str, str]:
-        values: dict[str, str] = {}
-        for field, value in self.headers:
-            values.setdefault(field.lower(), value)
-        return values
+    def header_values(self, name: str) -> list[str]:
+        """Every value of a field, in order."""
+        return self._fields.get_all(name)
 
     @functools.cached_property
     def freshness(self) -> Freshness:
         """Its Date, corrected initial age and explicit lifetime (RFC 9111 §4.2), read once."""
         return freshness_facts(self)
 
-    def header_values(self, name: str) -> list[str]:
-        """Every value of a field, in order."""
-        key = name.lower()
-        return [value for field, value in self.headers if field.lower() == key]
-
     @functools.cached_property
     def cache_control(self) -> CacheControl:
         """The response's Cache-Control directives (parsed once: every lookup reads them)."""
-        return CacheControl.parse(self.fields())
+        return CacheControl.parse(self._fields)
 
     def response(self) -> ResponseHeader:
         """The stored head as a new `ResponseHeader` (to change and send)."""
@@ -112,7 +106,7 @@ class StoredResponse:
             "vary": self.vary,
             "lifetime": self.lifetime,
         }
-        return json.dumps(record, separators=(",", ":")).encode()
+        return _ENCODER.encode(record).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> StoredResponse:
