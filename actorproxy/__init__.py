@@ -46,12 +46,16 @@ from .lb import (
 )
 from .proxy import (
     BodyChunk,
+    Cacheable,
+    ForcedFreshness,
     HttpPeer,
     HttpProxyService,
     PeerOptions,
     ProxyHttp,
+    ResponseCache,
     Session,
     TcpKeepalive,
+    Uncacheable,
     http_proxy_service,
 )
 from .server import Server, ServiceHandle, background_service
@@ -65,6 +69,7 @@ __all__ = [
     "Backend",
     "Backends",
     "BodyChunk",
+    "Cacheable",
     "ConfigError",
     "Consistent",
     "DeclaredProxy",
@@ -76,6 +81,7 @@ __all__ = [
     "ExitReason",
     "FNVHash",
     "FileDiscovery",
+    "ForcedFreshness",
     "Forwarding",
     "Headers",
     "HttpHealthCheck",
@@ -91,6 +97,7 @@ __all__ = [
     "ProxySettings",
     "Random",
     "RequestHeader",
+    "ResponseCache",
     "ResponseHeader",
     "RetryType",
     "RoundRobin",
@@ -101,6 +108,7 @@ __all__ = [
     "Static",
     "TcpHealthCheck",
     "TcpKeepalive",
+    "Uncacheable",
     "background_service",
     "build_proxy",
     "http_proxy_service",

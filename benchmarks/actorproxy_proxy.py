@@ -13,6 +13,9 @@ Options for `benchmarks/proxy.py`:
   measure what they cost (`benchmarks/proxy.py --actorproxy-option=--access-log=/tmp/a.log`).
 - `--cprofile PATH`: run under cProfile and dump the stats to PATH on exit (heavy: timings are distorted,
   use it for call counts; `py-spy` on the running process gives honest time shares).
+- `--cache memory` or `--cache sqlite:PATH`: the HTTP cache on every request (`ResponseCache` on a store of
+  that backend, run as a background service), with `--cache-ttl` seconds of freshness for responses that
+  state none (the origin's static files), as nginx's `proxy_cache_valid`.
 """
 
 from __future__ import annotations
@@ -28,8 +31,12 @@ from typing import Any
 
 from actorproxy.config import AccessLogConf
 from actorproxy.http import select_codec
-from actorproxy.proxy import HttpPeer, HttpProxyService, ProxyHttp, Session, http_proxy_service
-from actorproxy.server import Server
+from actorproxy.proxy import HttpPeer, HttpProxyService, ProxyHttp, ResponseCache, Session, http_proxy_service
+from actorproxy.server import Server, background_service
+from actorproxy.store import MemoryBackend, SqliteBackend, Store
+
+# The memory store's cap for the cache: room for every response of a run, as nginx's cache has on disk.
+MEMORY_STORE_SIZE = 1024 * 1024 * 1024
 
 
 class ToOrigin(ProxyHttp):
@@ -41,6 +48,27 @@ class ToOrigin(ProxyHttp):
 
     async def upstream_peer(self, session: Session, ctx: Any) -> HttpPeer:
         return self.peer
+
+
+class CachingToOrigin(ToOrigin):
+    """Every request goes to the one origin, through the HTTP cache."""
+
+    def __init__(self, upstream: str, cache: ResponseCache) -> None:
+        super().__init__(upstream)
+        self.cache = cache
+
+    def request_cache_filter(self, session: Session, ctx: Any) -> None:
+        session.cache.enable(self.cache)
+
+
+def cache_store(spec: str) -> Store:
+    """The store `--cache` names: `memory` or `sqlite:PATH`."""
+    if spec == "memory":
+        return Store(MemoryBackend(max_size=MEMORY_STORE_SIZE))
+    kind, _, path = spec.partition(":")
+    if kind != "sqlite" or not path:
+        raise SystemExit(f"--cache: expected memory or sqlite:PATH, got {spec!r}")
+    return Store(SqliteBackend(path))
 
 
 def codec_name() -> str:
@@ -77,17 +105,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="WARNING", help="logging level for stderr (default WARNING)")
     parser.add_argument("--metrics", metavar="ADDR", help="also serve the Prometheus page on host:port")
     parser.add_argument("--access-log", metavar="PATH", help="log each request (combined format) to PATH")
+    parser.add_argument("--cache", metavar="STORE", help="cache every request: memory or sqlite:PATH")
+    parser.add_argument(
+        "--cache-ttl", type=float, default=3600.0, help="freshness of responses that state none (seconds)"
+    )
     args = parser.parse_args(argv)
     print(f"actorproxy {os.getpid()}: {args.listen} -> {args.upstream}, codec {codec_name()}", flush=True)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    service = http_proxy_service(None, ToOrigin(args.upstream))
+    server = Server()
+    server.bootstrap()
+    store = None
+    app = ToOrigin(args.upstream)
+    if args.cache:
+        store = cache_store(args.cache)
+        app = CachingToOrigin(args.upstream, ResponseCache(store, default_ttl=args.cache_ttl))
+    service = http_proxy_service(None, app)
     service.add_tcp(args.listen)
     if args.access_log:
         service.configure(access_log=AccessLogConf(path=args.access_log))
-    server = Server()
-    server.bootstrap()
-    server.add_service(service)
+    if store is None:
+        server.add_service(service)
+    else:
+        server.add_service(service, depends_on=[server.add_service(background_service("store", store))])
     if args.metrics:
         server.add_prometheus_service(args.metrics)
 

@@ -7,6 +7,7 @@
     python benchmarks/proxy.py --markdown      # the tables as Markdown, for benchmarks/README.md
     python benchmarks/proxy.py --profile DIR   # then profile actorproxy, tiny body (py-spy, cProfile)
     python benchmarks/proxy.py --targets actorproxy --scenarios 1m --profile DIR --profile-scenario 1m
+    python benchmarks/proxy.py --cache         # the HTTP cache's hits and misses, beside nginx's
 
 Needs `pip install -e '.[bench]'` (aiohttp, uvloop) and the Debian packages `wrk` and `nginx`
 (`apt-get install wrk nginx`); `--profile` also needs `pip install py-spy` and the right to ptrace (root).
@@ -27,6 +28,15 @@ connection and on each of 50 new connections opened at once during the run, and 
 connections the origin accepted during the run and in its second half (nginx `stub_status`), the most
 ESTABLISHED connections from the proxy to the origin at once (`ss`, every 0.5 s) and, for actorproxy, its
 pool's checkout misses.
+
+With `--cache` (scenarios `tiny-hit`, `64k-hit`, `tiny-miss`), two more targets: nginx with `proxy_cache`
+(`nginx-cache`: a disk cache, `proxy_cache_valid 200 1h`, `proxy_cache_lock on`) and actorproxy with its HTTP
+cache on every request (`actorproxy-cache`: `benchmarks/actorproxy_proxy.py --cache memory`, or
+`--cache-backend sqlite` for a SQLite store, with a default_ttl of an hour for the origin's files, which state
+no lifetime), next to the same two proxies uncached. A hit scenario asks for one path again and again (the
+warm-up stores it); the miss scenario asks for a new URL every time (`/tiny?run=<id>&n=<k>`, from a wrk
+script), so the caches store every response and serve none. The cache's own targets: hits at least 2x the
+uncached proxy's req/s, misses at most 10% slower.
 
 This is a script, not a test: nothing here asserts speed.
 """
@@ -56,6 +66,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -74,6 +85,8 @@ PROXY_CORE = 0  # the proxy under test
 LOAD_CORE = 1  # wrk and the origin
 TARGET_RPS_RATIO = 2.0  # the issue's target: actorproxy >= 2x aiohttp + uvloop on tiny responses ...
 TARGET_P99_RATIO = 1.0  # ... with a p99 no worse
+TARGET_HIT_RATIO = 2.0  # the cache's targets: hits at least 2x our own uncached proxying ...
+TARGET_MISS_RATIO = 0.9  # ... and misses at most 10% slower than no cache
 # When, as a fraction of the run, to time one new connection's first response, then a burst of new ones; and
 # from when new upstream connections are counted apart (none are expected: the pool is warm by then).
 PROBE_AT, BURST_AT, SECOND_HALF = 0.15, 0.3, 0.5
@@ -87,10 +100,21 @@ class Scenario:
     name: str
     key: str
     size: int
+    #: "proxy" (the plain scenarios), "hit" (one path again and again) or "miss" (a new URL each time).
+    mode: str = "proxy"
+
+    @property
+    def file(self) -> str:
+        """The origin's file: the key without its cache mode."""
+        return self.key.split("-", 1)[0]
 
     @property
     def path(self) -> str:
-        return f"/{self.key}"
+        return f"/{self.file}"
+
+    @property
+    def cached(self) -> bool:
+        return self.mode != "proxy"
 
     def body(self) -> bytes:
         if self.size == len(TINY):
@@ -102,14 +126,31 @@ SCENARIOS = (
     Scenario("tiny (13 B)", "tiny", len(TINY)),
     Scenario("64 KiB", "64k", 64 * 1024),
     Scenario("1 MiB", "1m", 1024 * 1024),
+    Scenario("tiny, cache hit", "tiny-hit", len(TINY), "hit"),
+    Scenario("64 KiB, cache hit", "64k-hit", 64 * 1024, "hit"),
+    Scenario("tiny, cache miss", "tiny-miss", len(TINY), "miss"),
 )
-TARGETS = ("direct", "nginx", "aiohttp", "actorproxy")
+FILES = tuple(s for s in SCENARIOS if not s.cached)
+CACHE_SCENARIOS = "tiny-hit,64k-hit,tiny-miss"
+TARGETS = ("direct", "nginx", "nginx-cache", "aiohttp", "actorproxy", "actorproxy-cache")
+DEFAULT_TARGETS = "direct,nginx,aiohttp,actorproxy"
+CACHE_TARGETS = "nginx,nginx-cache,actorproxy,actorproxy-cache"
+#: Targets that cache: they run the cache scenarios only.
+CACHING = ("nginx-cache", "actorproxy-cache")
 REFERENCES = ("direct", "nginx", "aiohttp")
+#: (target, reference) pairs compared in the ratio table, besides actorproxy against each reference.
+CACHE_PAIRS = (
+    ("actorproxy-cache", "actorproxy"),
+    ("actorproxy-cache", "nginx-cache"),
+    ("nginx-cache", "nginx"),
+)
 LABELS = {
     "direct": "direct (nginx origin)",
     "nginx": "nginx proxy",
+    "nginx-cache": "nginx proxy_cache",
     "aiohttp": "aiohttp + uvloop",
     "actorproxy": "actorproxy",
+    "actorproxy-cache": "actorproxy cache",
 }
 
 # Prints wrk's summary as one JSON line; latencies in microseconds.
@@ -123,6 +164,14 @@ done = function(summary, latency, requests)
     summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
     latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9),
     latency.mean, latency.max))
+end
+"""
+# A new URL for every request (a cache miss each time); PREFIX is replaced with `/file?run=<id>&n=`.
+WRK_MISS_LUA = r"""
+local counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, "PREFIX" .. counter)
 end
 """
 
@@ -323,22 +372,37 @@ http {{
 """
 
 
-def nginx_proxy_conf(work: Path, port: int, origin_port: int) -> str:
-    """The nginx reference: one worker, an upstream keep-alive pool, otherwise nginx's defaults."""
+def nginx_proxy_conf(work: Path, port: int, origin_port: int, *, cache: bool = False) -> str:
+    """The nginx reference: one worker, an upstream keep-alive pool, otherwise nginx's defaults; with `cache`,
+    proxy_cache on disk keeping every 200 for an hour, with its lock on."""
+    name = "cache" if cache else "proxy"
+    cache_path = (
+        f"proxy_cache_path {work}/cache levels=1:2 keys_zone=bench:64m max_size=4g inactive=1h"
+        " use_temp_path=off;"
+        if cache
+        else ""
+    )
+    caching = (
+        "proxy_cache bench; proxy_cache_valid 200 1h; proxy_cache_lock on;"
+        " add_header X-Cache $upstream_cache_status;"
+        if cache
+        else ""
+    )
     return f"""
 daemon off;
 worker_processes 1;
 error_log stderr;
-pid {work}/proxy.pid;
+pid {work}/{name}.pid;
 events {{ worker_connections 4096; }}
 http {{
     access_log off;
     keepalive_requests 10000000;
-    client_body_temp_path {work}/tmp/proxy-body;
-    proxy_temp_path {work}/tmp/proxy-proxy;
-    fastcgi_temp_path {work}/tmp/proxy-fastcgi;
-    uwsgi_temp_path {work}/tmp/proxy-uwsgi;
-    scgi_temp_path {work}/tmp/proxy-scgi;
+    client_body_temp_path {work}/tmp/{name}-body;
+    proxy_temp_path {work}/tmp/{name}-proxy;
+    fastcgi_temp_path {work}/tmp/{name}-fastcgi;
+    uwsgi_temp_path {work}/tmp/{name}-uwsgi;
+    scgi_temp_path {work}/tmp/{name}-scgi;
+    {cache_path}
     upstream origin {{
         server 127.0.0.1:{origin_port};
         keepalive 64;
@@ -350,6 +414,7 @@ http {{
             proxy_pass http://origin;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            {caching}
         }}
     }}
 }}
@@ -368,12 +433,18 @@ class Fleet:
     """The origin and the three proxies, each a subprocess; all stopped, in reverse, on the way out."""
 
     def __init__(
-        self, work: Path, targets: tuple[str, ...], actorproxy_options: tuple[str, ...] = ()
+        self,
+        work: Path,
+        targets: tuple[str, ...],
+        actorproxy_options: tuple[str, ...] = (),
+        cache_backend: str = "memory",
     ) -> None:
         self.work = work
         self.wanted = targets
         #: Extra arguments for benchmarks/actorproxy_proxy.py (`--actorproxy-option`).
         self.actorproxy_options = actorproxy_options
+        #: The store of actorproxy's cache: memory, or sqlite (a file in the work directory).
+        self.cache_backend = cache_backend
         self.origin_port = free_port()
         self.status_port = free_port()
         self.targets: dict[str, Target] = {}
@@ -396,8 +467,11 @@ class Fleet:
         www = self.work / "www"
         www.mkdir()
         (self.work / "tmp").mkdir()
-        for scenario in SCENARIOS:
+        for scenario in FILES:
             (www / scenario.key).write_bytes(scenario.body())
+        # nginx's cache is written by its worker, nobody when root starts it.
+        (self.work / "cache").mkdir(mode=0o777)
+        (self.work / "cache").chmod(0o777)
         # nginx workers run as nobody when root starts them: let them read the files.
         for path in (self.work, www, *www.iterdir()):
             path.chmod(0o755 if path.is_dir() else 0o644)
@@ -417,6 +491,12 @@ class Fleet:
             conf = self.work / "proxy.conf"
             conf.write_text(nginx_proxy_conf(self.work, port, self.origin_port))
             self.targets["nginx"] = self.start("nginx", pinned(PROXY_CORE, [nginx, "-c", str(conf)]), port)
+        if "nginx-cache" in self.wanted:
+            port = free_port()
+            conf = self.work / "cache.conf"
+            conf.write_text(nginx_proxy_conf(self.work, port, self.origin_port, cache=True))
+            command = pinned(PROXY_CORE, [nginx, "-c", str(conf)])
+            self.targets["nginx-cache"] = self.start("nginx-cache", command, port)
         if "aiohttp" in self.wanted:
             port = free_port()
             script = str(HERE / "aiohttp_proxy.py")
@@ -424,6 +504,10 @@ class Fleet:
             self.targets["aiohttp"] = self.start("aiohttp", pinned(PROXY_CORE, command), port)
         if "actorproxy" in self.wanted:
             self.targets["actorproxy"] = self.start_actorproxy("actorproxy", list(self.actorproxy_options))
+        if "actorproxy-cache" in self.wanted:
+            store = "memory" if self.cache_backend == "memory" else f"sqlite:{self.work / 'store.db'}"
+            extra = [*self.actorproxy_options, "--cache", store]
+            self.targets["actorproxy-cache"] = self.start_actorproxy("actorproxy-cache", extra)
 
     def start_actorproxy(self, name: str, extra: list[str]) -> Target:
         port = free_port()
@@ -437,7 +521,9 @@ class Fleet:
         if process.poll() is not None:
             return
         # nginx stops gracefully on SIGQUIT; the Python proxies drain on SIGTERM.
-        process.send_signal(signal.SIGQUIT if target.name in ("origin", "nginx") else signal.SIGTERM)
+        process.send_signal(
+            signal.SIGQUIT if target.name in ("origin", "nginx", "nginx-cache") else signal.SIGTERM
+        )
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -474,10 +560,13 @@ class Fleet:
 
 @contextlib.contextmanager
 def fleet_running(
-    targets: tuple[str, ...], keep: bool, actorproxy_options: tuple[str, ...] = ()
+    targets: tuple[str, ...],
+    keep: bool,
+    actorproxy_options: tuple[str, ...] = (),
+    cache_backend: str = "memory",
 ) -> Iterator[Fleet]:
     work = Path(tempfile.mkdtemp(prefix="actorproxy-bench-"))
-    fleet = Fleet(work, targets, actorproxy_options)
+    fleet = Fleet(work, targets, actorproxy_options, cache_backend)
     try:
         fleet.up()
         yield fleet
@@ -528,6 +617,11 @@ class Result:
     @property
     def error_count(self) -> int:
         return sum(self.errors.values())
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        """CPU microseconds of the target per request: steadier than req/s when others share the machine."""
+        return self.target_cpu_percent / 100 / self.rps * 1e6 if self.rps else 0.0
 
 
 def run_wrk(url: str, seconds: float, lua: Path, connections: int = CONNECTIONS) -> dict[str, float]:
@@ -595,23 +689,33 @@ class Watcher:
         self._thread.join()
 
 
+def miss_script(fleet: Fleet, scenario: Scenario) -> Path:
+    """A wrk script asking for a URL no run asked for before (see WRK_MISS_LUA)."""
+    run = uuid.uuid4().hex[:12]
+    path = fleet.work / f"miss-{run}.lua"
+    path.write_text(WRK_MISS_LUA.replace("PREFIX", f"{scenario.path}?run={run}&n=") + WRK_LUA)
+    return path
+
+
 def measure(fleet: Fleet, scenario: Scenario, name: str, seconds: float, warmup: float) -> Result:
     target = fleet.targets[name]
     url = f"http://127.0.0.1:{target.port}{scenario.path}"
     if warmup > 0:
-        run_wrk(url, warmup, fleet.lua)
+        run_wrk(url, warmup, miss_script(fleet, scenario) if scenario.mode == "miss" else fleet.lua)
+    lua = miss_script(fleet, scenario) if scenario.mode == "miss" else fleet.lua
     pids = process_tree(target.process.pid)
     origin_pids = process_tree(fleet.targets["direct"].process.pid)
     others = [] if name == "direct" else origin_pids
     accepts_before, requests_before = fleet.origin_status()
-    pool_before = fleet.pool_stats(target) if name == "actorproxy" else None
+    ours = name.startswith("actorproxy")
+    pool_before = fleet.pool_stats(target) if ours else None
     before = (cpu_seconds(pids), cpu_seconds(others), own_cpu_seconds(), busy_seconds(), time.monotonic())
     owners = None if name == "direct" else set(pids)
     with Watcher(fleet, target.port, scenario.path, owners, seconds) as watcher:
-        data = run_wrk(url, seconds, fleet.lua)
+        data = run_wrk(url, seconds, lua)
     after = (cpu_seconds(pids), cpu_seconds(others), own_cpu_seconds(), busy_seconds(), time.monotonic())
     accepts_after, requests_after = fleet.origin_status()
-    pool_after = fleet.pool_stats(target) if name == "actorproxy" else None
+    pool_after = fleet.pool_stats(target) if ours else None
     if pool_after is not None:
         fleet.codec = str(pool_after.get("codec", "?"))
     target_cpu, origin_cpu, own_cpu, busy, wall = (a - b for a, b in zip(after, before, strict=True))
@@ -657,21 +761,29 @@ def measure(fleet: Fleet, scenario: Scenario, name: str, seconds: float, warmup:
 
 
 def ratios(results: list[Result]) -> list[dict[str, Any]]:
-    """actorproxy's req/s and p99 over each reference's, per scenario."""
+    """actorproxy's req/s and p99 over each reference's, per scenario; and the caches' (`CACHE_PAIRS`)."""
     rows = []
     by_key = {(r.scenario, r.target): r for r in results}
+    pairs = [("actorproxy", reference) for reference in REFERENCES] + list(CACHE_PAIRS)
     for scenario in dict.fromkeys(r.scenario for r in results):
-        ours = by_key.get((scenario, "actorproxy"))
-        for reference in REFERENCES:
+        for target, reference in pairs:
+            ours = by_key.get((scenario, target))
             theirs = by_key.get((scenario, reference))
             if ours is None or theirs is None or not theirs.rps or not theirs.p99_ms:
                 continue
             rows.append(
                 {
                     "scenario": scenario,
+                    "target": target,
                     "reference": reference,
                     "rps_ratio": ours.rps / theirs.rps,
                     "p99_ratio": ours.p99_ms / theirs.p99_ms,
+                    # Their CPU per request over ours: above 1.00x ours is cheaper (as for req/s).
+                    "cpu_ratio": (
+                        theirs.cpu_us_per_request / ours.cpu_us_per_request
+                        if ours.cpu_us_per_request
+                        else 0.0
+                    ),
                 }
             )
     return rows
@@ -680,11 +792,27 @@ def ratios(results: list[Result]) -> list[dict[str, Any]]:
 def verdict(results: list[Result]) -> dict[str, Any] | None:
     """The issue's target: tiny responses, actorproxy against aiohttp + uvloop."""
     for row in ratios(results):
-        if row["scenario"] == SCENARIOS[0].name and row["reference"] == "aiohttp":
+        if row["scenario"] == SCENARIOS[0].name and (row["target"], row["reference"]) == (
+            "actorproxy",
+            "aiohttp",
+        ):
             met = row["rps_ratio"] >= TARGET_RPS_RATIO and row["p99_ratio"] <= TARGET_P99_RATIO
             wanted = f">= {TARGET_RPS_RATIO:g}x req/s, p99 <= {TARGET_P99_RATIO:g}x"
             return {**row, "target": wanted, "met": met}
     return None
+
+
+def cache_verdicts(results: list[Result]) -> list[dict[str, Any]]:
+    """The cache's targets: hits >= 2x our uncached proxying's req/s, misses >= 0.9x (at most 10% slower)."""
+    modes = {s.name: s.mode for s in SCENARIOS}
+    found = []
+    for row in ratios(results):
+        if (row["target"], row["reference"]) != ("actorproxy-cache", "actorproxy"):
+            continue
+        wanted = TARGET_HIT_RATIO if modes.get(row["scenario"]) == "hit" else TARGET_MISS_RATIO
+        met = row["rps_ratio"] >= wanted
+        found.append({**row, "target": f">= {wanted:g}x req/s of actorproxy uncached", "met": met})
+    return found
 
 
 def render(header: tuple[str, ...], lines: list[tuple[str, ...]], markdown: bool) -> str:
@@ -718,7 +846,7 @@ def errors_cell(result: Result) -> str:
 
 
 def results_table(results: list[Result], markdown: bool = False) -> str:
-    header = ("scenario", "target", "req/s", "p50", "p99", "MiB/s", "errors", "CPU", "other CPU")
+    header = ("scenario", "target", "req/s", "p50", "p99", "MiB/s", "errors", "CPU", "CPU/req", "other CPU")
     header += ("new conn", f"{CONNECTIONS} new conns", "upstream conns")
     lines = [
         (
@@ -730,6 +858,7 @@ def results_table(results: list[Result], markdown: bool = False) -> str:
             f"{r.mib_per_s:,.1f}",
             errors_cell(r),
             f"{r.target_cpu_percent:.0f}%",
+            f"{r.cpu_us_per_request:,.0f} µs",
             f"{r.other_cpu_percent:.0f}%",
             "-" if r.first_response_ms is None else f"{r.first_response_ms:.1f} ms",
             f"{statistics.median(r.burst_ms):.0f} / {r.burst_ms[-1]:.0f} ms" if r.burst_ms else "-",
@@ -741,9 +870,16 @@ def results_table(results: list[Result], markdown: bool = False) -> str:
 
 
 def ratio_table(results: list[Result], markdown: bool = False) -> str:
-    header = ("scenario", "actorproxy vs", "req/s ratio", "p99 ratio")
+    header = ("scenario", "target", "vs", "req/s ratio", "p99 ratio", "CPU/req ratio")
     lines = [
-        (row["scenario"], LABELS[row["reference"]], f"{row['rps_ratio']:.2f}x", f"{row['p99_ratio']:.2f}x")
+        (
+            row["scenario"],
+            LABELS[row["target"]],
+            LABELS[row["reference"]],
+            f"{row['rps_ratio']:.2f}x",
+            f"{row['p99_ratio']:.2f}x",
+            f"{row['cpu_ratio']:.2f}x",
+        )
         for row in ratios(results)
     ]
     return render(header, lines, markdown)
@@ -751,11 +887,13 @@ def ratio_table(results: list[Result], markdown: bool = False) -> str:
 
 LEGEND = f"""\
 p50, p99: wrk's, which corrects for coordinated omission: a response that took k times the mean interval
-between responses on a connection also counts k-1 synthetic samples in between. req/s ratio: actorproxy's
-req/s over the reference's (above 1.00x actorproxy is faster); p99 ratio: actorproxy's p99 over the
-reference's (below 1.00x actorproxy is better). CPU: the target's processes during the run (100% = one core;
-for "direct", the origin). other CPU: the machine's busy time that is not the target, the origin, wrk or this
-script: other processes, i.e. noise. new conn: one new connection opened at {PROBE_AT:.0%} of the run, from
+between responses on a connection also counts k-1 synthetic samples in between. req/s ratio: the target's
+req/s over the reference's (above 1.00x the target is faster); p99 ratio: the target's p99 over the
+reference's (below 1.00x the target is better). CPU: the target's processes during the run (100% = one core;
+for "direct", the origin); CPU/req: that CPU time per request, and its ratio the reference's over the
+target's (above 1.00x the target spends less per request; steadier than req/s when other CPU is high).
+other CPU: the machine's busy time that is not the target, the origin, wrk or this script: other processes,
+i.e. noise. new conn: one new connection opened at {PROBE_AT:.0%} of the run, from
 connect to the end of its first response. {CONNECTIONS} new conns: {CONNECTIONS} connections opened at once
 at {BURST_AT:.0%} of the run, one request each: median / slowest time to the end of the response. upstream
 conns: connections the origin accepted during the measured run (the first ones replace those the warm-up's
@@ -1050,9 +1188,11 @@ def run_all(
     scenarios = [s for s in SCENARIOS if s.key in args.scenarios.split(",")]
     results: list[Result] = []
     report: dict[str, Any] = {}
-    with fleet_running(targets, args.keep, tuple(args.actorproxy_option)) as fleet:
+    with fleet_running(targets, args.keep, tuple(args.actorproxy_option), args.cache_backend) as fleet:
         for scenario in scenarios:
             for name in targets:
+                if name in CACHING and not scenario.cached:
+                    continue  # a cache in front of the plain scenarios measures nothing they are for
                 progress(args.json, f"{scenario.name}: {LABELS[name]}, {seconds:g} s")
                 results.append(measure(fleet, scenario, name, seconds, 0.0 if name == "direct" else warmup))
         if args.profile:
@@ -1078,6 +1218,11 @@ def print_tables(
             f"target, tiny body vs aiohttp + uvloop ({check['target']}): req/s {check['rps_ratio']:.2f}x, "
             f"p99 {check['p99_ratio']:.2f}x: {'met' if check['met'] else 'MISSED'}"
         )
+    for row in cache_verdicts(results):
+        print(
+            f"cache target, {row['scenario']} ({row['target']}): req/s {row['rps_ratio']:.2f}x"
+            f" (CPU per request {row['cpu_ratio']:.2f}x): {'met' if row['met'] else 'MISSED'}"
+        )
     print(
         f"actorproxy's codec: {meta.get('actorproxy_codec', '?')}; load average before "
         f"{meta['loadavg_before'][0]:.2f}, after {meta['loadavg_after'][0]:.2f}; took {meta['seconds']} s."
@@ -1097,14 +1242,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
     parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     parser.add_argument(
-        "--targets", default=",".join(TARGETS), help="a comma-separated subset of the targets"
+        "--targets",
+        help=f"a comma-separated subset of {','.join(TARGETS)} (default: {DEFAULT_TARGETS}; with --cache:"
+        f" {CACHE_TARGETS})",
     )
-    parser.add_argument("--scenarios", default="tiny,64k,1m", help="a comma-separated subset of tiny,64k,1m")
+    parser.add_argument(
+        "--scenarios",
+        help="a comma-separated subset of " + ",".join(s.key for s in SCENARIOS) + " (default: tiny,64k,1m;"
+        f" with --cache: {CACHE_SCENARIOS})",
+    )
+    parser.add_argument(
+        "--cache", action="store_true", help="the HTTP cache's scenarios and targets (see the module help)"
+    )
+    parser.add_argument(
+        "--cache-backend",
+        choices=("memory", "sqlite"),
+        default="memory",
+        help="the store of actorproxy's cache",
+    )
     parser.add_argument(
         "--profile", metavar="DIR", help="then profile actorproxy under load, into DIR (py-spy, cProfile)"
     )
     parser.add_argument(
-        "--profile-scenario", default="tiny", choices=[s.key for s in SCENARIOS], help="the load to profile"
+        "--profile-scenario", default="tiny", choices=[s.key for s in FILES], help="the load to profile"
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (configs, logs)")
     parser.add_argument("--codec", help="actorproxy's HTTP/1.1 codec (sets ACTORPROXY_CODEC; default: auto)")
@@ -1117,6 +1277,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json-out", metavar="FILE", help="also write the JSON results to FILE")
     args = parser.parse_args(argv)
+    args.targets = args.targets or (CACHE_TARGETS if args.cache else DEFAULT_TARGETS)
+    args.scenarios = args.scenarios or (CACHE_SCENARIOS if args.cache else "tiny,64k,1m")
 
     missing = check_tools()
     if missing:
@@ -1143,6 +1305,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": [{**asdict(r), "error_count": r.error_count} for r in results],
         "ratios": ratios(results),
         "target": verdict(results),
+        "cache_targets": cache_verdicts(results),
         "profile": report,
         "server_logs": logs,
     }

@@ -17,16 +17,17 @@ from __future__ import annotations
 import hmac
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 import trio
 import trio_websocket
 
 from actorproxy.http import ResponseHeader
-from actorproxy.proxy import ProxyCounters, ProxyHttp, Session
+from actorproxy.proxy import HttpProxyService, ProxyCounters, ProxyHttp, ResponseCache, Session
+from actorproxy.store import StoreError
 
 from ._history import SAMPLE_INTERVAL
 from ._monitor import AdminState
@@ -45,6 +46,8 @@ __all__ = ["TOKEN_HEADER", "AdminApp"]
 
 #: The header write actions carry the token in.
 TOKEN_HEADER = "X-Admin-Token"
+# The largest body of a purge request (a JSON object naming one key or prefix).
+MAX_PURGE_BODY = 64 * 1024
 #: Seconds between two pushes to a page at most (a storm of crashes is batched); and at least, when idle.
 MIN_PUSH_INTERVAL = 0.1
 MAX_PUSH_INTERVAL = SAMPLE_INTERVAL
@@ -68,6 +71,13 @@ _SECURITY_HEADERS = (
         " frame-ancestors 'none'",
     ),
 )
+
+
+@runtime_checkable
+class CachingApp(Protocol):
+    """An application with HTTP caches the admin API may purge (the declared proxy, or one of your own)."""
+
+    def response_caches(self) -> Sequence[ResponseCache]: ...
 
 
 class ApiError(Exception):
@@ -151,6 +161,11 @@ class AdminApp(ProxyHttp):
                 await self._authorize(session)
                 await _respond_json(session, 200, await self.reload())
                 return
+            case ["cache", "purge"]:
+                _allow(method, "POST")
+                await self._authorize(session, drain=False)
+                await _respond_json(session, 200, await self.purge(await _read_json(session)))
+                return
             case ["clusters", cluster, "backends", address, ("enable" | "disable") as action]:
                 _allow(method, "POST")
                 await self._authorize(session)
@@ -230,15 +245,41 @@ class AdminApp(ProxyHttp):
             "backend": backend_view(backend, health, table.ejections(backend)),
         }
 
+    def response_caches(self) -> list[ResponseCache]:
+        """The HTTP caches of the server's proxy services (each once)."""
+        found: dict[int, ResponseCache] = {}
+        for service in self.target.services:
+            if isinstance(service, HttpProxyService) and isinstance(service.app, CachingApp):
+                found.update((id(cache), cache) for cache in service.app.response_caches())
+        return list(found.values())
+
+    async def purge(self, request: Any) -> dict[str, Any]:
+        """Remove from every HTTP cache the responses of one key (`{"key": "GET http://host/path"}`), or of
+        every key under a prefix (`{"prefix": "GET http://host/static/"}`)."""
+        if not isinstance(request, dict) or len(request) != 1 or not request.keys() <= {"key", "prefix"}:
+            raise ApiError(400, 'expected {"key": "<cache key>"} or {"prefix": "<start of cache keys>"}')
+        (kind, value), *_ = request.items()
+        if not isinstance(value, str) or not value:
+            raise ApiError(400, f"{kind}: expected a non-empty string, got {value!r}")
+        caches = self.response_caches()
+        purged = 0
+        try:
+            for cache in caches:
+                purged += await (cache.purge(value) if kind == "key" else cache.purge_prefix(value))
+        except StoreError as exc:
+            raise ApiError(503, f"the store failed: {exc}") from exc
+        return {kind: value, "caches": len(caches), "purged": purged}
+
     # -- helpers -------------------------------------------------------------------------------------------
 
-    async def _authorize(self, session: Session) -> None:
+    async def _authorize(self, session: Session, *, drain: bool = True) -> None:
         sent = session.get_header(TOKEN_HEADER)
         if sent is None:
             raise ApiError(401, f"write actions need the {TOKEN_HEADER} header")
         if self._token is not None and not hmac.compare_digest(sent.encode(), self._token):
             raise ApiError(403, "wrong admin token")
-        await session.drain_request_body()
+        if drain:
+            await session.drain_request_body()
 
     async def _static(self, session: Session, name: str) -> None:
         body = self.static.get(name)
@@ -298,6 +339,20 @@ async def _respond(session: Session, status: int, body: bytes, content_type: str
         return
     await session.write_response_header(header)
     await session.write_response_body(body, end_of_stream=True)
+
+
+async def _read_json(session: Session) -> Any:
+    """The request body as JSON (at most `MAX_PURGE_BODY` bytes)."""
+    body = bytearray()
+    while (piece := await session.read_request_body()) is not None:
+        body += piece
+        if len(body) > MAX_PURGE_BODY:
+            session.set_keepalive(None)  # the rest is never read
+            raise ApiError(413, f"the body is larger than {MAX_PURGE_BODY} bytes")
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise ApiError(400, f"the body is not JSON: {exc}") from exc
 
 
 async def _respond_json(session: Session, status: int, data: Mapping[str, Any]) -> None:

@@ -27,7 +27,15 @@ from ._fields import (
     strong_match,
     weak_match,
 )
-from ._freshness import age_header, current_age, date_of, freshness_lifetime, has_explicit_lifetime
+from ._freshness import (
+    Freshness,
+    age_header,
+    current_age,
+    date_of,
+    freshness_facts,
+    freshness_lifetime,
+    has_explicit_lifetime,
+)
 from ._key import DEFAULT_KEY_PARTS, CacheKeyParts, cache_key, invalidated_keys
 from ._lock import DEFAULT_LOCK_TIMEOUT, CacheLock, LockStatus, LockTicket
 from ._lookup import LOOKUP_METHODS, Lookup, Outcome, XCache, lookup, stale_if_error, vary_matches
@@ -68,6 +76,7 @@ __all__ = [
     "CacheKeyParts",
     "CacheLock",
     "CachePolicy",
+    "Freshness",
     "LockStatus",
     "LockTicket",
     "Lookup",
@@ -86,6 +95,7 @@ __all__ = [
     "fill_request",
     "format_http_date",
     "freshen",
+    "freshness_facts",
     "freshness_lifetime",
     "has_explicit_lifetime",
     "invalidated_keys",

@@ -8,6 +8,8 @@ Rules:
   considered stale"; the safer choice is taken).
 - A delta-seconds value that is not digits reads as 0 (stale) for the response's lifetimes and as absent
   for the request's; a value too large is 2^31 (§1.2.2).
+- Parsing is memoized per distinct field value (bounded), and a message without the field reads as no
+  directives at once: a hit reads the request's and the stored response's directives.
 - Qualified `no-cache="field"` is treated as unqualified `no-cache` (§5.2.2.4 notes caches commonly do so);
   qualified `private="field"` keeps its field names: a shared cache stores the response without them
   (§5.2.2.7).
@@ -15,6 +17,7 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 import attrs
@@ -44,9 +47,16 @@ class CacheControl:
     @classmethod
     def parse(cls, headers: Headers) -> CacheControl:
         """The directives of every Cache-Control field line in `headers`."""
+        if "cache-control" not in headers:
+            return _NONE  # most requests: nothing to read
+        return _parsed(tuple(headers.get_all("cache-control")))
+
+    @classmethod
+    def from_values(cls, values: tuple[str, ...]) -> CacheControl:
+        """The directives of these Cache-Control field values."""
         found: dict[str, str | None] = {}
         conflicting: set[str] = set()
-        for item in list_items(headers.get_all("cache-control")):
+        for item in list_items(values):
             name, equals, value = item.partition("=")
             name = name.strip().lower()
             parsed = unquote(value.strip()) if equals else None
@@ -149,3 +159,14 @@ class CacheControl:
     @property
     def only_if_cached(self) -> bool:
         return self.has("only-if-cached")
+
+
+# The directives of a message without Cache-Control (shared: a CacheControl is never changed).
+_NONE = CacheControl()
+
+
+# Responses of one origin repeat a few Cache-Control values: each is read once (a CacheControl is never
+# changed, so one can be shared). Bounded: a client cannot grow it past this.
+@functools.lru_cache(maxsize=1024)
+def _parsed(values: tuple[str, ...]) -> CacheControl:
+    return CacheControl.from_values(values)

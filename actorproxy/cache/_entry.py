@@ -9,10 +9,15 @@ Rules:
   records it for a cached response).
 - `to_bytes()` is compact JSON: the `meta` of a store body (`Store.open_writer(..., meta=...)`), readable
   without the body.
+- `lifetime`, when set, is the freshness lifetime the cache's operator decided for this response (a
+  route's `default_ttl` for a response that states none, or `response_cache_filter`'s override); it
+  replaces the one computed from the response (RFC 9111 §4.2.2 leaves heuristics to the cache, and
+  §4.2.4 allows an out-of-band contract).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -22,10 +27,13 @@ from actorproxy.http import HOP_BY_HOP, Headers, RequestHeader, ResponseHeader
 
 from ._directives import CacheControl
 from ._fields import format_http_date, list_items
+from ._freshness import Freshness, freshness_facts
 from ._vary import vary_fields, vary_values
 
 __all__ = ["StoredResponse", "prepare_for_storage"]
 
+# Compact JSON; one encoder for all (json.dumps with options makes a new one per call).
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 # RFC 9111 §3.1: the connection's own fields are not stored. Transfer-Encoding goes too: the body is
 # stored decoded, and a hit is sent with the stored length.
 _NOT_STORED = HOP_BY_HOP | {"transfer-encoding"}
@@ -42,6 +50,8 @@ class StoredResponse:
         request_time: when the request that got it was sent (POSIX seconds; RFC 9111 §4.2.3).
         response_time: when it was received.
         vary: (lowercase field name, the request's value or None when absent) for each field its Vary names.
+        lifetime: seconds it is fresh for, as the cache decided (see the module rules); None: computed
+            from the response (RFC 9111 §4.2.1).
     """
 
     status: int
@@ -50,25 +60,36 @@ class StoredResponse:
     request_time: float
     response_time: float
     vary: tuple[tuple[str, str | None], ...] = ()
+    lifetime: float | None = None
 
     def fields(self) -> Headers:
         """The header fields, as a fresh `Headers`."""
-        return Headers(self.headers)
+        return self._fields.copy()
+
+    @functools.cached_property
+    def _fields(self) -> Headers:
+        # Copied for each answer: the copy keeps the lowercase names, which a lookup has made once here.
+        fields = Headers(self.headers)
+        fields.get("date")
+        return fields
 
     def header(self, name: str) -> str | None:
         """The first value of a field, or None."""
-        key = name.lower()
-        return next((value for field, value in self.headers if field.lower() == key), None)
+        return self._fields.get(name)
 
     def header_values(self, name: str) -> list[str]:
         """Every value of a field, in order."""
-        key = name.lower()
-        return [value for field, value in self.headers if field.lower() == key]
+        return self._fields.get_all(name)
 
-    @property
+    @functools.cached_property
+    def freshness(self) -> Freshness:
+        """Its Date, corrected initial age and explicit lifetime (RFC 9111 §4.2), read once."""
+        return freshness_facts(self)
+
+    @functools.cached_property
     def cache_control(self) -> CacheControl:
-        """The response's Cache-Control directives."""
-        return CacheControl.parse(self.fields())
+        """The response's Cache-Control directives (parsed once: every lookup reads them)."""
+        return CacheControl.parse(self._fields)
 
     def response(self) -> ResponseHeader:
         """The stored head as a new `ResponseHeader` (to change and send)."""
@@ -76,7 +97,16 @@ class StoredResponse:
 
     def to_bytes(self) -> bytes:
         """The record as compact JSON (for a store body's meta)."""
-        return json.dumps(attrs.asdict(self), separators=(",", ":")).encode()
+        record = {
+            "status": self.status,
+            "reason": self.reason,
+            "headers": self.headers,
+            "request_time": self.request_time,
+            "response_time": self.response_time,
+            "vary": self.vary,
+            "lifetime": self.lifetime,
+        }
+        return _ENCODER.encode(record).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> StoredResponse:
@@ -94,13 +124,19 @@ class StoredResponse:
                 request_time=float(raw["request_time"]),
                 response_time=float(raw["response_time"]),
                 vary=tuple((str(name), None if value is None else str(value)) for name, value in raw["vary"]),
+                lifetime=None if raw.get("lifetime") is None else float(raw["lifetime"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a stored response: {exc}") from exc
 
 
 def prepare_for_storage(
-    request: RequestHeader, response: ResponseHeader, *, request_time: float, response_time: float
+    request: RequestHeader,
+    response: ResponseHeader,
+    *,
+    request_time: float,
+    response_time: float,
+    lifetime: float | None = None,
 ) -> StoredResponse:
     """The `StoredResponse` to keep for `response` to `request` (call only when `storable` said yes).
 
@@ -109,6 +145,7 @@ def prepare_for_storage(
         response: the response as received from upstream.
         request_time: when the request was sent upstream.
         response_time: when the response head was received.
+        lifetime: the freshness lifetime the cache decided (see the module rules); None: the response's.
     """
     headers = response.headers
     dropped = set(_NOT_STORED)
@@ -125,4 +162,5 @@ def prepare_for_storage(
         request_time=request_time,
         response_time=response_time,
         vary=vary_values(fields or (), request),
+        lifetime=lifetime,
     )

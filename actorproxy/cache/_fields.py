@@ -5,7 +5,9 @@ Pure functions over `str`; nothing here knows about caching rules.
 
 from __future__ import annotations
 
+import calendar
 import email.utils
+import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC
 
@@ -23,6 +25,17 @@ __all__ = [
 #: RFC 9111 §1.2.2: a delta-seconds value too large to represent, or a calculation that overflows, is taken
 #: as 2^31.
 MAX_DELTA_SECONDS = 2147483648
+
+# RFC 9110 §5.6.7: IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`.
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), start=1
+    )
+}
+_IMF_FIXDATE = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d\d) (" + "|".join(_MONTHS) + r") (\d{4}) (\d\d):(\d\d):(\d\d) GMT"
+)
 
 
 def list_items(values: Iterable[str]) -> Iterator[str]:
@@ -80,6 +93,12 @@ def parse_http_date(value: str | None) -> float | None:
     seconds; None when it is absent or cannot be read."""
     if value is None:
         return None
+    fixed = _IMF_FIXDATE.fullmatch(value.strip())
+    if fixed is not None:  # what senders must send (RFC 9110 §5.6.7): read without the general parser
+        day, month, year, hour, minute, second = fixed.groups()
+        moment = (int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second))
+        if moment[2] <= 31 and moment[3] <= 23 and moment[4] <= 59 and moment[5] <= 60:
+            return float(calendar.timegm((*moment, 0, 0, 0)))
     try:
         parsed = email.utils.parsedate_to_datetime(value.strip())
     except (TypeError, ValueError, IndexError):

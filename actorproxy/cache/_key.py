@@ -2,7 +2,8 @@
 keys invalidated by an unsafe request (RFC 9111 §4.4).
 
 Rules:
-- HEAD is keyed as GET: a HEAD is answered from the stored GET (RFC 9110 §9.3.2).
+- HEAD is keyed as GET: a HEAD is answered from the stored GET (RFC 9110 §9.3.2). So is PURGE: it names
+  the stored GET to remove.
 - The host is the absolute-form target's authority, else the Host field; lowercased, with the scheme's
   default port removed, so `http://A:80/x` and `Host: a` share a key.
 - Invalidation (§4.4): a request with an unsafe method that gets a non-error answer (2xx, 3xx) invalidates
@@ -22,6 +23,8 @@ from ._policy import SAFE_METHODS
 
 __all__ = ["DEFAULT_KEY_PARTS", "CacheKeyParts", "cache_key", "invalidated_keys"]
 
+# Methods whose key is the GET's (see the module rules).
+_KEYED_AS_GET = frozenset({"HEAD", "PURGE"})
 # RFC 9110 §4.2.1, §4.2.2: the default ports of http and https.
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 
@@ -31,7 +34,7 @@ class CacheKeyParts:
     """Which parts of a request make its cache key.
 
     Attributes:
-        method: the method (HEAD counts as GET).
+        method: the method (HEAD and PURGE count as GET).
         scheme: http or https.
         host: the host (and a port that is not the default).
         path: the path.
@@ -79,7 +82,7 @@ def cache_key(
     """
     pieces = []
     if parts.method:
-        pieces.append("GET" if request.method == "HEAD" else request.method)
+        pieces.append("GET" if request.method in _KEYED_AS_GET else request.method)
     target = ""
     if parts.scheme:
         target += f"{scheme}://"

@@ -28,10 +28,12 @@ from contextlib import asynccontextmanager
 
 import trio
 
+from actorproxy.config import DEFAULT_CACHE_LOCK_TIMEOUT
+
 __all__ = ["DEFAULT_LOCK_TIMEOUT", "CacheLock", "LockStatus", "LockTicket"]
 
-# Pingora's cache lock waits 5 s by default before a reader gives up on the writer.
-DEFAULT_LOCK_TIMEOUT = 5.0
+#: Pingora's cache lock waits 5 s by default before a reader gives up on the writer.
+DEFAULT_LOCK_TIMEOUT = DEFAULT_CACHE_LOCK_TIMEOUT
 
 
 class LockStatus(enum.Enum):
@@ -107,7 +109,8 @@ class CacheLock:
             lock = self._locks[key] = _Lock(trio.current_time() + self.lock_timeout)
             ticket = LockTicket(key, LockStatus.WRITER, lock)
             try:
-                await trio.lowlevel.checkpoint()
+                # No checkpoint for the writer: a miss goes upstream at once, and the request around it
+                # has checkpoints enough (trio's rule is for loops that could otherwise never yield).
                 yield ticket
             except BaseException:
                 lock.outcome = LockStatus.ABANDONED

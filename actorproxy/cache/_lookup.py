@@ -15,10 +15,11 @@ Rules, in order:
   `proxy-revalidate` and `s-maxage` forbid it (§5.2.2.2, §5.2.2.8, §5.2.2.10). The request's `max-stale`
   allows it (§5.2.1.2): STALE. The response's `stale-while-revalidate` allows it within its window unless
   the request asked for fresher (`max-age`, `min-fresh`): STALE_WHILE_REVALIDATE, and the cache
-  revalidates in the background.
+  revalidates in the background. A response without the directive gets the policy's window, if any.
 - Otherwise MUST_REVALIDATE (or UNAVAILABLE with `only-if-cached`).
 - `stale_if_error` says separately whether a stale response may answer when revalidating it failed
-  (RFC 5861 §4: a 500, 502, 503 or 504, or no answer).
+  (RFC 5861 §4: a 500, 502, 503 or 504, or no answer); the policy's window stands in for a response
+  without the directive.
 """
 
 from __future__ import annotations
@@ -142,6 +143,8 @@ def lookup(
         side = "response" if directives.no_cache else "request"
         return Lookup(revalidate, f"no-cache in the {side}", age, lifetime)
     stale = age >= lifetime
+    if not stale and not asked.directives:  # the request asks nothing of its own: fresh is enough
+        return Lookup(Outcome.FRESH, "fresh", age, lifetime)
     too_old = asked.request_max_age is not None and age > asked.request_max_age
     min_fresh = asked.min_fresh
     not_fresh_enough = min_fresh is not None and lifetime - age < min_fresh
@@ -155,7 +158,9 @@ def lookup(
     max_stale = asked.max_stale
     if max_stale is not None and staleness <= max_stale and not too_old and not not_fresh_enough:
         return Lookup(Outcome.STALE, "stale within the request's max-stale", age, lifetime)
-    window = directives.stale_while_revalidate
+    window: float | None = directives.stale_while_revalidate
+    if window is None:
+        window = policy.stale_while_revalidate
     asked_fresher = asked.request_max_age is not None or min_fresh is not None
     if window is not None and staleness <= window and not asked_fresher:
         return Lookup(Outcome.STALE_WHILE_REVALIDATE, "stale within stale-while-revalidate", age, lifetime)
@@ -172,9 +177,10 @@ def stale_if_error(
         return False
     if directives.no_cache:
         return False
-    windows = [
-        w for w in (directives.stale_if_error, CacheControl.parse(request.headers).stale_if_error) if w
-    ]
+    own: float | None = directives.stale_if_error
+    if own is None:
+        own = policy.stale_if_error
+    windows = [w for w in (own, CacheControl.parse(request.headers).stale_if_error) if w]
     if not windows:
         return False
     staleness = current_age(stored, now) - freshness_lifetime(stored, policy)

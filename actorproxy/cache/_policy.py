@@ -41,11 +41,17 @@ class CachePolicy:
         heuristic_fraction: share of the time since Last-Modified a response stays fresh when it carries no
             explicit lifetime and its status allows heuristics (RFC 9111 §4.2.2).
         max_heuristic_lifetime: seconds a heuristic lifetime never exceeds.
+        stale_while_revalidate: seconds a stale response without its own `stale-while-revalidate` may be
+            served while it is revalidated (RFC 5861 §3, given by the operator: RFC 9111 §4.2.4's
+            out-of-band contract); None: only what responses say.
+        stale_if_error: the same for `stale-if-error` (RFC 5861 §4); None: only what messages say.
     """
 
     cacheable_methods: frozenset[str] = frozenset({"GET"})
     heuristic_fraction: float = DEFAULT_HEURISTIC_FRACTION
     max_heuristic_lifetime: float = DEFAULT_MAX_HEURISTIC_LIFETIME
+    stale_while_revalidate: float | None = None
+    stale_if_error: float | None = None
 
 
 #: The policy every function uses unless given one.

@@ -9,8 +9,8 @@ Rules:
 - A 304 (§4.3.4) updates the stored response it validates: the one whose strong ETag it repeats, or its
   weak ETag, or its Last-Modified; a 304 with no validator answers the cache's own conditional request, so
   it updates the response that request was built from. The 304's fields replace the stored ones of the
-  same name (§3.2), except hop-by-hop ones and Content-Length; and the times become the 304's, so the age
-  starts over.
+  same name (§3.2), except hop-by-hop ones and Content-Length; a 304 without Date counts as dated when it
+  arrived (RFC 9110 §6.6.1); and the times become the 304's, so the age starts over.
 - A client's If-None-Match (weak comparison; `*` matches any stored response) or, without it,
   If-Modified-Since (against Last-Modified, else Date) is answered 304 from the cache on GET and HEAD
   (§4.3.2, RFC 9110 §13.1.1, §13.1.3, §13.2.2). The 304 carries the fields RFC 9110 §15.4.5 requires.
@@ -108,10 +108,12 @@ def freshen(
     skipped = set(_NOT_UPDATED)
     skipped.update(item.lower() for item in list_items(response.headers.get_all("connection")))
     updates = [(name, value) for name, value in response.headers if name.lower() not in skipped]
+    if "date" not in response.headers:
+        # RFC 9110 §6.6.1: a response received without Date is dated when it arrived; the old Date would
+        # make the freshened response as old as the one it replaces.
+        updates.append(("Date", format_http_date(response_time)))
     replaced = {name.lower() for name, _ in updates}
     headers = [(name, value) for name, value in stored.headers if name.lower() not in replaced] + updates
-    if not any(name.lower() == "date" for name, _ in headers):
-        headers.append(("Date", format_http_date(response_time)))
     return attrs.evolve(
         stored, headers=tuple(headers), request_time=request_time, response_time=response_time
     )
@@ -119,9 +121,12 @@ def freshen(
 
 def not_modified(request: RequestHeader, stored: StoredResponse) -> bool:
     """Whether the client's conditional GET or HEAD is answered 304 by `stored`."""
-    if request.method not in ("GET", "HEAD"):
+    headers = request.headers
+    if request.method not in ("GET", "HEAD") or (
+        "if-none-match" not in headers and "if-modified-since" not in headers
+    ):
         return False
-    tags = list(list_items(request.headers.get_all("if-none-match")))
+    tags = list(list_items(headers.get_all("if-none-match")))
     if tags:
         if "*" in tags:
             return True

@@ -21,6 +21,17 @@ from ._accesslog import (
     template_fields,
 )
 from ._admin import DEFAULT_ADMIN_LISTEN, MIN_ADMIN_TOKEN_LENGTH, AdminConf, is_loopback
+from ._cache import (
+    CACHE_KEY_PARTS,
+    DEFAULT_CACHE_HEADER,
+    DEFAULT_CACHE_KEEP_STALE,
+    DEFAULT_CACHE_KEY,
+    DEFAULT_CACHE_LOCK_TIMEOUT,
+    DEFAULT_CACHE_MEMORY_SIZE,
+    MIN_PURGE_TOKEN_LENGTH,
+    CacheConf,
+    parse_cache_key_part,
+)
 from ._checks import did_you_mean
 from ._defaults import (
     DEFAULT_BASE_EJECTION_TIME,
@@ -116,9 +127,15 @@ from ._upstreams import (
 
 __all__ = [
     "ACCESS_LOG_FIELDS",
+    "CACHE_KEY_PARTS",
     "DEFAULT_ACCESS_LOG_BUFFER",
     "DEFAULT_ADMIN_LISTEN",
     "DEFAULT_BASE_EJECTION_TIME",
+    "DEFAULT_CACHE_HEADER",
+    "DEFAULT_CACHE_KEEP_STALE",
+    "DEFAULT_CACHE_KEY",
+    "DEFAULT_CACHE_LOCK_TIMEOUT",
+    "DEFAULT_CACHE_MEMORY_SIZE",
     "DEFAULT_COMPRESSIBLE_TYPES",
     "DEFAULT_COMPRESSION_LEVELS",
     "DEFAULT_COMPRESS_MIN_SIZE",
@@ -160,12 +177,14 @@ __all__ = [
     "ENV_SEPARATOR",
     "KEY_SOURCES",
     "MIN_ADMIN_TOKEN_LENGTH",
+    "MIN_PURGE_TOKEN_LENGTH",
     "PINGORA_RUNTIME_KEYS",
     "REQUEST_ID_PATTERN",
     "AccessLogConf",
     "AdminConf",
     "Algorithm",
     "CaConf",
+    "CacheConf",
     "ClientIpHeader",
     "CompressionConf",
     "ConfigError",
@@ -219,6 +238,7 @@ __all__ = [
     "key_for_variable",
     "load_conf",
     "load_explained",
+    "parse_cache_key_part",
     "parse_key_source",
     "parse_rate",
     "parse_trusted_proxy",

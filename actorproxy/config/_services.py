@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import attrs
 
 from ._accesslog import DEFAULT_REQUEST_ID_HEADER, AccessLogConf
+from ._cache import CacheConf
 from ._checks import (
     DOC,
     DUMP,
@@ -283,6 +284,13 @@ class RouteConf:
         metadata=doc(
             "Requests over this limit are answered with its status (429), Retry-After and RateLimit"
             " headers (docs/rate-limiting.md); null: no limit."
+        ),
+    )
+    cache: CacheConf | None = attrs.field(
+        default=None,
+        metadata=doc(
+            "Answer from an HTTP cache (RFC 9111) on the server's store what it may (docs/cache.md);"
+            " null: no cache."
         ),
     )
 

@@ -26,6 +26,9 @@ Rules:
 - A route's `rate_limit` is its plan's `limiter`, checked in `request_filter` right after the match; a
   refused request is answered there (429 by default, see `actorproxy.limits.RouteLimiter`). A route
   without one costs a single `is None` test.
+- A route's `cache` is its plan's `ResponseCache`, enabled in `request_cache_filter`; its `header`
+  (`x-cache` by default) is set in `response_filter`, on hits and on what the upstream answered. The cache
+  phases run only while some route of the routing caches (`cache_phases` follows the routing).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from actorproxy.config import CompressionConf, HeaderEditsConf, RouteConf, Upstr
 from actorproxy.http import Error, ErrorSource, ErrorType, RequestHeader, ResponseHeader
 from actorproxy.lb import Backend, LoadBalancer
 from actorproxy.limits import LimitStatistics, RouteLimiter
-from actorproxy.proxy import HttpPeer, PeerOptions, ProxyHttp, Session
+from actorproxy.proxy import HttpPeer, PeerOptions, ProxyHttp, ResponseCache, Session
 
 from ._router import RouteTable
 
@@ -114,6 +117,8 @@ class RoutePlan:
         response_edits: edits of the upstream's response.
         compression: the route's response compression; None: off.
         limiter: the route's rate limit; None: none.
+        cache: the route's HTTP cache; None: none.
+        cache_header: the response header that says what the cache did; None: none.
     """
 
     index: int
@@ -128,6 +133,8 @@ class RoutePlan:
     #: The route in logs: `routes[<index>]`.
     label: str = ""
     limiter: RouteLimiter | None = None
+    cache: ResponseCache | None = None
+    cache_header: str | None = None
 
     @classmethod
     def build(
@@ -137,9 +144,11 @@ class RoutePlan:
         upstream: UpstreamConf,
         lb: LoadBalancer,
         limiter: RouteLimiter | None = None,
+        *,
+        cache: ResponseCache | None = None,
     ) -> RoutePlan:
         """The plan of `route` (at `index`), sending to `lb`, the cluster `upstream` describes, limited by
-        `limiter`."""
+        `limiter`, cached in `cache`."""
         return cls(
             index=index,
             upstream=route.upstream,
@@ -152,6 +161,8 @@ class RoutePlan:
             compression=route.compression,
             label=f"routes[{index}]",
             limiter=limiter,
+            cache=cache,
+            cache_header=None if cache is None or route.cache is None else route.cache.header,
         )
 
     def retry_allowed(self, attempts: int) -> bool:
@@ -180,9 +191,10 @@ class Routing:
         *,
         generation: int = 0,
         limiter: Callable[[int, RouteConf], RouteLimiter | None] | None = None,
+        cache: Callable[[int, RouteConf], ResponseCache | None] | None = None,
     ) -> Routing:
         """Bind `routes` to the load balancers `lbs` of the clusters `upstreams` (both by cluster name),
-        each limited by `limiter(index, route)` if given.
+        each limited by `limiter(index, route)` and cached in `cache(index, route)` if given.
 
         Raises:
             KeyError: a route names a cluster missing from `upstreams` or `lbs`.
@@ -190,7 +202,10 @@ class Routing:
 
         def plan(index: int, route: RouteConf) -> RoutePlan:
             limit = limiter(index, route) if limiter is not None else None
-            return RoutePlan.build(index, route, upstreams[route.upstream], lbs[route.upstream], limit)
+            cached = cache(index, route) if cache is not None else None
+            return RoutePlan.build(
+                index, route, upstreams[route.upstream], lbs[route.upstream], limit, cache=cached
+            )
 
         return cls(RouteTable.from_routes(routes, plan), generation)
 
@@ -201,6 +216,10 @@ class Routing:
     def limiters(self) -> list[RouteLimiter]:
         """The rate limiters of the routes that have one, in route order."""
         return [plan.limiter for plan in self.table.targets() if plan.limiter is not None]
+
+    def caches(self) -> list[ResponseCache]:
+        """The HTTP caches of the routes that have one, in route order."""
+        return [plan.cache for plan in self.table.targets() if plan.cache is not None]
 
 
 class DeclaredRequest:
@@ -252,12 +271,26 @@ class DeclaredProxy(ProxyHttp):
         self.routing = routing
         self.name = name
 
+    @property
+    def routing(self) -> Routing:
+        """The routes; replace it whole to change them (a reload does)."""
+        return self._routing
+
+    @routing.setter
+    def routing(self, routing: Routing) -> None:
+        self._routing = routing
+        self.cache_phases = bool(routing.caches())
+
     def __repr__(self) -> str:
         routing = self.routing
         return f"<DeclaredProxy {self.name} routes={len(routing.table)} generation={routing.generation}>"
 
     def new_ctx(self) -> DeclaredRequest:
         return DeclaredRequest()
+
+    def response_caches(self) -> list[ResponseCache]:
+        """The HTTP caches of the current routing's routes (what the admin API purges)."""
+        return self.routing.caches()
 
     def limit_statistics(self) -> list[LimitStatistics]:
         """What each rate-limited route of the current routing decided, in this process (for metrics)."""
@@ -276,6 +309,11 @@ class DeclaredProxy(ProxyHttp):
         if route.compression is not None:
             _compress(session, route.compression)
         return False
+
+    def request_cache_filter(self, session: Session, ctx: DeclaredRequest) -> None:
+        route = ctx.route
+        if route is not None and route.cache is not None:
+            session.cache.enable(route.cache)
 
     async def upstream_peer(self, session: Session, ctx: DeclaredRequest) -> HttpPeer:
         route = ctx.route
@@ -328,8 +366,12 @@ class DeclaredProxy(ProxyHttp):
         self, session: Session, upstream_response: ResponseHeader, ctx: DeclaredRequest
     ) -> None:
         route = ctx.route
-        if route is not None and route.response_edits:
+        if route is None:
+            return
+        if route.response_edits:
             route.response_edits.apply(upstream_response)
+        if route.cache_header is not None and session.cache_status is not None:
+            upstream_response.insert_header(route.cache_header, session.cache_status)
 
     async def fail_to_proxy(self, session: Session, e: Error, ctx: Any) -> int:
         if isinstance(ctx, DeclaredRequest) and e is ctx.unavailable:

@@ -19,6 +19,11 @@ Rules:
   removed from the file (a removed service keeps its listeners and its last routes), and the top-level
   settings (`threads`, `max_retries`, ...). They need a graceful upgrade or a restart.
 - Reloads run one at a time.
+- When a route caches (`routes[i].cache`), the store runs as a background service (`store`, the file's
+  `store:` section, else in memory) that the proxy services depend on, and each such route gets its own
+  `ResponseCache` on it, its keys under `cache:<service>:<route index>:`. A reload builds new caches on
+  the same store (what they hold stays); a reload that adds the first caching route cannot start a store,
+  and says so: that route caches after a restart.
 """
 
 from __future__ import annotations
@@ -37,13 +42,15 @@ from actorproxy.config import (
     RouteConf,
     ServerConf,
     ServiceConf,
+    StoreConf,
     UpstreamConf,
     load_conf,
 )
 from actorproxy.lb import LoadBalancer, LoadBalancerService
 from actorproxy.limits import LimitTables, RouteLimiter
-from actorproxy.proxy import HttpProxyService
+from actorproxy.proxy import HttpProxyService, ResponseCache
 from actorproxy.server import ReloadOutcome, Server, background_service
+from actorproxy.store import Store
 from actors import ActorSystem, StartFailed
 
 from ._app import DeclaredProxy, Routing
@@ -55,6 +62,8 @@ logger = logging.getLogger("actorproxy.declared")
 
 #: The service that owns the Redis client of the rate limits (`backend: redis`).
 REDIS_LIMITS_SERVICE = "rate limits redis"
+#: The service that runs the store the routes cache in.
+STORE_SERVICE = "store"
 # Seconds the load balancers a failed or cancelled reload started get to stop, shielded.
 CLEANUP_TIMEOUT = 10.0
 
@@ -157,13 +166,27 @@ def _proxy_service(
     return proxy
 
 
+def _caches(conf: ServerConf) -> bool:
+    """Whether a route of `conf` caches."""
+    return any(route.cache is not None and route.cache.enabled for s in conf.services for route in s.routes)
+
+
 def _routing(
-    conf: ServiceConf, clusters: Mapping[str, Cluster], generation: int, limits: LimitTables
+    conf: ServiceConf,
+    clusters: Mapping[str, Cluster],
+    generation: int,
+    limits: LimitTables,
+    store: Store | None = None,
 ) -> Routing:
     def limiter(index: int, route: RouteConf) -> RouteLimiter | None:
         if route.rate_limit is None:
             return None
         return limits.route_limiter(f"{conf.name}.routes[{index}]", route.rate_limit, conf)
+
+    def cache(index: int, route: RouteConf) -> ResponseCache | None:
+        if route.cache is None or not route.cache.enabled or store is None:
+            return None
+        return ResponseCache.from_conf(route.cache, store, namespace=f"cache:{conf.name}:{index}:")
 
     return Routing.build(
         conf.routes,
@@ -171,6 +194,7 @@ def _routing(
         {name: cluster.lb for name, cluster in clusters.items()},
         generation=generation,
         limiter=limiter,
+        cache=cache,
     )
 
 
@@ -191,21 +215,28 @@ def build_proxy(server: Server, conf: ServerConf | None = None) -> DeclaredProxy
     clusters = {upstream.name: _cluster(upstream, index, 0) for index, upstream in enumerate(conf.upstreams)}
     # Before the workers fork: they share the tables.
     limits = LimitTables(conf, worker=lambda: server.worker)
+    # Opened by its service in each process that serves (after any fork).
+    store = None
+    if _caches(conf):
+        store = Store.from_conf(conf.store or StoreConf(backend="memory"), redis=conf.redis)
     services: dict[str, DeclaredService] = {}
     for index, service_conf in enumerate(conf.services):
-        app = DeclaredProxy(_routing(service_conf, clusters, 0, limits), name=service_conf.name)
+        routing = _routing(service_conf, clusters, 0, limits, store)
+        app = DeclaredProxy(routing, name=service_conf.name)
         proxy = _proxy_service(conf, service_conf, f"services[{index}]", app)
         services[service_conf.name] = DeclaredService(service_conf, service_conf.listeners, proxy, app)
     for cluster in clusters.values():
         server.add_service(cluster.service)
-    redis = None
+    resources = []
     if limits.redis is not None:
-        redis = server.add_service(background_service(REDIS_LIMITS_SERVICE, limits.redis))
+        resources.append(server.add_service(background_service(REDIS_LIMITS_SERVICE, limits.redis)))
+    if store is not None:
+        resources.append(server.add_service(background_service(STORE_SERVICE, store)))
     for declared in services.values():
         used = {route.upstream for route in declared.conf.routes}
         depends = [clusters[name].service for name in sorted(used)]
-        server.add_service(declared.service, depends_on=depends if redis is None else [*depends, redis])
-    handle = DeclaredProxyHandle(server, conf, clusters, services, limits)
+        server.add_service(declared.service, depends_on=[*depends, *resources])
+    handle = DeclaredProxyHandle(server, conf, clusters, services, limits, store=store)
     server.on_reload(handle.reload_from_file)
     # A reload replaces clusters: the admin service asks the handle, never the services added here.
     server.add_cluster_source(
@@ -228,10 +259,14 @@ class DeclaredProxyHandle:
         clusters: Mapping[str, Cluster],
         services: Mapping[str, DeclaredService],
         limits: LimitTables | None = None,
+        *,
+        store: Store | None = None,
     ) -> None:
         self.server = server
         #: Where the routes' rate limits are counted.
         self.limits = limits if limits is not None else LimitTables(conf, worker=lambda: server.worker)
+        #: The store the routes cache in; None: no route cached when the proxy was built.
+        self.store = store
         self._conf = conf
         self._clusters = dict(clusters)
         self._services = dict(services)
@@ -367,6 +402,8 @@ class DeclaredProxyHandle:
         removed = [name for name in old if name not in clusters]
 
         warnings = _settings_warnings(self._conf, conf)
+        if self.store is None and _caches(conf):
+            warnings.append("a route caches now, but no store runs: its cache starts at the next restart")
         declared = {service.name: service for service in conf.services}
         routings = []
         problems = []
@@ -390,7 +427,7 @@ class DeclaredProxyHandle:
             elif service_conf.listeners != running.listeners:
                 warnings.append(_listener_warning(name, running.listeners, service_conf.listeners))
             if not problems:
-                routing = _routing(service_conf, clusters, generation, self.limits)
+                routing = _routing(service_conf, clusters, generation, self.limits, self.store)
                 routings.append((running, service_conf, routing))
         for name in declared:
             if name not in self._services:

@@ -140,11 +140,24 @@ def service_families(services: Iterable[HttpProxyService]) -> Iterator[Metric]:
             logged.add_metric([service.name], service.access_log.written)
             dropped.add_metric([service.name], service.access_log.dropped)
     yield requests
+    yield _cache_outcomes(services)
     yield _limit_decisions(services)
     yield from per_service.values()
     yield from gauges.values()
     yield from (errors, reasons, connects, refused, pool_closed, logged, dropped)
     yield from _histograms(services)
+
+
+def _cache_outcomes(services: list[HttpProxyService]) -> Metric:
+    outcomes = CounterMetricFamily(
+        "actorproxy_cache_requests",
+        "Requests of cached routes by what the HTTP cache did: HIT, MISS, STALE, REVALIDATED, BYPASS.",
+        labels=["service", "route", "outcome"],
+    )
+    for service in services:
+        for (route, outcome), count in sorted(service.counters.cache_outcomes.items()):
+            outcomes.add_metric([service.name, route, outcome], count)
+    return outcomes
 
 
 def _limit_decisions(services: list[HttpProxyService]) -> Metric:

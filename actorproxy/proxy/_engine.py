@@ -57,6 +57,7 @@ from actorproxy.http import (
 
 from . import _feedback
 from ._accesslog import AccessLog, AccessRecord
+from ._cache import proxy_cache
 from ._connector import connect_peer
 from ._exchange import Exchange
 from ._feedback import Outcome
@@ -105,6 +106,8 @@ class ProxyCounters:
     request_duration: Histogram = attrs.Factory(Histogram)
     #: Seconds from sending a request upstream to the response head (time to first byte), per attempt.
     upstream_ttfb: Histogram = attrs.Factory(Histogram)
+    #: Requests the HTTP cache answered, by (route, x-cache word: HIT, MISS, STALE, REVALIDATED, BYPASS).
+    cache_outcomes: dict[tuple[str, str], int] = attrs.Factory(dict)
 
     def count_response(self, status: int) -> None:
         key = status // 100
@@ -135,6 +138,8 @@ class ProxyRuntime:
     connect: Callable[[HttpPeer], Awaitable[trio.abc.Stream]] = connect_peer
     #: Where each request leaves its access log record; None: no access log.
     access_log: AccessLog | None = None
+    #: What carries one attempt (the HTTP cache's upstream part uses its own, `_cache.CacheExchange`).
+    exchange: type[Exchange] = Exchange
 
     @classmethod
     def for_service(
@@ -244,16 +249,10 @@ async def serve_request(runtime: ProxyRuntime, session: Session) -> Error | None
             ctx = app.new_ctx()
             await app.early_request_filter(session, ctx)
             if not await app.request_filter(session, ctx):
-                if await app.proxy_upstream_filter(session, ctx):
-                    timeout = runtime.settings.request_timeout
-                    if timeout is None:
-                        await _proxy_to_upstream(runtime, session, ctx)
-                    else:
-                        await _proxy_within(runtime, session, ctx, timeout)
-                elif session.response_written() is None:
-                    error = Error.explain(
-                        ErrorType.http_status(502), "proxy_upstream_filter declined", ErrorSource.INTERNAL
-                    )
+                if app.cache_phases:  # the HTTP cache's phases (_cache.py), then maybe _go_upstream
+                    await proxy_cache(runtime, session, ctx, _go_upstream)
+                else:
+                    await _go_upstream(runtime, session, ctx)
         except Error as exc:
             error = exc
         except Exception as exc:
@@ -274,6 +273,24 @@ async def serve_request(runtime: ProxyRuntime, session: Session) -> Error | None
     finally:
         if session.has_contexts:
             session.exit_contexts()
+
+
+async def _go_upstream(runtime: ProxyRuntime, session: Session, ctx: Any) -> None:
+    """proxy_upstream_filter, then the upstream, within the service's request_timeout if it has one.
+
+    Raises:
+        Error: what failed; HTTPStatus(502) when proxy_upstream_filter declined and wrote no response.
+    """
+    if await runtime.app.proxy_upstream_filter(session, ctx):
+        timeout = runtime.settings.request_timeout
+        if timeout is None:
+            await _proxy_to_upstream(runtime, session, ctx)
+        else:
+            await _proxy_within(runtime, session, ctx, timeout)
+    elif session.response_written() is None:
+        raise Error.explain(
+            ErrorType.http_status(502), "proxy_upstream_filter declined", ErrorSource.INTERNAL
+        )
 
 
 def _account(runtime: ProxyRuntime, session: Session, error: Error | None, duration: float) -> None:
@@ -463,7 +480,7 @@ async def _exchange(
         conn.write_timeout = options.write_timeout
     try:
         await app.connected_to_upstream(session, reused, peer, ctx)
-        status = await Exchange(app, session, ctx, conn, runtime.settings.forwarding).run()
+        status = await runtime.exchange(app, session, ctx, conn, runtime.settings.forwarding).run()
         if session.upstream_ttfb is not None:
             runtime.counters.upstream_ttfb.observe(session.upstream_ttfb)
     except Exception as exc:

@@ -8,6 +8,14 @@ response_filter → upstream_response_body_filter → response_body_filter per r
 trailer filters; error_while_proxy on failures after connecting; fail_to_proxy on any error that ends the
 request; and always, exactly once, logging.
 
+With the HTTP cache (docs/cache.md), after request_filter come Pingora's cache phases: request_cache_filter
+(enable the cache for the request), cache_key_callback, the lookup, cache_hit_filter on what it found, and
+a hit served from the store (response_filter and response_body_filter run on it); on a miss cache_miss,
+then proxy_upstream_filter and the upstream, where response_cache_filter decides whether the answer is
+stored (after upstream_response_filter) and should_serve_stale whether a stale response answers an error
+or a revalidation. The engine runs them only for an application whose class defines
+request_cache_filter (`cache_phases`).
+
 Body filters receive a `BodyChunk` they may rewrite (`chunk.data = ...`) or drop (`chunk.data = None`), and
 may return a delay in seconds to throttle the stream.
 """
@@ -19,8 +27,10 @@ from typing import TYPE_CHECKING, Any
 from actorproxy.http import Error, ErrorSource, RetryType, status_for
 
 if TYPE_CHECKING:
+    from actorproxy.cache import StoredResponse
     from actorproxy.http import Headers, RequestHeader, ResponseHeader
 
+    from ._httpcache import ForcedFreshness, RespCacheable
     from ._peer import HttpPeer
     from ._session import Session
 
@@ -51,9 +61,18 @@ class ProxyHttp:
             (nginx's `proxy_next_upstream error`). Off by default: Pingora retries that only on a reused
             connection, since the upstream may have acted on the request. Turn it on to ride through an
             upstream dying under load.
+        cache_phases: whether the engine runs the cache phases for this application's requests: set for
+            every class that defines `request_cache_filter` (so an application that never caches pays
+            nothing for them); an instance may turn it off while it caches nothing (the declared proxy does).
     """
 
     retry_idempotent_on_fresh_connection: bool = False
+    cache_phases: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "request_cache_filter" in cls.__dict__:
+            cls.cache_phases = True
 
     def new_ctx(self) -> Any:
         """Per-request state shared by all phases of one request."""
@@ -71,6 +90,43 @@ class ProxyHttp:
     ) -> float | None:
         """Called for each piece of request body on its way upstream."""
         return None
+
+    def request_cache_filter(self, session: Session, ctx: Any) -> None:
+        """Decide whether the request uses the cache: `session.cache.enable(response_cache)`. By default
+        nothing is cached."""
+
+    def cache_key_callback(self, session: Session, ctx: Any) -> str:
+        """The request's cache key (called only when the cache is on); by default the method, scheme, host,
+        path and query (or the parts the cache was made with: `ResponseCache(key=...)`)."""
+        return session.cache.default_key(session)
+
+    def cache_miss(self, session: Session, ctx: Any) -> None:
+        """Nothing usable is stored and the request goes upstream; by default the answer may be stored
+        (`session.cache.cache_miss()`)."""
+        session.cache.cache_miss()
+
+    async def cache_hit_filter(
+        self, session: Session, meta: StoredResponse, is_fresh: bool, ctx: Any
+    ) -> ForcedFreshness | None:
+        """A stored response was found (`is_fresh`: fresh, or stale); return a `ForcedFreshness` to treat
+        it otherwise, None to follow the rules."""
+        return None
+
+    def response_cache_filter(
+        self, session: Session, upstream_response: ResponseHeader, ctx: Any
+    ) -> RespCacheable:
+        """Whether the upstream's answer is stored, and for how long (`Cacheable(ttl)` or
+        `Uncacheable(reason)`), after upstream_response_filter. By default RFC 9111's rules for a shared
+        cache, the cache's `max_size`, and its `default_ttl` for an answer that states no lifetime."""
+        storage = session.cache.storage
+        assert storage is not None  # called only when the cache is on
+        return storage.cacheable(session.req_header, upstream_response)
+
+    def should_serve_stale(self, session: Session, ctx: Any, error: Error | None) -> bool:
+        """Whether a stale response that may be served (RFC 9111 §4.2.4, RFC 5861) is: after `error` (an
+        upstream 5xx arrives as `HTTPStatus`), or while it is revalidated (`error` None). By default yes
+        for errors from the upstream side, and yes while revalidating."""
+        return error is None or error.source is ErrorSource.UPSTREAM
 
     async def proxy_upstream_filter(self, session: Session, ctx: Any) -> bool:
         """Return False to not go upstream (502 unless a response was written)."""

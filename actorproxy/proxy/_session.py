@@ -39,6 +39,8 @@ from actorproxy.http import (
     has_body,
 )
 
+from ._httpcache import HttpCache
+
 if TYPE_CHECKING:
     from actorproxy.http import ServerSide
 
@@ -54,6 +56,7 @@ class Session:
     """One downstream request: its header, its body, and the response written for it."""
 
     __slots__ = (
+        "_cache",
         "_compression",
         "_exits",
         "_retry_buffer",
@@ -97,6 +100,7 @@ class Session:
         self._retry_size = 0
         self.retry_buffer_truncated = False
         self._compression: ResponseCompression | None = None
+        self._cache: HttpCache | None = None
         self._exits: list[AbstractContextManager[Any]] | None = None
         #: End the request when the client closes its connection before the response is complete.
         self.abort_on_close = False
@@ -261,6 +265,16 @@ class Session:
         return self.downstream.request_trailers
 
     # -- response ------------------------------------------------------------------------------------------
+
+    @property
+    def cache(self) -> HttpCache:
+        """This request's HTTP cache (Pingora's `session.cache`): off until `request_cache_filter` calls
+        `session.cache.enable(response_cache)`. Made when first used: a request that never touches it pays
+        nothing for it."""
+        cache = self._cache
+        if cache is None:
+            cache = self._cache = HttpCache()
+        return cache
 
     @property
     def downstream_compression(self) -> ResponseCompression:

@@ -121,6 +121,10 @@ class Backend(Protocol):
 
     async def begin_body(self, key: str, ttl: float | None, meta: bytes) -> BodySink: ...
 
+    async def put_body(self, key: str, ttl: float | None, meta: bytes, chunks: Sequence[bytes]) -> None:
+        """Store a whole body (`chunk_size` bytes per chunk but the last) as the key's entry, in one step:
+        what a sink's writes and commit do, for a body already in hand."""
+
     async def body_head(self, key: str) -> BodyHead | None: ...
 
     async def open_body(self, key: str) -> BodySource | None: ...

@@ -195,6 +195,10 @@ class MemoryBackend:
         await trio.lowlevel.checkpoint()
         return _MemorySink(self, key, ttl, meta)
 
+    async def put_body(self, key: str, ttl: float | None, meta: bytes, chunks: Sequence[bytes]) -> None:
+        await trio.lowlevel.checkpoint()
+        self._commit(key, ttl, meta, list(chunks), sum(len(chunk) for chunk in chunks))
+
     async def body_head(self, key: str) -> BodyHead | None:
         await trio.lowlevel.checkpoint()
         entry = self._live(key)

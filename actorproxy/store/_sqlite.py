@@ -159,6 +159,11 @@ class SqliteBackend:
         body = await self._run(Database.begin_body, meta, self.clock())
         return _SqliteSink(self, body, key, ttl, meta)
 
+    async def put_body(self, key: str, ttl: float | None, meta: bytes, chunks: Sequence[bytes]) -> None:
+        now = self.clock()
+        put = partial(Database.put_body, expires_at=self._expiry(ttl, now), now=now)
+        await self._run(put, key, meta, list(chunks))
+
     async def body_head(self, key: str) -> BodyHead | None:
         found = await self._run(Database.body_head, key, self.clock())
         return None if found is None else found[1]

@@ -317,6 +317,25 @@ class Database:
             self._evict(now, keep={key})
         self.writing.discard(body)
 
+    def put_body(
+        self, key: str, meta: bytes, chunks: Sequence[bytes], *, expires_at: float | None, now: float
+    ) -> None:
+        """A whole body and its entry, in one transaction."""
+        size = sum(len(chunk) for chunk in chunks)
+        with _transaction(self.conn):
+            cursor = self.conn.execute(
+                "INSERT INTO bodies (state, meta, size, chunk_size, pid, since)"
+                " VALUES ('live', ?, ?, ?, ?, ?)",
+                (meta, size, self.limits.chunk_size, self.pid, now),
+            )
+            body = cursor.lastrowid
+            self.conn.executemany(
+                "INSERT INTO chunks (body, seq, data) VALUES (?, ?, ?)",
+                [(body, seq, data) for seq, data in enumerate(chunks)],
+            )
+            self._upsert(key, None, body, _size(key, len(meta), size), expires_at=expires_at, now=now)
+            self._evict(now, keep={key})
+
     def abort_body(self, body: int) -> None:
         self.writing.discard(body)
         self._drop_bodies([body])

@@ -384,6 +384,18 @@ class Store:
         """
         return BodyWriter(self.backend, self._key(key), ttl, meta)
 
+    async def put_body(self, key: str, data: bytes, ttl: float | None = None, *, meta: bytes = b"") -> None:
+        """Store `data` as the body under `key` (with `meta`), in one step: what a writer that wrote `data`
+        and committed stores, for a body already in memory (one call to the backend instead of three).
+
+        Raises:
+            EntryTooLarge: the entry would be larger than the store's `max_size`.
+        """
+        size = self.backend.chunk_size
+        chunks = [data[start : start + size] for start in range(0, len(data), size)]
+        await self.backend.put_body(self._key(key), ttl, meta, chunks)
+        self._shared.counts.writes += 1
+
     async def open_reader(self, key: str) -> BodyReader | None:
         """The body under `key`, to stream (`async for chunk in reader`), or None when there is none.
 

@@ -2,13 +2,16 @@
 
 `actorproxy_process(nursery, conf_path)` runs `actorproxy -c FILE` (a declared proxy, maybe with workers),
 reads both pipes as they fill (so a chatty process never blocks on a full pipe), waits for its
-"<service>: listening on <url>" line, and kills it at the end if it is still alive.
+"<service>: listening on <url>" line, and kills it at the end if it is still alive. `accepted_by` tells
+which worker process holds a client's connection.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -94,3 +97,29 @@ async def listening(running: ProxyProcess) -> None:
 def has(needle: str) -> Callable[[str], bool]:
     """A `Lines.wait_for` match: the line holds `needle`."""
     return lambda line: needle in line
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    return inodes
+
+
+def accepted_by(worker_pids: list[int], client_ports: list[int]) -> Counter[int]:
+    """How many of the connections from `client_ports` each worker process holds (read from /proc)."""
+    by_inode = {}
+    with open("/proc/net/tcp") as table:
+        for line in table.read().splitlines()[1:]:
+            fields = line.split()
+            remote_port = int(fields[2].split(":")[1], 16)
+            by_inode[fields[9]] = remote_port
+    held: Counter[int] = Counter()
+    for pid in worker_pids:
+        held[pid] = sum(by_inode.get(inode) in client_ports for inode in _socket_inodes(pid))
+    return held

@@ -7,7 +7,6 @@ seconds the rate adds at most one more request (the stated tolerance).
 
 from __future__ import annotations
 
-import os
 import re
 import textwrap
 from collections import Counter
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import trio
-from processes import START_TIMEOUT, actorproxy_process, has
+from processes import START_TIMEOUT, accepted_by, actorproxy_process, has
 from upstream import Upstream
 
 from actorproxy.testing import RedisServer
@@ -42,32 +41,6 @@ def conf(tmp_path: Path, upstream: Upstream, routes: str, top: str = "") -> Path
     text += f'upstreams:\n  - {{name: app, discovery: {{static: ["127.0.0.1:{upstream.port}"]}}}}\n' + top
     path.write_text(text)
     return path
-
-
-def _socket_inodes(pid: int) -> set[str]:
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    return inodes
-
-
-def accepted_by(worker_pids: list[int], client_ports: list[int]) -> Counter[int]:
-    """How many of the connections from `client_ports` each worker process holds (read from /proc)."""
-    by_inode = {}
-    with open("/proc/net/tcp") as table:
-        for line in table.read().splitlines()[1:]:
-            fields = line.split()
-            remote_port = int(fields[2].split(":")[1], 16)
-            by_inode[fields[9]] = remote_port
-    held: Counter[int] = Counter()
-    for pid in worker_pids:
-        held[pid] = sum(by_inode.get(inode) in client_ports for inode in _socket_inodes(pid))
-    return held
 
 
 async def test_workers_share_one_limit(

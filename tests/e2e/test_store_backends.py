@@ -326,6 +326,19 @@ async def test_a_byte_range_reads_only_the_chunks_it_covers(
         reader.chunks(0, len(data) + 1)
 
 
+async def test_a_body_put_at_once_reads_as_a_written_one_and_replaces_the_entry(subject: Subject) -> None:
+    data = body_of(2 * CHUNK + 9)
+    await subject.store.put("page", b"a value")
+    await subject.store.put_body("page", data, 60, meta=b"m")
+    reader = await subject.store.open_reader("page")
+    assert reader is not None and (reader.meta, reader.size) == (b"m", len(data))
+    chunks = [chunk async for chunk in reader]
+    assert b"".join(chunks) == data and [len(chunk) for chunk in chunks] == [CHUNK, CHUNK, 9]
+    await subject.store.put_body("empty", b"")
+    head = await subject.store.head("empty")
+    assert head is not None and head.size == 0
+
+
 async def test_an_empty_body_is_an_entry(subject: Subject) -> None:
     await write_body(subject.store, "empty", b"", meta=b"m")
     reader = await subject.store.open_reader("empty")

@@ -16,6 +16,13 @@ Routes (the path decides):
   `held` when it starts waiting).
 - `/drop-on-reuse...`: answered as `/echo` on a new connection; on a reused one the connection is closed
   without an answer (the origin's idle timer fired just as the request arrived).
+- `/cache...`: a response with the caching fields the query asks for (each value URL-encoded): `cc`
+  (Cache-Control), `etag` (a strong ETag, answered 304 when If-None-Match names it), `lm` (Last-Modified,
+  seconds from now), `expires` (seconds from now), `age`, `vary`, `status`, `location`; always a Date
+  (from `clock`) and `x-asked`, the requests for the path so far (304s included). The body names the
+  path and how many times it was served (`/cache/a #2`) and, with `vary`, the request's values of those
+  fields; `size=N` sends N bytes of text instead, in 64 KiB pieces never held whole; `hold=1` waits for
+  `release` before the head (setting `held`), `drip=1` after the first half of the body.
 Counts the connections it accepted and the requests it served. Serves plain TCP (`serve`), TLS (`serve` with
 an `ssl_context`) or a Unix socket (`serve_unix`); answers `100 Continue` to a client that waits for it.
 """
@@ -25,7 +32,12 @@ from __future__ import annotations
 import gzip
 import json
 import ssl
+import time
+from collections import Counter
+from collections.abc import Callable
+from email.utils import formatdate
 from typing import Any
+from urllib.parse import unquote_plus
 
 import brotli
 import h11
@@ -59,6 +71,11 @@ class Upstream:
         #: `/hold` requests set `held` on arrival and wait for `release`.
         self.held = trio.Event()
         self.release = trio.Event()
+        #: `/cache` requests received and whole responses served (not 304s), by path; and the clock their
+        #: Date comes from.
+        self.asked: Counter[str] = Counter()
+        self.served: Counter[str] = Counter()
+        self.clock: Callable[[], float] = time.time
 
     async def serve(
         self,
@@ -170,6 +187,9 @@ class Upstream:
                 await stream.send_all(conn.send(h11.Data(data=piece)))
             await stream.send_all(conn.send(h11.EndOfMessage(headers=[("x-checksum", "done")])))
             return
+        if path.startswith("/cache"):
+            await self._cache(conn, stream, request, path, params)
+            return
         if path in ("/text", "/encoded", "/drip"):
             await self._text(conn, stream, request, path, params)
             return
@@ -216,6 +236,72 @@ class Upstream:
             return
         headers.append(("content-length", str(len(payload))))
         await self._send(conn, stream, 200, headers, b"" if request.method == b"HEAD" else payload)
+
+    async def _cache(
+        self,
+        conn: h11.Connection,
+        stream: trio.abc.Stream,
+        request: h11.Request,
+        path: str,
+        params: dict[str, str],
+    ) -> None:
+        query = {name: unquote_plus(value) for name, value in params.items()}
+        now = self.clock()
+        self.asked[path] += 1
+        headers = [
+            ("date", formatdate(now, usegmt=True)),
+            ("x-upstream", self.name),
+            ("x-asked", str(self.asked[path])),
+        ]
+        for name, field in (
+            ("cc", "cache-control"),
+            ("vary", "vary"),
+            ("age", "age"),
+            ("location", "location"),
+        ):
+            if name in query:
+                headers.append((field, query[name]))
+        for name, field in (("lm", "last-modified"), ("expires", "expires")):
+            if name in query:
+                headers.append((field, formatdate(now + float(query[name]), usegmt=True)))
+        etag = query.get("etag")
+        if etag is not None:
+            headers.append(("etag", f'"{etag}"'))
+            asked = dict(request.headers).get(b"if-none-match", b"").decode()
+            if f'"{etag}"' in asked:
+                await self._send(conn, stream, 304, headers, b"")
+                return
+        if query.get("hold"):
+            self.held.set()
+            await self.release.wait()
+        self.served[path] += 1
+        status = int(query.get("status", "200"))
+        size = query.get("size")
+        if size is None:
+            varied = [
+                dict(request.headers).get(name.strip().lower().encode(), b"-").decode()
+                for name in query.get("vary", "").split(",")
+                if name.strip()
+            ]
+            payload = " ".join([f"{path} #{self.served[path]}", *varied]).encode()
+            headers.append(("content-length", str(len(payload))))
+            await self._send(conn, stream, status, headers, b"" if request.method == b"HEAD" else payload)
+            return
+        total = int(size)
+        headers.append(("content-length", str(total)))
+        await stream.send_all(conn.send(h11.Response(status_code=status, headers=headers)))
+        piece = text_body(len(TEXT) * (64 * 1024 // len(TEXT)))  # whole sentences: the text runs on
+        sent = 0
+        drip = bool(query.get("drip"))
+        while sent < total and request.method != b"HEAD":
+            if drip and sent >= total // 2:
+                drip = False
+                self.held.set()
+                await self.release.wait()
+            data = piece[: total - sent]
+            await stream.send_all(conn.send(h11.Data(data=data)))
+            sent += len(data)
+        await stream.send_all(conn.send(h11.EndOfMessage()))
 
     async def _send(
         self,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 from heads import NOW, date, stored
 
-from actorproxy.cache import CachePolicy, age_header, current_age, freshness_lifetime
+from actorproxy.cache import CachePolicy, StoredResponse, age_header, current_age, freshness_lifetime
 
 
 @pytest.mark.parametrize(
@@ -34,6 +35,12 @@ def test_the_heuristic_follows_the_policy() -> None:
     policy = CachePolicy(heuristic_fraction=0.5, max_heuristic_lifetime=300)
     assert freshness_lifetime(stored(("Last-Modified", date(-100))), policy) == 50
     assert freshness_lifetime(stored(("Last-Modified", date(-1000))), policy) == 300
+
+
+def test_a_lifetime_the_cache_decided_replaces_the_responses() -> None:
+    decided = attrs.evolve(stored(("Cache-Control", "max-age=60")), lifetime=5.0)
+    assert freshness_lifetime(decided) == 5
+    assert StoredResponse.from_bytes(decided.to_bytes()) == decided
 
 
 def test_expires_is_measured_from_date_not_from_receipt() -> None:

@@ -14,6 +14,7 @@ from actorproxy.http import Headers, RequestHeader
     [
         ("GET", "/a?b=1", "example.com", "http", "GET http://example.com/a?b=1"),
         ("HEAD", "/a", "example.com", "http", "GET http://example.com/a"),  # HEAD shares the GET's key
+        ("PURGE", "/a", "example.com", "http", "GET http://example.com/a"),  # PURGE names the GET's
         ("GET", "/a", "Example.COM:80", "http", "GET http://example.com/a"),  # default port dropped
         ("GET", "/a", "example.com:443", "https", "GET https://example.com/a"),
         ("GET", "/a", "example.com:8080", "http", "GET http://example.com:8080/a"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from heads import NOW, request, stored
 
-from actorproxy.cache import Lookup, Outcome, XCache, lookup, stale_if_error
+from actorproxy.cache import CachePolicy, Lookup, Outcome, XCache, lookup, stale_if_error
 
 FRESH = Outcome.FRESH
 STALE = Outcome.STALE
@@ -130,3 +130,15 @@ def test_x_cache_labels(outcome: Outcome, revalidated: bool, label: XCache) -> N
 def test_stale_if_error(response_directives: str, request_directives: str, age: float, allowed: bool) -> None:
     client = request("GET", "/", *([cc(request_directives)] if request_directives else []))
     assert stale_if_error(client, stored(cc(response_directives)), NOW + age) is allowed
+
+
+def test_the_operators_stale_windows_stand_in_for_the_responses() -> None:  # RFC 9111 §4.2.4, RFC 5861
+    policy = CachePolicy(stale_while_revalidate=30, stale_if_error=100)
+    plain, own = stored(cc("max-age=60")), stored(cc("max-age=60, stale-while-revalidate=5"))
+    assert lookup(request(), plain, NOW + 80, policy).outcome is SWR
+    assert lookup(request(), plain, NOW + 100, policy).outcome is REVALIDATE
+    assert lookup(request(), own, NOW + 80, policy).outcome is REVALIDATE  # the response's own wins
+    assert lookup(request(), plain, NOW + 80).outcome is REVALIDATE  # without the policy
+    assert stale_if_error(request(), plain, NOW + 150, policy)
+    assert not stale_if_error(request(), plain, NOW + 200, policy)
+    assert not stale_if_error(request(), stored(cc("max-age=60, must-revalidate")), NOW + 61, policy)

@@ -70,6 +70,16 @@ def test_a_304_freshens_the_stored_response() -> None:  # §4.3.4, §3.2
     assert (current_age(new, NOW), freshness_lifetime(new)) == (1, 120)
 
 
+def test_a_304_without_date_is_dated_when_it_arrived() -> None:  # RFC 9110 §6.6.1
+    old = stored(
+        ("Cache-Control", "max-age=60"), ("ETag", '"v1"'), ("Date", date(-600)), response_time=NOW - 600
+    )
+    new = freshen(old, response(304, ("ETag", '"v1"')), request_time=NOW, response_time=NOW)
+    assert new is not None
+    assert new.header_values("date") == [date()]
+    assert current_age(new, NOW) == 0
+
+
 @pytest.mark.parametrize(
     ("stored_validators", "answer_validators", "selected"),
     [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typing
+from pathlib import Path
 
 import pytest
 
@@ -207,3 +208,54 @@ def test_a_service_takes_its_timeouts_limits_forwarding_and_connection_limits_fr
     assert ServerConf.from_mapping({}).proxy_settings().allow_connect_method_proxying is False
     [endpoint] = service.endpoints
     assert (endpoint.max_connections, endpoint.max_connections_per_client) == (100, 5)
+
+
+def caching_conf(**store: object) -> ServerConf:
+    data: dict[str, object] = {
+        "services": [
+            {
+                "name": "a",
+                "listeners": [{"address": "127.0.0.1:0"}],
+                "routes": [
+                    {"path_prefix": "/static", "upstream": "one", "cache": {"key": ["host", "path"]}},
+                    {"path_prefix": "/off", "upstream": "one", "cache": {"enabled": False}},
+                    {"upstream": "one"},
+                ],
+            }
+        ],
+        "upstreams": [{"name": "one", "discovery": STATIC}],
+    }
+    if store:
+        data["store"] = store
+    return ServerConf.from_mapping(data)
+
+
+def test_a_caching_route_gets_its_cache_on_the_store_service_the_proxy_depends_on() -> None:
+    server = Server(caching_conf())
+    handle = build_proxy(server)
+    assert [service.name for service in server.start_order()] == ["upstream one", "store", "a"]
+    app = handle.services["a"].app
+    cached, off, plain = app.routing.table.targets()
+    assert (off.cache, plain.cache) == (None, None)
+    assert cached.cache is not None and cached.cache.store is handle.store
+    assert cached.cache.namespace == "cache:a:0:" and cached.cache_header == "x-cache"
+    assert cached.cache.key_for(RequestHeader("GET", "/static/x?v=1", [("Host", "h")])) == "h/static/x"
+    assert handle.store is not None and handle.store.backend.name == "memory"  # no store section
+    assert app.cache_phases is True and app.response_caches() == [cached.cache]
+
+
+def test_the_store_section_is_the_caches_and_no_cache_runs_no_store(tmp_path: Path) -> None:
+    handle = build_proxy(Server(caching_conf(backend="sqlite", path=str(tmp_path / "s.db"))))
+    assert handle.store is not None and handle.store.backend.name == "sqlite"
+    plain = ServerConf.from_mapping(
+        {
+            "services": [
+                {"name": "a", "listeners": [{"address": "127.0.0.1:0"}], "routes": [{"upstream": "one"}]}
+            ],
+            "upstreams": [{"name": "one", "discovery": STATIC}],
+        }
+    )
+    server = Server(plain)
+    handle = build_proxy(server)
+    assert handle.store is None and "store" not in [service.name for service in server.services]
+    assert handle.services["a"].app.cache_phases is False  # the request path never looks at a cache
