@@ -15,8 +15,9 @@ Rules:
   invalid is refused and the file is left as it was. Then the file is written (whole or not at all), the
   running server reloads when a changed key can be applied by a reload: through its admin API when the
   configuration has an `admin` listener (the answer says whether the reload applied; a refusal fails the
-  command), else by SIGHUP to the process in `pid_file`; the keys that need a restart are named, and the `hooks.after_set` commands run with the changed keys in
-  `ACTORPROXY_CHANGED_KEYS`; a hook that fails makes the command fail.
+  command), else by SIGHUP to the process in `pid_file`; the keys that need a restart are named, and the
+  `hooks.after_set` commands run with the changed keys in `ACTORPROXY_CHANGED_KEYS`; a hook that fails
+  makes the command fail.
 - A secret is never printed except by `get`, which is asked for it by name; errors are redacted.
 - `encrypt` and `decrypt` are Laravel's `env:encrypt` and `env:decrypt` for the settings file:
   `<file>.encrypted`, the same options, the same payloads.
