@@ -155,8 +155,10 @@ async def test_sigusr1_reopens_rotated_logs_in_a_daemon_with_two_workers(
                     await fresh.get("/echo", headers={"X-Request-Id": f"after-{n}"})
             await client.get("/dead", headers={"X-Request-Id": "broken"})
         new_lines = await lines_of(access, 7)
-        assert sorted(new_lines) == sorted([f"after-{n} 200" for n in range(6)] + ["broken 502"])
-        assert (tmp_path / "access.log.1").read_text().splitlines() == [f"before-{n} 200" for n in range(4)]
+        old_lines = (tmp_path / "access.log.1").read_text().splitlines()
+        logged = (new_lines, old_lines, _text(errors))
+        assert sorted(new_lines) == sorted([f"after-{n} 200" for n in range(6)] + ["broken 502"]), logged
+        assert old_lines == [f"before-{n} 200" for n in range(4)], logged
         with trio.fail_after(FILE_TIMEOUT):
             while "request id broken" not in errors.read_text():  # noqa: ASYNC110 - the error line
                 await trio.sleep(0.05)
