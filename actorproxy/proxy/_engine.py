@@ -55,7 +55,7 @@ from ._connector import connect_peer
 from ._exchange import Exchange
 from ._feedback import Outcome
 from ._peer import HttpPeer
-from ._phases import ProxyHttp
+from ._phases import Phases, ProxyHttp
 from ._pool import ConnectionPool
 from ._session import Session
 
@@ -94,6 +94,10 @@ class ProxyRuntime:
     peer_defaults: PeerDefaults | None = None
     #: Opens a connection to a peer (the seam a test replaces with an in-memory network).
     connect: Callable[[HttpPeer], Awaitable[trio.abc.Stream]] = connect_peer
+    #: Which of the app's phases a request calls (the others are defaults that do nothing).
+    phases: Phases = attrs.field(
+        kw_only=True, default=attrs.Factory(lambda self: Phases.of(self.app), takes_self=True)
+    )
 
     @classmethod
     def for_service(
@@ -185,13 +189,16 @@ async def serve_request(runtime: ProxyRuntime, session: Session) -> Error | None
     if session.req_header.method == "CONNECT" and not runtime.settings.allow_connect_method_proxying:
         await _refuse_connect(runtime, session)
         return None
+    phases = runtime.phases
     error: Error | None = None
     ctx: Any = None
     try:
-        ctx = app.new_ctx()
-        await app.early_request_filter(session, ctx)
-        if not await app.request_filter(session, ctx):
-            if await app.proxy_upstream_filter(session, ctx):
+        if phases.new_ctx:
+            ctx = app.new_ctx()
+        if phases.early_request_filter:
+            await app.early_request_filter(session, ctx)
+        if not (phases.request_filter and await app.request_filter(session, ctx)):
+            if not phases.proxy_upstream_filter or await app.proxy_upstream_filter(session, ctx):
                 timeout = runtime.settings.request_timeout
                 if timeout is None:
                     await _proxy_to_upstream(runtime, session, ctx)
@@ -215,6 +222,8 @@ async def serve_request(runtime: ProxyRuntime, session: Session) -> Error | None
     written = session.response_written()
     if written is not None:
         counters.count_response(written.status)
+    if not phases.logging:
+        return error
     try:
         await app.logging(session, error, ctx)
     except Exception:
@@ -321,8 +330,11 @@ async def _attempt(
         conn.read_timeout = options.read_timeout
         conn.write_timeout = options.write_timeout
     try:
-        await app.connected_to_upstream(session, reused, peer, ctx)
-        status = await Exchange(app, session, ctx, conn, runtime.settings.forwarding).run()
+        if runtime.phases.connected_to_upstream:
+            await app.connected_to_upstream(session, reused, peer, ctx)
+        status = await Exchange(
+            app, session, ctx, conn, runtime.settings.forwarding, phases=runtime.phases
+        ).run()
     except Exception as exc:
         await conn.abort()
         error = exc if isinstance(exc, Error) else _internal(exc, f"{type(exc).__name__} in a filter")
