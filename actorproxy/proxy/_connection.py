@@ -3,10 +3,14 @@
 Rules:
 - The actor runs its own loop (`run`), not a mailbox loop: read a request head, run the phases, repeat
   while keep-alive holds. Between requests the wait for the next head is bounded by the keep-alive idle
-  timeout. A stop request (the server drains) lets the request in flight finish with keep-alive turned off
-  (when its response head is not out yet), and gives an idle connection, or one whose last response already
-  promised keep-alive, `DRAIN_LINGER` seconds for one more request, answered with `Connection: close`:
-  closing at once would race with a client already sending on it, which would see its request fail.
+  timeout. A head that is there already (buffered, or one read away) is taken without a wait, so without
+  the cancel scope that bounds one (about 5 µs to enter and leave). A scope per wait, rather than one per
+  connection whose deadline moves: moving a deadline twice costs most of a new scope, and a deadline that
+  expired just as a request arrived would cancel that request along with the wait.
+- A stop request (the server drains) lets the request in flight finish with keep-alive turned off (when its
+  response head is not out yet), and gives an idle connection, or one whose last response already promised
+  keep-alive, `DRAIN_LINGER` seconds for one more request, answered with `Connection: close`: closing at
+  once would race with a client already sending on it, which would see its request fail.
 - A crash (a bug in our code) answers 500 if no response has started, closes the socket, and then
   propagates to the ConnectionSupervisor, which counts it. Other connections never notice.
 - Requests are read with the service's `HttpLimits`, through the codec's strict checks. A head they refuse
@@ -128,6 +132,13 @@ class ConnectionActor(Actor):
         Raises:
             ProtocolError: the head was refused, or only part of it came in time (408).
         """
+        downstream = self.downstream
+        before = downstream.bytes_read
+        try:
+            # Under load the next request is often there already: no wait, so no deadline to set.
+            return downstream.read_request_nowait()
+        except trio.WouldBlock:
+            pass
         settings = self.runtime.settings
         timeout = settings.keepalive_timeout if self.requests else settings.request_header_timeout
         if self.context.stop_requested:
@@ -137,8 +148,6 @@ class ConnectionActor(Actor):
         scope = self._idle = trio.CancelScope()
         if timeout is not None:
             scope.deadline = trio.current_time() + timeout
-        downstream = self.downstream
-        before = downstream.bytes_read
         with scope:
             header = await downstream.read_request()
         self._idle = None

@@ -9,6 +9,13 @@ Rules:
   loops that never find a socket empty or full (a large body or a tunnel between two fast peers), every
   `YIELD_EVERY`-th operation in a row that did not wait yields first, before its syscall, so a cancellation
   there loses no data.
+- `receive_some_nowait` / `send_some_nowait` are the twins that never wait: the next bytes, or
+  `trio.WouldBlock`; as many bytes as the socket takes now. A caller that puts a deadline on its waits (the
+  codecs' per-read timeouts, a connection's idle timeout) calls them first and enters a cancel scope only
+  when it must wait: a `trio.CancelScope` with a deadline costs about 5 µs to enter and leave, and most
+  reads and writes of a loaded proxy do not wait. They count towards `YIELD_EVERY` and refuse (WouldBlock,
+  0) when a yield is due, so the caller's waiting path yields. A `receive_some` right after a
+  `receive_some_nowait` found nothing waits for readability first, without trying the same syscall again.
 - `aclose` always checkpoints, and closes even when cancelled (trio's contract). It wakes a task waiting on
   the socket with `trio.ClosedResourceError` (`notify_closing` first, then close).
 - Errors are translated here, once, as trio's `SocketStream` does: an OSError is `trio.BrokenResourceError`
@@ -74,6 +81,8 @@ class SocketStream(trio.abc.HalfCloseableStream):
         self._sending = False
         # Operations in a row that did not wait (see YIELD_EVERY).
         self._unyielded = 0
+        # The last receive_some_nowait found nothing: the next receive_some waits before it tries.
+        self._dry = False
         #: Called once when the stream closes (a listener's connection slot is given back).
         self.on_close: Callable[[], object] | None = None
         if configure and sock.family in (socket.AF_INET, socket.AF_INET6):
@@ -94,6 +103,18 @@ class SocketStream(trio.abc.HalfCloseableStream):
 
     # -- receiving -------------------------------------------------------------------------------------------
 
+    def _may_receive(self, max_bytes: int | None) -> int:
+        """`max_bytes`, its default filled in, once a receive may start."""
+        if max_bytes is None:
+            max_bytes = DEFAULT_RECEIVE_SIZE
+        elif max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")
+        if self._receiving:
+            raise trio.BusyResourceError("another task is currently receiving data on this SocketStream")
+        if self._closed:
+            raise trio.ClosedResourceError("this SocketStream was closed")
+        return max_bytes
+
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         """Up to `max_bytes` (default `DEFAULT_RECEIVE_SIZE`) bytes; b"" at EOF.
 
@@ -104,14 +125,7 @@ class SocketStream(trio.abc.HalfCloseableStream):
             trio.ClosedResourceError: the stream was closed, before or while waiting.
             trio.BrokenResourceError: the connection failed (reset, ...), raised from the OSError.
         """
-        if max_bytes is None:
-            max_bytes = DEFAULT_RECEIVE_SIZE
-        elif max_bytes < 1:
-            raise ValueError("max_bytes must be >= 1")
-        if self._receiving:
-            raise trio.BusyResourceError("another task is currently receiving data on this SocketStream")
-        if self._closed:
-            raise trio.ClosedResourceError("this SocketStream was closed")
+        max_bytes = self._may_receive(max_bytes)
         self._receiving = True
         try:
             if self._unyielded >= YIELD_EVERY:
@@ -119,6 +133,9 @@ class SocketStream(trio.abc.HalfCloseableStream):
                 await trio.lowlevel.checkpoint()  # before the syscall: a cancellation here loses nothing
             recv = self.socket.recv
             try:
+                if self._dry:
+                    self._dry = False
+                    raise BlockingIOError  # the socket was found empty just before: wait first
                 data = recv(max_bytes)
             except BlockingIOError:
                 while True:
@@ -136,7 +153,36 @@ class SocketStream(trio.abc.HalfCloseableStream):
         finally:
             self._receiving = False
 
+    def receive_some_nowait(self, max_bytes: int | None = None) -> bytes:
+        """Up to `max_bytes` bytes if the socket has any now (b"" at EOF); never waits or checkpoints.
+
+        Raises:
+            trio.WouldBlock: nothing to read now, or a yield is due (`YIELD_EVERY`): `receive_some` waits.
+            trio.BusyResourceError, trio.ClosedResourceError, trio.BrokenResourceError: as `receive_some`.
+        """
+        max_bytes = self._may_receive(max_bytes)
+        if self._unyielded >= YIELD_EVERY:
+            raise trio.WouldBlock
+        try:
+            data = self.socket.recv(max_bytes)
+        except BlockingIOError:
+            self._dry = True
+            raise trio.WouldBlock from None
+        except OSError as exc:
+            raise _translate(exc) from exc
+        self._dry = False
+        self._unyielded += 1
+        return data
+
     # -- sending ---------------------------------------------------------------------------------------------
+
+    def _may_send(self) -> None:
+        if self._sending:
+            raise trio.BusyResourceError("another task is currently sending data on this SocketStream")
+        if self._closed:
+            raise trio.ClosedResourceError("this SocketStream was closed")
+        if self._shut_wr:
+            raise trio.ClosedResourceError("can't send data after sending EOF")
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Send all of `data`, waiting for room in the socket buffer only when it is full.
@@ -151,12 +197,7 @@ class SocketStream(trio.abc.HalfCloseableStream):
                 called.
             trio.BrokenResourceError: the connection failed (reset, EPIPE, ...), raised from the OSError.
         """
-        if self._sending:
-            raise trio.BusyResourceError("another task is currently sending data on this SocketStream")
-        if self._closed:
-            raise trio.ClosedResourceError("this SocketStream was closed")
-        if self._shut_wr:
-            raise trio.ClosedResourceError("can't send data after sending EOF")
+        self._may_send()
         self._sending = True
         try:
             if self._unyielded >= YIELD_EVERY:
@@ -186,6 +227,25 @@ class SocketStream(trio.abc.HalfCloseableStream):
             raise _translate(exc) from exc
         finally:
             self._sending = False
+
+    def send_some_nowait(self, data: bytes | bytearray | memoryview) -> int:
+        """Send what the socket buffer takes of `data` now; return how many bytes. Never waits or
+        checkpoints; 0 when the buffer is full or a yield is due (`YIELD_EVERY`): `send_all` sends the rest.
+
+        Raises:
+            trio.BusyResourceError, trio.ClosedResourceError, trio.BrokenResourceError: as `send_all`.
+        """
+        self._may_send()
+        if self._unyielded >= YIELD_EVERY or not data:
+            return 0
+        try:
+            sent: int = self.socket.send(data)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:
+            raise _translate(exc) from exc
+        self._unyielded += 1
+        return sent
 
     async def wait_send_all_might_not_block(self) -> None:
         """Wait until the socket is writable (always a checkpoint)."""

@@ -321,6 +321,74 @@ async def test_a_run_of_calls_that_never_wait_still_yields(pair: tuple[SocketStr
     assert bytes(received) == payload
 
 
+async def test_the_nowait_twins_never_wait_and_say_so(pair: tuple[SocketStream, SocketStream]) -> None:
+    client, server = pair
+    with pytest.raises(trio.WouldBlock):
+        server.receive_some_nowait()
+    assert client.send_some_nowait(b"ping") == 4
+    assert client.send_some_nowait(b"") == 0
+    await trio.testing.wait_all_tasks_blocked()
+    assert server.receive_some_nowait(2) == b"pi"
+    assert server.receive_some_nowait() == b"ng"
+
+
+async def test_a_receive_after_a_nowait_that_found_nothing_waits_and_gets_the_bytes(
+    pair: tuple[SocketStream, SocketStream],
+) -> None:
+    client, server = pair
+    with pytest.raises(trio.WouldBlock):
+        server.receive_some_nowait()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client.send_all, b"late")
+        assert await _receive_exactly(server, 4) == b"late"
+
+
+async def test_send_some_nowait_takes_what_fits_and_send_all_sends_the_rest(
+    pair: tuple[SocketStream, SocketStream],
+) -> None:
+    client, server = pair
+    _shrink_buffers(client, server)
+    payload = bytes(range(256)) * 8192  # 2 MiB: more than both buffers hold
+    sent = client.send_some_nowait(payload)
+    assert 0 < sent < len(payload)  # what the buffers took
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client.send_all, payload[sent:])
+        assert await _receive_exactly(server, len(payload)) == payload
+
+
+async def test_the_nowait_twins_refuse_when_a_yield_is_due(pair: tuple[SocketStream, SocketStream]) -> None:
+    client, server = pair
+    await client.send_all(b"x" * (YIELD_EVERY + 2))
+    await trio.testing.wait_all_tasks_blocked()
+    for _ in range(YIELD_EVERY):
+        assert server.receive_some_nowait(1) == b"x"
+    with pytest.raises(trio.WouldBlock):
+        server.receive_some_nowait(1)  # the next operation must yield: the waiting path does it
+    assert server.send_some_nowait(b"y") == 0
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await server.receive_some(1)
+    assert scope.cancelled_caught  # the yield came first, before the syscall
+    assert await server.receive_some(2) == b"xx"
+
+
+async def test_the_nowait_twins_report_errors_as_the_waiting_calls_do(
+    pair: tuple[SocketStream, SocketStream],
+) -> None:
+    client, server = pair
+    await server.send_eof()
+    with pytest.raises(trio.ClosedResourceError):
+        server.send_some_nowait(b"after eof")
+    _reset(client)
+    await trio.testing.wait_all_tasks_blocked()
+    with pytest.raises(trio.BrokenResourceError) as caught:
+        server.receive_some_nowait()
+    assert isinstance(caught.value.__cause__, ConnectionResetError)
+    server.close_nowait()
+    with pytest.raises(trio.ClosedResourceError):
+        server.receive_some_nowait()
+
+
 # -- from trio, and the helpers that handle both stream types ------------------------------------------------
 
 

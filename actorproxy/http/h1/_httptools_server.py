@@ -79,21 +79,39 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
     # -- reading the request ---------------------------------------------------------------------------
 
     async def read_request(self) -> RequestHeader | None:
+        self._begin_request()
+        while (request := self._buffered_request()) is _NEED_DATA:
+            self._append(await self._receive())
+        return self._took_request(request)
+
+    def read_request_nowait(self) -> RequestHeader | None:
+        self._begin_request()
+        request = self._buffered_request()
+        if request is _NEED_DATA:
+            self._append(self._receive_nowait())
+            request = self._buffered_request()
+            if request is _NEED_DATA:
+                raise trio.WouldBlock
+        return self._took_request(request)
+
+    def _begin_request(self) -> None:
         if self._their is not _IDLE or self._failed:
             raise Error.explain(
                 ErrorType.INTERNAL_ERROR, "read_request before start_next_cycle", ErrorSource.INTERNAL
             )
         self._scanner.reset()
-        while True:
-            try:
-                request = self._next_request()
-            except h11.RemoteProtocolError as exc:
-                self._their = _ERROR
-                self._failed = True
-                raise self._protocol_error(exc) from exc
-            if request is not _NEED_DATA:
-                break
-            self._append(await self._receive())
+
+    def _buffered_request(self) -> RequestHeader | _Sentinel:
+        """The request head in the buffer, ConnectionClosed, or NEED_DATA; a refused head raises."""
+        try:
+            return self._next_request()
+        except h11.RemoteProtocolError as exc:
+            self._their = _ERROR
+            self._failed = True
+            raise self._protocol_error(exc) from exc
+
+    def _took_request(self, request: RequestHeader | _Sentinel) -> RequestHeader | None:
+        """The request read (None for ConnectionClosed), with the cycle's state set from its fields."""
         if request is _CONNECTION_CLOSED:
             return None
         assert isinstance(request, RequestHeader)
