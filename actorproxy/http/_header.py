@@ -6,8 +6,11 @@ Rules:
 - Names and values are `str`, decoded from the wire as latin-1, so `raw()` gives back the exact bytes.
 - Nothing is validated here: h11 validates names and values when a head is written, so a bad header fails
   at the write (as `Error(INVALID_HTTP_HEADER)`), not at `insert_header`. That keeps the hot path cheap.
-- `Headers` is a list of pairs plus a lowercase name list built on the first lookup and kept in step with
-  every change, so each operation is O(number of fields) and none rebuilds the index it just used.
+- `Headers` is a list of pairs plus a parallel list of their names lowercased, kept in step with every
+  change, so each operation is O(number of fields) and none rebuilds the index it just used. A codec hands
+  over the names it lowercased once while parsing (`_from_parsed`); headers built otherwise lowercase them
+  on the first lookup. The proxy's own lookups (`_has`, `_values`) take a name already in lowercase, so a
+  name is never lowercased twice; the public ones take any case.
 - The heads are plain mutable objects with `__slots__`: a request filter edits them in place.
 """
 
@@ -45,6 +48,14 @@ class Headers:
         self._lower: list[str] | None = None
 
     @classmethod
+    def _from_parsed(cls, pairs: list[tuple[str, str]], lower: list[str]) -> Headers:
+        """Headers a codec parsed, with their names already lowercased (`lower`, parallel to `pairs`)."""
+        new = cls.__new__(cls)
+        new._pairs = list(pairs)
+        new._lower = list(lower)
+        return new
+
+    @classmethod
     def from_raw(cls, raw: Iterable[tuple[bytes, bytes]]) -> Headers:
         """Headers from wire bytes (h11's `raw_items()`), decoded as latin-1."""
         return cls([(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw])
@@ -63,6 +74,28 @@ class Headers:
             lower = self._lower = [name.lower() for name, _ in self._pairs]
         return lower
 
+    # -- lookups by a name already in lowercase: the proxy's own, which never lowercase twice --------------
+
+    def _has(self, lower: str) -> bool:
+        """Whether a field called `lower` (lowercase) is here."""
+        names = self._lower
+        return lower in (self._names() if names is None else names)
+
+    def _values(self, lower: str) -> list[str]:
+        """The values of the fields called `lower` (lowercase), in order."""
+        names = self._lower
+        if names is None:
+            names = self._names()
+        if lower not in names:
+            return []
+        pairs = self._pairs
+        return [pairs[i][1] for i, name in enumerate(names) if name == lower]
+
+    def _fields(self) -> tuple[list[tuple[str, str]], list[str]]:
+        """Copies of the pairs and of their lowercase names, for a codec to write."""
+        names = self._lower
+        return list(self._pairs), list(self._names() if names is None else names)
+
     def get(self, name: str, default: str | None = None) -> str | None:
         """The value of the first field called `name` (any case), or `default`."""
         names = self._names()
@@ -77,7 +110,10 @@ class Headers:
         return [pair[1] for pair, lower in zip(self._pairs, self._names(), strict=True) if lower == key]
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._names()
+        if not isinstance(name, str):
+            return False
+        names = self._lower
+        return name.lower() in (self._names() if names is None else names)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._pairs)
@@ -169,7 +205,7 @@ class RequestHeader:
         self.method = method
         self.uri = uri
         self.version = version
-        self.headers = _headers(headers)
+        self.headers = headers if type(headers) is Headers else _headers(headers)
 
     @classmethod
     def build(
@@ -260,7 +296,7 @@ class ResponseHeader:
         self.status = status
         self.reason = _reason(status) if reason is None else reason
         self.version = version
-        self.headers = _headers(headers)
+        self.headers = headers if type(headers) is Headers else _headers(headers)
 
     @classmethod
     def build(cls, status: int, headers: Headers | Iterable[tuple[str, str]] | None = None) -> ResponseHeader:

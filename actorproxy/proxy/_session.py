@@ -29,6 +29,7 @@ from actorproxy.http import (
     ResponseCompression,
     ResponseHeader,
     has_body,
+    is_upgrade_request,
 )
 
 if TYPE_CHECKING:
@@ -175,9 +176,7 @@ class Session:
 
     def is_upgrade_req(self) -> bool:
         """The client asked to switch protocols (WebSocket and the like)."""
-        headers = self.req_header.headers
-        connection = headers.get("connection", "") or ""
-        return "upgrade" in connection.lower() and "upgrade" in headers
+        return is_upgrade_request(self.req_header)
 
     @property
     def request_trailers(self) -> Headers | None:

@@ -85,13 +85,14 @@ class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
         self._reset_exchange()
         self._method = method = header.method
         headers = header.headers
-        self._chunked = "transfer-encoding" in headers
-        pairs: list[tuple[str, str]] = list(headers)
-        if end and body and not self._chunked and "content-length" not in headers:
+        pairs, lowers = headers._fields()
+        self._chunked = "transfer-encoding" in lowers
+        if end and body and not self._chunked and "content-length" not in lowers:
             pairs.append(("Content-Length", str(len(body))))
+            lowers.append("content-length")
         target = header.uri
         try:
-            fields = _OutFields(pairs)
+            fields = _OutFields(pairs, lowers)
             hosts = fields.lowers.count("host")
             if hosts == 0:
                 raise h11.LocalProtocolError("Missing mandatory Host: header")
@@ -135,8 +136,8 @@ class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
             response = await self._next_response()
             if response.status >= 200:
                 fields = self._fields
-                chunked = fields.first(b"transfer-encoding") is not None
-                length = fields.first(b"content-length")
+                chunked = "transfer-encoding" in fields.lowers
+                length = fields.first("content-length")
                 if chunked and length is not None:
                     raise self._smuggling_response()
                 self._in_body = True
@@ -208,7 +209,8 @@ class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
         self._pos = end
         self._scanned = 0
         self._fields = fields
-        return ResponseHeader(status, Headers(fields.pairs), reason=reason, version=version)
+        headers = Headers._from_parsed(fields.pairs, fields.lowers)
+        return ResponseHeader(status, headers, reason=reason, version=version)
 
     def _process_response(self, status: int, fields: _Fields, version: str) -> None:
         """h11's _process_event for a response head: switches, states, keep-alive, framing."""
@@ -241,8 +243,13 @@ class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
                 self._start_body(_UNTIL_EOF, 0)
             else:
                 self._start_body(_LENGTH, length)
-        if version < "1.1" or "close" in _comma_items(fields.values(b"connection")):
+        if version < "1.1":
             self._keep_alive = False
+        elif "connection" in fields.lowers:
+            values = fields.values("connection")
+            # The usual answer says `Connection: keep-alive` as it is: no list to split.
+            if values != ["keep-alive"] and "close" in _comma_items(values):
+                self._keep_alive = False
 
     def _switch(self) -> None:
         self._their = _SWITCHED

@@ -47,7 +47,7 @@ from ._rules import (
     _lists,
     _OutFields,
 )
-from ._strict import HeadScanner, check_head, check_request
+from ._strict import CHECKED_FIELDS, HeadScanner, check_head, check_request
 
 __all__ = ["HttptoolsServerConnection"]
 
@@ -116,15 +116,23 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
             return None
         assert isinstance(request, RequestHeader)
         fields = self._fields
+        lowers = fields.lowers
         self._method = request.method
         self._version = request.version
         self._in_body = True
-        if fields.first(b"transfer-encoding") is None and (fields.first(b"content-length") or "0") == "0":
+        if "transfer-encoding" not in lowers and (fields.first("content-length") or "0") == "0":
             self._take_empty_body()
         http11 = request.version == "1.1"
-        self._peer_keepalive = http11 and not _lists(fields.values(b"connection"), "close")
-        self.expects_continue = http11 and self._in_body and _lists(fields.values(b"expect"), "100-continue")
-        self.upgrade_requested = request.method == "CONNECT" or (http11 and bool(fields.values(b"upgrade")))
+        self._peer_keepalive = http11 and not (
+            "connection" in lowers and _lists(fields.values("connection"), "close")
+        )
+        self.expects_continue = (
+            http11
+            and self._in_body
+            and "expect" in lowers
+            and _lists(fields.values("expect"), "100-continue")
+        )
+        self.upgrade_requested = request.method == "CONNECT" or (http11 and "upgrade" in lowers)
         return request
 
     def _next_request(self) -> RequestHeader | _Sentinel:
@@ -147,7 +155,7 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
         # The strict checks decide first (`_strict.py`); llhttp then reads fields known to be well formed.
         method, target, version, start = check_head(buf, self._pos, end, self._scanner.match)
         fields = self._sink.parse(buf, start, end, normalise=False)
-        check_request(method, target, version, fields.noted, self.limits)
+        check_request(method, target, version, fields.noted(CHECKED_FIELDS), self.limits)
         fields = fields.normalised()
         if self._our is not _IDLE:
             raise h11.RemoteProtocolError(
@@ -155,16 +163,19 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
             )
         self._pos = end
         # h11's _process_event for a request: switch proposals, states, keep-alive, framing.
+        lowers = fields.lowers
         self._connect_proposed = method == "CONNECT"
-        self._upgrade_proposed = bool(_comma_items(fields.values(b"upgrade")))
+        self._upgrade_proposed = "upgrade" in lowers and bool(_comma_items(fields.values("upgrade")))
         self._our = _SEND_RESPONSE
         self._their_version = version
-        if version < "1.1" or "close" in _comma_items(fields.values(b"connection")):
+        if version < "1.1" or (
+            "connection" in lowers and "close" in _comma_items(fields.values("connection"))
+        ):
             self._keep_alive = False
         chunked, length = fields.framing()
         self._start_body(_CHUNKED if chunked else _LENGTH, max(length, 0))
         self._fields = fields
-        return RequestHeader(method, target, Headers(fields.pairs), version)
+        return RequestHeader(method, target, Headers._from_parsed(fields.pairs, fields.lowers), version)
 
     # -- writing the response --------------------------------------------------------------------------
 
@@ -207,27 +218,30 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
         method = self._method
         tunnel = method == "CONNECT" and status < 300  # RFC 9110 §9.3.6: the connection becomes a tunnel
         body_allowed = not (status in (204, 304) or method == "HEAD" or tunnel)
-        pairs = list(headers)
+        pairs, lowers = headers._fields()
+        has_connection = "connection" in lowers
         if not self.keepalive:
-            kept = [pair for pair in pairs if pair[0].lower() != "connection"]
-            if len(kept) < len(pairs):
+            if has_connection:
                 # Dropped fields are not validated, but h11's codec encodes every field given first.
-                _latin1(pair for pair in pairs if pair[0].lower() == "connection")
-            pairs = kept
+                _latin1(pair for pair, lower in zip(pairs, lowers, strict=True) if lower == "connection")
+                pairs = [pair for pair, lower in zip(pairs, lowers, strict=True) if lower != "connection"]
+                lowers = [lower for lower in lowers if lower != "connection"]
             pairs.append(("Connection", "close"))
-        elif not tunnel and self._their_version == "1.1" and "connection" not in headers:
+            lowers.append("connection")
+        elif not tunnel and not has_connection and self._their_version == "1.1":
             # Pingora's: a final response on a connection kept alive says so.
             pairs.append(("Connection", "keep-alive"))
-        framed = "content-length" in headers or "transfer-encoding" in headers
+            lowers.append("connection")
+        chunked_field = "transfer-encoding" in lowers
+        framed = chunked_field or "content-length" in lowers
         if end and body_allowed and not framed:
             pairs.append(("Content-Length", str(len(body))))
+            lowers.append("content-length")
             framed = True
         chunked = self._chunked
-        self._chunked = (
-            body_allowed and self._version == "1.1" and ("transfer-encoding" in headers or not framed)
-        )
+        self._chunked = body_allowed and self._version == "1.1" and (chunked_field or not framed)
         try:
-            fields = _OutFields(pairs)
+            fields = _OutFields(pairs, lowers)
         except (h11.LocalProtocolError, UnicodeEncodeError) as exc:
             if not _is_latin1(headers):
                 self._chunked = chunked  # h11's codec refuses such a head before it sets the framing
@@ -241,7 +255,7 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
         self.response_started = True
         self.response_header = header
         self._body_allowed = body_allowed
-        if _has_token(headers, "connection", "close"):
+        if has_connection and _has_token(headers, "connection", "close"):
             self._keepalive = False
         await self._send(data)
 
@@ -281,8 +295,11 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
     def _clean_up(self, status: int, fields: _OutFields) -> tuple[int, int]:
         """h11's _clean_up_response_headers_for_sending on `fields`; the framing the response then has."""
         method = self._method
-        framing, _ = fields.framing("GET" if method == "HEAD" else method, status)
+        head = method == "HEAD"
+        framing, length = fields.framing("GET" if head else method, status)
         need_close = False
+        if framing is _LENGTH and self._keep_alive and not head:
+            return framing, length  # nothing to clean up: the framing read is the framing written
         if framing is not _LENGTH:
             fields.set("content-length", ())
             version = self._their_version

@@ -562,6 +562,7 @@ WRITES: dict[str, tuple[bytes, list[Step]]] = {
         GET_1_1,
         [
             response(200, ("X A", "b")),
+            response(200, ("X: A", "b")),
             response(200, ("X-A", " b")),
             response(200, ("X-A", "b\x00")),
             response(200, ("X-A", "\u20ac")),
@@ -710,6 +711,7 @@ SENDS: dict[str, list[Step]] = {
     ],
     "bad-fields": [
         request_step("GET", "/", ("Host", "h"), ("X", "a\r\nInjected: 1")),
+        request_step("GET", "/", ("Host", "h"), ("X: Injected", "1")),
         request_step("GET", "/", ("Host", "h"), ("Transfer-Encoding", "gzip")),
     ],
     "length-list": [request_step("POST", "/", ("Host", "h"), ("Content-Length", "1,1"), body=b"a")],
