@@ -160,7 +160,8 @@ class SocketStream(trio.abc.HalfCloseableStream):
             trio.WouldBlock: nothing to read now, or a yield is due (`YIELD_EVERY`): `receive_some` waits.
             trio.BusyResourceError, trio.ClosedResourceError, trio.BrokenResourceError: as `receive_some`.
         """
-        max_bytes = self._may_receive(max_bytes)
+        if max_bytes is None or max_bytes < 1 or self._receiving or self._closed:
+            max_bytes = self._may_receive(max_bytes)  # the default, or what is wrong (a call only then)
         if self._unyielded >= YIELD_EVERY:
             raise trio.WouldBlock
         try:
@@ -235,7 +236,8 @@ class SocketStream(trio.abc.HalfCloseableStream):
         Raises:
             trio.BusyResourceError, trio.ClosedResourceError, trio.BrokenResourceError: as `send_all`.
         """
-        self._may_send()
+        if self._sending or self._closed or self._shut_wr:
+            self._may_send()  # raises what is wrong (a call only then)
         if self._unyielded >= YIELD_EVERY or not data:
             return 0
         try:
