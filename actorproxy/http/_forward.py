@@ -32,6 +32,7 @@ Rules:
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 from actorproxy.config import Forwarding
@@ -180,10 +181,37 @@ def is_upgrade_request(request: RequestHeader) -> bool:
 def add_via(headers: Headers, version: str, pseudonym: str) -> None:
     """Append `<version> <pseudonym>` to the Via list of `headers` (one field, where the first Via was)."""
     entry = f"{version} {pseudonym}"
+    # An entry of a version and a pseudonym that are valid field text keeps a parsed head trusted (the
+    # codecs then write it unchecked); any other goes through the public calls, and is checked when written.
+    valid = version in _VERSIONS and _visible(pseudonym)
     if not headers._has("via"):
-        headers.add("Via", entry)
+        if valid:
+            headers._add_trusted("Via", entry)
+        else:
+            headers.add("Via", entry)
         return
-    headers.set("Via", ", ".join([*headers._values("via"), entry]))
+    joined = ", ".join([*headers._values("via"), entry])
+    if valid:
+        headers._set_trusted("Via", joined)
+    else:
+        headers.set("Via", joined)
+
+
+# HTTP versions as a start line carries them (digit.digit): valid as field text.
+_VERSIONS: Final = frozenset(f"{major}.{minor}" for major in range(10) for minor in range(10))
+_VISIBLE_RE: Final = re.compile("[\x21-\x7e\x80-\xff]+")
+# Pseudonyms found valid as field text (a service has one; the cache spares a match per message).
+_VISIBLE: dict[str, bool] = {}
+
+
+def _visible(text: str) -> bool:
+    """Whether `text` is one or more visible latin-1 characters (VCHAR or obs-text, RFC 9110 §5.5)."""
+    known = _VISIBLE.get(text)
+    if known is None:
+        known = _VISIBLE_RE.fullmatch(text) is not None
+        if len(_VISIBLE) < 64:
+            _VISIBLE[text] = known
+    return known
 
 
 def add_x_forwarded(headers: Headers, client_addr: Any, scheme: str, host: str | None) -> None:

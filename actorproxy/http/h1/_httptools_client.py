@@ -85,14 +85,14 @@ class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
         self._reset_exchange()
         self._method = method = header.method
         headers = header.headers
-        pairs, lowers = headers._fields()
+        pairs, lowers, trusted = headers._fields()
         self._chunked = "transfer-encoding" in lowers
         if end and body and not self._chunked and "content-length" not in lowers:
             pairs.append(("Content-Length", str(len(body))))
             lowers.append("content-length")
         target = header.uri
         try:
-            fields = _OutFields(pairs, lowers)
+            fields = _OutFields(pairs, lowers, trusted=trusted)
             hosts = fields.lowers.count("host")
             if hosts == 0:
                 raise h11.LocalProtocolError("Missing mandatory Host: header")
@@ -117,7 +117,7 @@ class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
             self._our = _SEND_BODY
             if self._their is _IDLE:
                 self._their = _SEND_RESPONSE
-            if "connection" in fields.lowers and "close" in fields.values("connection"):
+            if fields.lists("connection", "close"):
                 self._keep_alive = False
             self._wframing, self._wleft = fields.framing(method, None)
             parts = [head]

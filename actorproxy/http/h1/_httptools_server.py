@@ -46,6 +46,7 @@ from ._rules import (
     _latin1,
     _lists,
     _OutFields,
+    _standard_status_line,
 )
 from ._strict import CHECKED_FIELDS, HeadScanner, check_head, check_request
 
@@ -205,7 +206,9 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
 
     async def write_response(self, header: ResponseHeader, body: bytes = b"", *, end: bool = False) -> None:
         status = header.status
-        _check_status_line(header)
+        start = _standard_status_line(header)
+        if start is None:
+            _check_status_line(header)
         headers = header.headers
         if status < 200:
             data = self._informational(status, header.reason, self._checked(list(headers)).serialised())
@@ -218,20 +221,9 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
         method = self._method
         tunnel = method == "CONNECT" and status < 300  # RFC 9110 §9.3.6: the connection becomes a tunnel
         body_allowed = not (status in (204, 304) or method == "HEAD" or tunnel)
-        pairs, lowers = headers._fields()
+        pairs, lowers, trusted = headers._fields()
         has_connection = "connection" in lowers
-        if not self.keepalive:
-            if has_connection:
-                # Dropped fields are not validated, but h11's codec encodes every field given first.
-                _latin1(pair for pair, lower in zip(pairs, lowers, strict=True) if lower == "connection")
-                pairs = [pair for pair, lower in zip(pairs, lowers, strict=True) if lower != "connection"]
-                lowers = [lower for lower in lowers if lower != "connection"]
-            pairs.append(("Connection", "close"))
-            lowers.append("connection")
-        elif not tunnel and not has_connection and self._their_version == "1.1":
-            # Pingora's: a final response on a connection kept alive says so.
-            pairs.append(("Connection", "keep-alive"))
-            lowers.append("connection")
+        pairs, lowers = self._connection_field(pairs, lowers, has_connection, tunnel)
         chunked_field = "transfer-encoding" in lowers
         framed = chunked_field or "content-length" in lowers
         if end and body_allowed and not framed:
@@ -241,15 +233,16 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
         chunked = self._chunked
         self._chunked = body_allowed and self._version == "1.1" and (chunked_field or not framed)
         try:
-            fields = _OutFields(pairs, lowers)
+            fields = _OutFields(pairs, lowers, trusted=trusted)
         except (h11.LocalProtocolError, UnicodeEncodeError) as exc:
             if not _is_latin1(headers):
                 self._chunked = chunked  # h11's codec refuses such a head before it sets the framing
             raise _invalid_head(exc) from exc
-        try:
-            start = f"HTTP/1.1 {status} {header.reason}\r\n".encode("latin-1")
-        except UnicodeEncodeError as exc:
-            raise _invalid_head(exc) from exc
+        if start is None:
+            try:
+                start = f"HTTP/1.1 {status} {header.reason}\r\n".encode("latin-1")
+            except UnicodeEncodeError as exc:
+                raise _invalid_head(exc) from exc
         data = self._response(start, status, fields, body if body_allowed else b"", end and not tunnel)
         # Started before the write: if it fails, part of the head may be out and no other response may follow.
         self.response_started = True
@@ -258,6 +251,24 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
         if has_connection and _has_token(headers, "connection", "close"):
             self._keepalive = False
         await self._send(data)
+
+    def _connection_field(
+        self, pairs: list[tuple[str, str]], lowers: list[str], has_connection: bool, tunnel: bool
+    ) -> tuple[list[tuple[str, str]], list[str]]:
+        """The response's fields with `Connection: close` when the connection ends after it, or
+        `Connection: keep-alive` when it does not and the response names none (Pingora's)."""
+        if not self.keepalive:
+            if has_connection:
+                # Dropped fields are not validated, but h11's codec encodes every field given first.
+                _latin1(pair for pair, lower in zip(pairs, lowers, strict=True) if lower == "connection")
+                pairs = [pair for pair, lower in zip(pairs, lowers, strict=True) if lower != "connection"]
+                lowers = [lower for lower in lowers if lower != "connection"]
+            pairs.append(("Connection", "close"))
+            lowers.append("connection")
+        elif not tunnel and not has_connection and self._their_version == "1.1":
+            pairs.append(("Connection", "keep-alive"))
+            lowers.append("connection")
+        return pairs, lowers
 
     def _checked(self, pairs: list[tuple[str, str]]) -> _OutFields:
         try:
@@ -277,7 +288,7 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
                 self._connect_proposed = self._upgrade_proposed = False
                 self._our = _SEND_BODY
                 self._wframing, self._wleft = framing, length
-            if "connection" in fields.lowers and "close" in fields.values("connection"):
+            if fields.lists("connection", "close"):
                 self._keep_alive = False
             parts = [start, fields.serialised(), b"\r\n"]
             if body:
