@@ -15,7 +15,9 @@ Rules:
   when it must wait: a `trio.CancelScope` with a deadline costs about 5 µs to enter and leave, and most
   reads and writes of a loaded proxy do not wait. They count towards `YIELD_EVERY` and refuse (WouldBlock,
   0) when a yield is due, so the caller's waiting path yields. A `receive_some` right after a
-  `receive_some_nowait` found nothing waits for readability first, without trying the same syscall again.
+  `receive_some_nowait` found nothing waits for readability first, without trying the same syscall again,
+  and so does `receive_some_when_readable`, for a read that cannot find data yet: an upstream's answer to
+  the request just sent (a syscall costs a few µs here, most of it the kernel's).
 - `aclose` always checkpoints, and closes even when cancelled (trio's contract). It wakes a task waiting on
   the socket with `trio.ClosedResourceError` (`notify_closing` first, then close).
 - Errors are translated here, once, as trio's `SocketStream` does: an OSError is `trio.BrokenResourceError`
@@ -152,6 +154,12 @@ class SocketStream(trio.abc.HalfCloseableStream):
             raise _translate(exc) from exc
         finally:
             self._receiving = False
+
+    async def receive_some_when_readable(self, max_bytes: int | None = None) -> bytes:
+        """`receive_some`, waiting for readability before the first try: for a read that cannot find data
+        yet (the answer to a request just sent), so the syscall that would find nothing is never made."""
+        self._dry = True
+        return await self.receive_some(max_bytes)
 
     def receive_some_nowait(self, max_bytes: int | None = None) -> bytes:
         """Up to `max_bytes` bytes if the socket has any now (b"" at EOF); never waits or checkpoints.

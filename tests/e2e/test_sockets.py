@@ -343,6 +343,20 @@ async def test_a_receive_after_a_nowait_that_found_nothing_waits_and_gets_the_by
         assert await _receive_exactly(server, 4) == b"late"
 
 
+async def test_receive_some_when_readable_waits_then_reads(pair: tuple[SocketStream, SocketStream]) -> None:
+    client, server = pair
+    await client.send_all(b"there")
+    await trio.testing.wait_all_tasks_blocked()
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        with pytest.raises(trio.Cancelled):
+            await server.receive_some_when_readable()  # it waits first: a checkpoint even with data there
+    assert await server.receive_some_when_readable() == b"there"
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client.send_all, b"later")
+        assert await server.receive_some_when_readable() == b"later"
+
+
 async def test_send_some_nowait_takes_what_fits_and_send_all_sends_the_rest(
     pair: tuple[SocketStream, SocketStream],
 ) -> None:

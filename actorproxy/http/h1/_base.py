@@ -11,6 +11,8 @@ Rules:
   `send_some_nowait`), a read or write first goes without waiting, and only what must wait enters the
   timeout's cancel scope (about 5 µs to enter and leave one; a loaded proxy's writes and many of its reads
   never wait). The timeout still bounds every wait: a read or write that does not wait cannot time out.
+  The first read after a request went upstream waits for readability before it tries
+  (`receive_some_when_readable`): the answer cannot be there yet.
 - A peer's protocol violation raises `ProtocolError`, an `Error` with the status to answer the client with:
   the strict checks' status (`_strict.py`: 400, 413, 414, 417, 431, 501, 505) or h11's hint for a bad
   request, 502 for a bad response.
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 import attrs
@@ -126,6 +128,11 @@ class _H1Connection:
         # The stream's twins that never wait, when it has them (see the module rules).
         self._receive_now: Callable[[int], bytes] | None = getattr(stream, "receive_some_nowait", None)
         self._send_now: Callable[[bytes], int] | None = getattr(stream, "send_some_nowait", None)
+        # The stream's read that waits for readability first, and whether the next read should use it.
+        self._receive_later: Callable[[int], Awaitable[bytes]] | None = getattr(
+            stream, "receive_some_when_readable", None
+        )
+        self._answer_due = False
         self._failed = False  # an error happened: no further exchange on this connection
         self._eof = False  # the peer closed its side
         self._detached = False
@@ -149,7 +156,10 @@ class _H1Connection:
         """The next bytes from the stream (empty at its end), counted."""
         data: bytes | bytearray | None = None
         receive_now = self._receive_now
-        if receive_now is not None:
+        if self._answer_due:
+            # The first read after a request went upstream: the answer cannot be there yet.
+            self._answer_due = False
+        elif receive_now is not None:
             try:
                 data = receive_now(self._read_size)
             except trio.WouldBlock:
@@ -166,11 +176,12 @@ class _H1Connection:
     async def _wait_and_receive(self) -> bytes | bytearray:
         """A read that may wait, within the read timeout."""
         timeout = self._read_timeout
+        receive = self._receive_later or self._stream.receive_some
         try:
             if timeout is None:
-                return await self._stream.receive_some(self._read_size)
+                return await receive(self._read_size)
             with trio.move_on_after(timeout):
-                return await self._stream.receive_some(self._read_size)
+                return await receive(self._read_size)
         except _IO_ERRORS as exc:
             raise self._io_error(_READING, exc) from exc
         raise self._timeout_error(_READING, timeout)
@@ -352,6 +363,7 @@ class _ClientBase(_H1Connection):
     _peer = "the upstream"
 
     def _reset_exchange(self) -> None:
+        self._answer_due = True  # the next read follows a request: it waits first (see `_receive`)
         self._method: str | None = None
         self._request_start = self.bytes_read  # response bytes arrived once bytes_read moves past it
         self._must_close = False
