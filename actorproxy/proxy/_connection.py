@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -71,6 +72,11 @@ class ConnectionActor(Actor):
         self.downstream: ServerSide = runtime.codec.server(stream, limits=runtime.settings.limits)
         self.requests = 0
         self._idle: trio.CancelScope | None = None
+        # The stream's own checkpoint when it has one (`SocketStream`: it also restarts its count of
+        # operations that did not wait), else trio's.
+        self._checkpoint: Callable[[], Awaitable[None]] = getattr(
+            stream, "checkpoint", trio.lowlevel.checkpoint
+        )
 
     def _addresses(self) -> tuple[Any, Any]:
         socket = getattr(self.stream, "socket", None)
@@ -115,7 +121,7 @@ class ConnectionActor(Actor):
                     if not downstream.body_done:
                         await self._linger()
                     return
-                await trio.lowlevel.checkpoint()  # streams yield only when they wait (proxy._sockets)
+                await self._checkpoint()  # streams yield only when they wait (proxy._sockets)
         except Error as exc:
             logger.debug("connection from %s ended: %s", client_addr, exc)
         except Exception:

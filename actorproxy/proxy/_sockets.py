@@ -8,7 +8,9 @@ Rules:
   cancellation. The caller owns fairness: `ConnectionActor` checkpoints once per request. As a backstop for
   loops that never find a socket empty or full (a large body or a tunnel between two fast peers), every
   `YIELD_EVERY`-th operation in a row that did not wait yields first, before its syscall, so a cancellation
-  there loses no data.
+  there loses no data. A caller's own checkpoint through the stream (`checkpoint`) starts that count again:
+  else a connection whose requests never wait (two operations each) would also yield, and enter a
+  timeout's scope, every eighth request.
 - `receive_some_nowait` / `send_some_nowait` are the twins that never wait: the next bytes, or
   `trio.WouldBlock`; as many bytes as the socket takes now. A caller that puts a deadline on its waits (the
   codecs' per-read timeouts, a connection's idle timeout) calls them first and enters a cancel scope only
@@ -154,6 +156,12 @@ class SocketStream(trio.abc.HalfCloseableStream):
             raise _translate(exc) from exc
         finally:
             self._receiving = False
+
+    async def checkpoint(self) -> None:
+        """A checkpoint of the caller's own (one per request, say), after which the run of operations that
+        did not wait counts from zero again: the `YIELD_EVERY` backstop is for loops that take none."""
+        await trio.lowlevel.checkpoint()
+        self._unyielded = 0
 
     async def receive_some_when_readable(self, max_bytes: int | None = None) -> bytes:
         """`receive_some`, waiting for readability before the first try: for a read that cannot find data

@@ -445,3 +445,18 @@ async def test_the_listener_closes_both_stream_types_now() -> None:
     plain = trio.SocketStream(theirs)
     _close_now(plain)
     assert plain.socket.fileno() == -1
+
+
+async def test_a_checkpoint_through_the_stream_starts_the_count_of_calls_that_did_not_wait_again(
+    pair: tuple[SocketStream, SocketStream],
+) -> None:
+    client, server = pair
+    await client.send_all(b"z" * YIELD_EVERY * 2)
+    await trio.testing.wait_all_tasks_blocked()
+    for _ in range(YIELD_EVERY - 1):
+        assert server.receive_some_nowait(1) == b"z"
+    await server.checkpoint()
+    for _ in range(YIELD_EVERY):
+        assert server.receive_some_nowait(1) == b"z"  # a fresh run: no yield due yet
+    with pytest.raises(trio.WouldBlock):
+        server.receive_some_nowait(1)
