@@ -186,11 +186,16 @@ class Headers:
     def remove_all(self, names: AbstractSet[str]) -> bool:
         """Remove every field whose lowercase name is in `names`, in one pass; return whether any was."""
         lower = self._names()
-        if names.isdisjoint(lower):
+        found = set(lower).intersection(names)
+        if not found:
             return False
-        keep = [i for i, name in enumerate(lower) if name not in names]
-        self._pairs = [self._pairs[i] for i in keep]
-        self._lower = [lower[i] for i in keep]
+        pairs = self._pairs
+        # Usually one field goes (a response's `Connection`): found and deleted in place, no list rebuilt.
+        for name in found:
+            while name in lower:
+                index = lower.index(name)
+                del pairs[index]
+                del lower[index]
         return True
 
     def remove(self, name: str) -> bool:

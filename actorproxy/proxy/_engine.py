@@ -58,6 +58,7 @@ from ._peer import HttpPeer
 from ._phases import Phases, ProxyHttp
 from ._pool import ConnectionPool
 from ._session import Session
+from ._sockets import SocketStream
 
 __all__ = ["PeerDefaults", "ProxyCounters", "ProxyRuntime", "serve_request"]
 
@@ -261,6 +262,9 @@ async def _connect(runtime: ProxyRuntime, peer: HttpPeer) -> tuple[ClientSide, b
         return reused, True
     options = peer.options
     stream = await runtime.connect(peer)
+    if type(stream) is SocketStream:
+        # Its reads' timeouts are armed in the service's deadlines (no cancel scope per read).
+        stream.deadlines = runtime.pool.deadlines
     conn = runtime.codec.client(
         stream, read_timeout=options.read_timeout, write_timeout=options.write_timeout
     )

@@ -5,7 +5,8 @@ Rules:
   synchronous step (docs/architecture.md) and I/O comes after; trio runs one task at a time between
   awaits, so there is no lock and no mailbox hop on the request path. Connection actors call `checkout` /
   `checkin` directly; `PeerPoolActor` owns the pool's lifetime: it sweeps idle connections on a timer and
-  closes them when it stops.
+  closes them when it stops. It also ends the reads on the pool's upstream connections that run out of
+  time (`pool.deadlines`, see `_deadlines`), which then wait without a cancel scope each.
 - Keys are `HttpPeer.reuse_key()`. Checkout is LIFO per key: the most recently returned connection is the
   warmest and the least likely to have hit the upstream's own idle timer.
 - Capacity: `max_size` idle connections in all (Pingora's `upstream_keepalive_pool_size`, 128), and optionally
@@ -35,6 +36,8 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
+import math
 import select
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
@@ -43,14 +46,16 @@ import attrs
 import trio
 
 from actorproxy.config import DEFAULT_POOL_SIZE
-from actors import DEFAULT_ASK_TIMEOUT, Actor, ActorRef, ExitReason
+from actors import DEFAULT_ASK_TIMEOUT, Actor, ActorRef, ExitReason, MailboxFull
 
+from ._deadlines import Deadlines
 from ._sockets import SocketStream
 
 __all__ = [
     "CLOSE_TIMEOUT",
     "IDLE_SWEEP_INTERVAL",
     "ConnectionPool",
+    "ExpireDeadlines",
     "GetPoolStatistics",
     "PeerPoolActor",
     "PoolStatistics",
@@ -239,6 +244,7 @@ class ConnectionPool:
         "_reaped",
         "_rejected",
         "_retired",
+        "deadlines",
         "default_idle_timeout",
         "max_idle_per_key",
         "max_size",
@@ -273,6 +279,8 @@ class ConnectionPool:
         self._closed = False
         # Reused by every liveness check (see the module rules); None without poll(2) (Windows).
         self._poller = _new_poller()
+        #: The read timeouts of the connections to the pool's peers, enforced by `PeerPoolActor`.
+        self.deadlines = Deadlines()
         self._hits = self._misses = self._reaped = self._dead = self._evictions = self._rejected = 0
 
     def __repr__(self) -> str:
@@ -461,8 +469,14 @@ class GetPoolStatistics:
     """Ask for the pool's `PoolStatistics`."""
 
 
+@attrs.frozen
+class ExpireDeadlines:
+    """End the upstream reads past their deadline (`Deadlines.expire`), and look again at the next one."""
+
+
 class PeerPoolActor(Actor):
-    """Owns a `ConnectionPool`'s lifetime: sweeps it every `sweep_interval` s and closes it on stop.
+    """Owns a `ConnectionPool`'s lifetime: sweeps it every `sweep_interval` s and closes it on stop, and
+    ends the upstream reads that run out of time (`pool.deadlines`, see `_deadlines`).
 
     Connection actors use `actor.pool` (or the pool they were given) directly, without messages.
 
@@ -481,9 +495,20 @@ class PeerPoolActor(Actor):
     async def on_start(self) -> None:
         self.pool.reopen()
         self.timers.start_periodic("sweep", SweepIdle(), self.sweep_interval)
+        self.pool.deadlines.attach(self._poke)
+
+    def _poke(self) -> None:
+        # An earlier deadline than the next look: look now. A full mailbox (it never is: this is rare and
+        # tiny) would leave it to the next look, at the latest at the next sweep.
+        with contextlib.suppress(MailboxFull):
+            self.ref.tell_nowait(ExpireDeadlines())
 
     async def receive(self, message: Any) -> Any:
+        if isinstance(message, ExpireDeadlines):
+            self._expire()
+            return None
         if isinstance(message, SweepIdle):
+            self._expire()
             self.pool.sweep()
             await self.pool.close_retired()
             return None
@@ -491,7 +516,18 @@ class PeerPoolActor(Actor):
             return self.pool.statistics()
         return await super().receive(message)
 
+    def _expire(self) -> None:
+        deadlines = self.pool.deadlines
+        now = trio.current_time()
+        deadlines.expire(now)
+        deadlines.wake_at = next_deadline = deadlines.next_deadline()
+        if next_deadline < math.inf:
+            self.timers.start_single("deadlines", ExpireDeadlines(), max(0.0, next_deadline - now))
+        else:
+            self.timers.cancel("deadlines")
+
     async def on_stop(self, reason: ExitReason) -> None:
+        self.pool.deadlines.detach()
         await self.pool.aclose()
 
 

@@ -18,8 +18,10 @@ Rules:
   reads and writes of a loaded proxy do not wait. They count towards `YIELD_EVERY` and refuse (WouldBlock,
   0) when a yield is due, so the caller's waiting path yields. A `receive_some` right after a
   `receive_some_nowait` found nothing waits for readability first, without trying the same syscall again,
-  and so does `receive_some_when_readable`, for a read that cannot find data yet: an upstream's answer to
-  the request just sent (a syscall costs a few µs here, most of it the kernel's).
+  and so does `receive_some_within(..., readable_first=True)`, for a read that cannot find data yet: an
+  upstream's answer to the request just sent (a syscall costs a few µs here, most of it the kernel's).
+- `receive_some_within` bounds a read's wait, with a deadline armed in the service's `Deadlines` when its
+  actor watches them (no cancel scope per read, see `_deadlines`), else with a cancel scope.
 - `aclose` always checkpoints, and closes even when cancelled (trio's contract). It wakes a task waiting on
   the socket with `trio.ClosedResourceError` (`notify_closing` first, then close).
 - Errors are translated here, once, as trio's `SocketStream` does: an OSError is `trio.BrokenResourceError`
@@ -36,6 +38,8 @@ from collections.abc import Callable
 from typing import overload
 
 import trio
+
+from ._deadlines import Deadlines
 
 __all__ = ["DEFAULT_RECEIVE_SIZE", "YIELD_EVERY", "SocketStream", "from_trio_stream"]
 
@@ -89,6 +93,9 @@ class SocketStream(trio.abc.HalfCloseableStream):
         self._dry = False
         #: Called once when the stream closes (a listener's connection slot is given back).
         self.on_close: Callable[[], object] | None = None
+        #: Where `receive_some_within` arms its timeouts when an actor watches them (the service's);
+        #: None: a cancel scope per read.
+        self.deadlines: Deadlines | None = None
         if configure and sock.family in (socket.AF_INET, socket.AF_INET6):
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
@@ -163,11 +170,38 @@ class SocketStream(trio.abc.HalfCloseableStream):
         await trio.lowlevel.checkpoint()
         self._unyielded = 0
 
-    async def receive_some_when_readable(self, max_bytes: int | None = None) -> bytes:
-        """`receive_some`, waiting for readability before the first try: for a read that cannot find data
-        yet (the answer to a request just sent), so the syscall that would find nothing is never made."""
-        self._dry = True
-        return await self.receive_some(max_bytes)
+    async def receive_some_within(
+        self, max_bytes: int | None, timeout: float | None, *, readable_first: bool = False
+    ) -> bytes:
+        """`receive_some`, waiting at most `timeout` seconds (None: no limit).
+
+        With `readable_first` it waits for readability before its first try: for a read that cannot find
+        data yet (the answer to a request just sent), so the syscall that would find nothing is never made.
+        The timeout is armed in `deadlines` when an actor watches them (see `_deadlines`), else it is a
+        cancel scope.
+
+        Raises:
+            trio.TooSlowError: nothing came within `timeout` (the stream is then fit only to be closed).
+            trio.BusyResourceError, trio.ClosedResourceError, trio.BrokenResourceError: as `receive_some`.
+        """
+        if readable_first:
+            self._dry = True
+        if timeout is None:
+            return await self.receive_some(max_bytes)
+        deadlines = self.deadlines
+        armed = None if deadlines is None else deadlines.arm(self.socket, timeout)
+        if deadlines is None or armed is None:
+            with trio.move_on_after(timeout):
+                return await self.receive_some(max_bytes)
+            raise trio.TooSlowError
+        try:
+            return await self.receive_some(max_bytes)
+        except trio.ClosedResourceError:
+            if armed.expired:
+                raise trio.TooSlowError from None
+            raise
+        finally:
+            deadlines.disarm(armed)
 
     def receive_some_nowait(self, max_bytes: int | None = None) -> bytes:
         """Up to `max_bytes` bytes if the socket has any now (b"" at EOF); never waits or checkpoints.

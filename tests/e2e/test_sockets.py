@@ -19,6 +19,7 @@ import trio
 import trio.testing
 import trustme
 
+from actorproxy.proxy._deadlines import Deadlines
 from actorproxy.proxy._listener import _close_now
 from actorproxy.proxy._pool import ConnectionPool, stream_fileno
 from actorproxy.proxy._sockets import YIELD_EVERY, SocketStream, from_trio_stream
@@ -343,18 +344,78 @@ async def test_a_receive_after_a_nowait_that_found_nothing_waits_and_gets_the_by
         assert await _receive_exactly(server, 4) == b"late"
 
 
-async def test_receive_some_when_readable_waits_then_reads(pair: tuple[SocketStream, SocketStream]) -> None:
+async def test_a_read_that_waits_for_readability_first(pair: tuple[SocketStream, SocketStream]) -> None:
     client, server = pair
     await client.send_all(b"there")
     await trio.testing.wait_all_tasks_blocked()
     with trio.CancelScope() as scope:
         scope.cancel()
         with pytest.raises(trio.Cancelled):
-            await server.receive_some_when_readable()  # it waits first: a checkpoint even with data there
-    assert await server.receive_some_when_readable() == b"there"
+            await server.receive_some_within(None, None, readable_first=True)  # a checkpoint, data or not
+    assert await server.receive_some_within(None, None, readable_first=True) == b"there"
     async with trio.open_nursery() as nursery:
         nursery.start_soon(client.send_all, b"later")
-        assert await server.receive_some_when_readable() == b"later"
+        assert await server.receive_some_within(None, None, readable_first=True) == b"later"
+
+
+async def test_a_read_within_a_timeout_without_deadlines_takes_a_cancel_scope(
+    pair: tuple[SocketStream, SocketStream],
+) -> None:
+    _, server = pair
+    start = trio.current_time()
+    with pytest.raises(trio.TooSlowError):
+        await server.receive_some_within(None, 0.05)
+    assert trio.current_time() - start >= 0.05
+
+
+async def test_a_read_armed_in_deadlines_ends_when_they_expire_it(
+    pair: tuple[SocketStream, SocketStream],
+) -> None:
+    client, server = pair
+    pokes: list[float] = []
+    deadlines = Deadlines()
+    deadlines.attach(lambda: pokes.append(deadlines.wake_at))
+    server.deadlines = deadlines
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client.send_all, b"in time")
+        assert await server.receive_some_within(None, 60.0) == b"in time"
+    assert len(deadlines) == 0  # disarmed once the read ended
+    assert len(pokes) == 1  # the first deadline is earlier than any look the actor had planned
+    outcome: list[BaseException] = []
+
+    async def read() -> None:
+        try:
+            await server.receive_some_within(None, 60.0)
+        except trio.TooSlowError as exc:
+            outcome.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read)
+        await trio.testing.wait_all_tasks_blocked()
+        assert deadlines.expire(trio.current_time()) == 0  # not due yet
+        assert deadlines.expire(deadlines.next_deadline()) == 1
+    assert [type(exc) for exc in outcome] == [trio.TooSlowError]
+    assert len(deadlines) == 0
+
+
+async def test_deadlines_arm_nothing_unwatched_and_poke_only_for_an_earlier_look() -> None:
+    a, b = socket.socketpair()
+    with a, b:
+        deadlines = Deadlines()
+        assert not deadlines.watched and deadlines.arm(a, 1.0) is None
+        pokes: list[float] = []
+        deadlines.attach(lambda: pokes.append(deadlines.wake_at))
+        first = deadlines.arm(a, 10.0)
+        later = deadlines.arm(b, 10.0)
+        sooner = deadlines.arm(b, 1.0)
+        assert first is not None and later is not None and sooner is not None
+        assert pokes == [first.deadline, sooner.deadline]  # `later` is after the look `first` planned
+        assert deadlines.next_deadline() == sooner.deadline
+        deadlines.disarm(sooner)
+        deadlines.disarm(first)
+        assert (len(deadlines), deadlines.next_deadline()) == (1, later.deadline)
+        deadlines.detach()
+        assert deadlines.arm(a, 1.0) is None
 
 
 async def test_send_some_nowait_takes_what_fits_and_send_all_sends_the_rest(

@@ -11,8 +11,9 @@ Rules:
   `send_some_nowait`), a read or write first goes without waiting, and only what must wait enters the
   timeout's cancel scope (about 5 µs to enter and leave one; a loaded proxy's writes and many of its reads
   never wait). The timeout still bounds every wait: a read or write that does not wait cannot time out.
-  The first read after a request went upstream waits for readability before it tries
-  (`receive_some_when_readable`): the answer cannot be there yet.
+  The first read after a request went upstream waits for readability before it tries: the answer cannot
+  be there yet. A stream that bounds its own reads (`SocketStream.receive_some_within`, which arms the
+  service's `Deadlines`: no cancel scope per read) is given the read timeout itself.
 - A peer's protocol violation raises `ProtocolError`, an `Error` with the status to answer the client with:
   the strict checks' status (`_strict.py`: 400, 413, 414, 417, 431, 501, 505) or h11's hint for a bad
   request, 502 for a bad response.
@@ -33,7 +34,7 @@ from __future__ import annotations
 import contextlib
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Final, Protocol
 
 import attrs
 import h11
@@ -111,6 +112,14 @@ class ProtocolError(Error):
         self.status_hint = status_hint
 
 
+class _ReceiveWithin(Protocol):
+    """`SocketStream.receive_some_within`: a read that waits at most `timeout` seconds (TooSlowError)."""
+
+    def __call__(
+        self, max_bytes: int | None, timeout: float | None, *, readable_first: bool = False
+    ) -> Awaitable[bytes]: ...
+
+
 class _H1Connection:
     """What both sides of both codecs share: the stream and the I/O boundary, the failure and body state,
     reading a body, finishing a message, close and abort."""
@@ -128,10 +137,9 @@ class _H1Connection:
         # The stream's twins that never wait, when it has them (see the module rules).
         self._receive_now: Callable[[int], bytes] | None = getattr(stream, "receive_some_nowait", None)
         self._send_now: Callable[[bytes], int] | None = getattr(stream, "send_some_nowait", None)
-        # The stream's read that waits for readability first, and whether the next read should use it.
-        self._receive_later: Callable[[int], Awaitable[bytes]] | None = getattr(
-            stream, "receive_some_when_readable", None
-        )
+        # The stream's read with a timeout of its own (and the choice to wait for readability first), and
+        # whether the next read should wait first.
+        self._receive_within: _ReceiveWithin | None = getattr(stream, "receive_some_within", None)
         self._answer_due = False
         self._failed = False  # an error happened: no further exchange on this connection
         self._eof = False  # the peer closed its side
@@ -156,7 +164,8 @@ class _H1Connection:
         """The next bytes from the stream (empty at its end), counted."""
         data: bytes | bytearray | None = None
         receive_now = self._receive_now
-        if self._answer_due:
+        answer_due = self._answer_due
+        if answer_due:
             # The first read after a request went upstream: the answer cannot be there yet.
             self._answer_due = False
         elif receive_now is not None:
@@ -167,24 +176,41 @@ class _H1Connection:
             except _IO_ERRORS as exc:
                 raise self._io_error(_READING, exc) from exc
         if data is None:
-            data = await self._wait_and_receive()
+            data = await self._wait_and_receive(answer_due)
         if not data:
             self._eof = True
         self.bytes_read += len(data)
         return data
 
-    async def _wait_and_receive(self) -> bytes | bytearray:
-        """A read that may wait, within the read timeout."""
+    async def _wait_and_receive(self, readable_first: bool) -> bytes | bytearray:
+        """A read that may wait, within the read timeout: armed in the stream's deadlines when it has them
+        and no other task uses the stream (`_sharing_stream`), else in a cancel scope."""
         timeout = self._read_timeout
-        receive = self._receive_later or self._stream.receive_some
+        within = self._receive_within
+        size = self._read_size
         try:
             if timeout is None:
-                return await receive(self._read_size)
+                if within is not None:
+                    return await within(size, None, readable_first=readable_first)
+                return await self._stream.receive_some(size)
+            if within is not None and not self._sharing_stream():
+                try:
+                    return await within(size, timeout, readable_first=readable_first)
+                except trio.TooSlowError:
+                    raise self._timeout_error(_READING, timeout) from None
             with trio.move_on_after(timeout):
-                return await receive(self._read_size)
+                if within is not None:
+                    return await within(size, None, readable_first=readable_first)
+                return await self._stream.receive_some(size)
         except _IO_ERRORS as exc:
             raise self._io_error(_READING, exc) from exc
         raise self._timeout_error(_READING, timeout)
+
+    def _sharing_stream(self) -> bool:
+        """Whether another task may use the stream while this side reads (the client side's request body
+        pump): a read's timeout then takes a cancel scope, as ending it through its socket would end the
+        other task's operation too (see `proxy._deadlines`)."""
+        return False
 
     def _receive_nowait(self) -> bytes | bytearray:
         """The next bytes from the stream if they can be had without waiting (empty at its end), counted.

@@ -392,6 +392,9 @@ class H11ClientConnection(_ClientBase, _H11Connection):
 
     # -- writing the request ---------------------------------------------------------------------------
 
+    def _sharing_stream(self) -> bool:
+        return self._h11.our_state is h11.SEND_BODY  # the request body is still being written, by its pump
+
     async def write_request(self, header: RequestHeader, body: bytes = b"", *, end: bool = False) -> None:
         self._reset_exchange()
         self._method = header.method

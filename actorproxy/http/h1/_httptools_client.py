@@ -14,6 +14,9 @@ Rules:
 
 from __future__ import annotations
 
+import http
+from typing import Final
+
 import h11
 import httptools
 import trio
@@ -49,6 +52,14 @@ from ._rules import (
 
 __all__ = ["HttptoolsClientConnection"]
 
+# The standard status lines of HTTP/1.1 and HTTP/1.0, as `_STATUS_LINE_RE` would read them: most responses
+# start with one (a dict lookup instead of a match and three conversions).
+_STATUS_LINES: Final = {
+    f"HTTP/{version} {status.value} {status.phrase}".encode("latin-1"): (version, status.value, status.phrase)
+    for version in ("1.1", "1.0")
+    for status in http.HTTPStatus
+}
+
 
 class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
     """`ClientSide` on llhttp, with h11's verdicts."""
@@ -73,6 +84,9 @@ class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
 
     def _end_of_body(self) -> None:
         self._their = _DONE
+
+    def _sharing_stream(self) -> bool:
+        return self._our is _SEND_BODY  # the request body is still being written, by its pump
 
     def _end_of_ours(self) -> None:
         # h11: a request that proposed a switch waits for the answer; one already switched follows it.
@@ -194,12 +208,16 @@ class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
         pos = self._pos
         newline = buf.find(b"\n", pos, end)
         line_end = newline - 1 if newline > pos and buf[newline - 1] == 13 else newline
-        match = _STATUS_LINE_RE.fullmatch(buf, pos, line_end)
-        if match is None:
-            raise h11.RemoteProtocolError(f"illegal status line: {bytes(buf[pos:line_end])!r}")
-        version = match[1].decode("latin-1")
-        status = int(match[2])
-        reason = (match[3] or b"").decode("latin-1")
+        known = _STATUS_LINES.get(bytes(buf[pos:line_end]))
+        if known is not None:
+            version, status, reason = known  # a standard status line: no match, no decoding
+        else:
+            match = _STATUS_LINE_RE.fullmatch(buf, pos, line_end)
+            if match is None:
+                raise h11.RemoteProtocolError(f"illegal status line: {bytes(buf[pos:line_end])!r}")
+            version = match[1].decode("latin-1")
+            status = int(match[2])
+            reason = (match[3] or b"").decode("latin-1")
         fields = self._sink.parse(buf, newline + 1, end)
         if status < 100:
             raise h11.RemoteProtocolError(

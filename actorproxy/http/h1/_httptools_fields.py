@@ -47,6 +47,8 @@ class _Fields:
         lowers = self.lowers
         if name not in lowers:
             return []
+        if lowers.count(name) == 1:
+            return [self.pairs[lowers.index(name)][1]]
         return [pair[1] for pair, lower in zip(self.pairs, lowers, strict=True) if lower == name]
 
     def first(self, name: str) -> str | None:
