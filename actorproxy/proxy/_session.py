@@ -137,10 +137,13 @@ class Session:
             return None
         # The client waits for this before sending the body (RFC 9110 §10.1.1); send it on the first read.
         await self.downstream.send_continue()
+        waits = False
         try:
             # What is buffered already needs no wait, so no deadline (a cancel scope costs about 5 µs).
             data = self.downstream.read_body_nowait()
         except trio.WouldBlock:
+            waits = True  # waited for outside the handler, which would keep the exception while it waits
+        if waits:
             data = await self._wait_for_body()
         if data is None:
             return None

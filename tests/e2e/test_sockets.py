@@ -358,6 +358,20 @@ async def test_a_read_that_waits_for_readability_first(pair: tuple[SocketStream,
         assert await server.receive_some_within(None, None, readable_first=True) == b"later"
 
 
+async def test_wait_readable_waits_for_bytes_then_a_read_does_not_wait(
+    pair: tuple[SocketStream, SocketStream],
+) -> None:
+    client, server = pair
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server.wait_readable)
+        await trio.testing.wait_all_tasks_blocked()
+        await client.send_all(b"now")
+    assert server.receive_some_nowait() == b"now"
+    server.close_nowait()
+    with pytest.raises(trio.ClosedResourceError):
+        await server.wait_readable()
+
+
 async def test_a_read_within_a_timeout_without_deadlines_takes_a_cancel_scope(
     pair: tuple[SocketStream, SocketStream],
 ) -> None:

@@ -18,7 +18,6 @@ import http
 from typing import Final
 
 import h11
-import httptools
 import trio
 
 from .._error import Error, ErrorSource, ErrorType
@@ -36,7 +35,7 @@ from ._httptools_base import (
     _HttptoolsConnection,
     _Sentinel,
 )
-from ._httptools_fields import _Fields, _FieldSink
+from ._httptools_fields import NO_FIELDS, _Fields, response_fields
 from ._rules import (
     _CHUNKED,
     _LENGTH,
@@ -64,6 +63,9 @@ _STATUS_LINES: Final = {
 class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
     """`ClientSide` on llhttp, with h11's verdicts."""
 
+    # The client side's own state (the rest is in `_H1Connection`'s slots): no dict.
+    __slots__ = ("_must_close", "_request_start", "_sent_method", "informational")
+
     _role = "CLIENT"
 
     def __init__(
@@ -76,7 +78,6 @@ class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
         write_timeout: float | None = None,
     ) -> None:
         super().__init__(stream, read_size, max_head_size)
-        self._sink = _FieldSink(httptools.HttpResponseParser)
         self.read_timeout = read_timeout
         self.write_timeout = write_timeout
         self._sent_method: str | None = None  # h11's _request_method: the method on the wire
@@ -150,6 +151,7 @@ class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
             response = await self._next_response()
             if response.status >= 200:
                 fields = self._fields
+                self._fields = NO_FIELDS  # decided with: a pooled connection keeps none of it
                 chunked = "transfer-encoding" in fields.lowers
                 length = fields.first("content-length")
                 if chunked and length is not None:
@@ -218,7 +220,7 @@ class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
             version = match[1].decode("latin-1")
             status = int(match[2])
             reason = (match[3] or b"").decode("latin-1")
-        fields = self._sink.parse(buf, newline + 1, end)
+        fields = response_fields(buf, newline + 1, end)
         if status < 100:
             raise h11.RemoteProtocolError(
                 f"InformationalResponse status_code should be in range [100, 200), not {status}"
@@ -296,6 +298,8 @@ class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
         self._our = self._their = _IDLE
         self._sent_method = None
         self._reset_exchange()
+        self._buf = b""  # all read (`reusable` says so): a pooled connection keeps none of its last response
+        self._pos = 0
         return True
 
     def __repr__(self) -> str:

@@ -13,7 +13,6 @@ Rules:
 from __future__ import annotations
 
 import h11
-import httptools
 import trio
 
 from actorproxy.config import DEFAULT_LIMITS, HttpLimits
@@ -34,7 +33,7 @@ from ._httptools_base import (
     _HttptoolsConnection,
     _Sentinel,
 )
-from ._httptools_fields import _FieldSink
+from ._httptools_fields import NO_FIELDS, request_fields
 from ._rules import (
     _CHUNKED,
     _LENGTH,
@@ -56,6 +55,9 @@ __all__ = ["HttptoolsServerConnection"]
 class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
     """`ServerSide` on llhttp, with h11's verdicts."""
 
+    # The server side's public attributes (the private state is in `_H1Connection`'s slots): no dict.
+    __slots__ = ("expects_continue", "limits", "response_header", "response_started", "upgrade_requested")
+
     def __init__(
         self,
         stream: trio.abc.Stream,
@@ -69,7 +71,6 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
         self.limits = limits
         self._strict = limits
         self._scanner = HeadScanner(limits)
-        self._sink = _FieldSink(httptools.HttpRequestParser)
         self._keepalive = True  # ours to decide: set_keepalive
         self._their_version: str | None = None  # h11's their_http_version: outlives a cycle
         self._reset_cycle()
@@ -117,6 +118,7 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
             return None
         assert isinstance(request, RequestHeader)
         fields = self._fields
+        self._fields = NO_FIELDS  # decided with: an idle connection keeps nothing of its last request
         lowers = fields.lowers
         self._method = request.method
         self._version = request.version
@@ -155,7 +157,7 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
         buf = self._buf
         # The strict checks decide first (`_strict.py`); llhttp then reads fields known to be well formed.
         method, target, version, start = check_head(buf, self._pos, end, self._scanner.match)
-        fields = self._sink.parse(buf, start, end, normalise=False)
+        fields = request_fields(buf, start, end)
         check_request(method, target, version, fields.noted(CHECKED_FIELDS), self.limits)
         fields = fields.normalised()
         if self._our is not _IDLE:
@@ -338,6 +340,9 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
             return False
         self._our = self._their = _IDLE
         self._reset_cycle()
+        if self._pos >= len(self._buf):
+            self._buf = b""  # all read: an idle connection keeps none of its last request's bytes
+            self._pos = 0
         return True
 
     def __repr__(self) -> str:

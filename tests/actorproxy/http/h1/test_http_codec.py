@@ -1089,3 +1089,20 @@ async def test_server_and_client_connections_talk_keepalive(codec: Codec) -> Non
             assert await read_whole_body(client) == b"ABCDEF"
             assert client.start_next_cycle()
         await client.close()
+
+
+async def test_connections_reading_heads_in_turns_share_nothing_of_them(codec: Codec) -> None:
+    # The httptools codec reads fields with one parser per thread: heads that arrive in pieces on two
+    # connections at once are each read whole, as their own.
+    first, one, _ = server_pair(codec)
+    second, two, _ = server_pair(codec)
+    await one.send(b"GET /one HTTP/1.1\r\nHost: a\r\nX-One: ")
+    await two.send(b"POST /two HTTP/1.1\r\nHost: b\r\nContent-Length: 2\r\n\r\nhi")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(one.send, b"1\r\n\r\n")
+        request_one = await first.read_request()
+    request_two = await second.read_request()
+    assert request_one is not None and request_two is not None
+    assert list(request_one.headers) == [("Host", "a"), ("X-One", "1")]
+    assert list(request_two.headers) == [("Host", "b"), ("Content-Length", "2")]
+    assert await read_whole_body(second) == b"hi"
