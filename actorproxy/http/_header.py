@@ -186,9 +186,9 @@ class Headers:
     def remove_all(self, names: AbstractSet[str]) -> bool:
         """Remove every field whose lowercase name is in `names`, in one pass; return whether any was."""
         lower = self._names()
-        found = set(lower).intersection(names)
-        if not found:
+        if names.isdisjoint(lower):
             return False
+        found = set(lower).intersection(names)
         pairs = self._pairs
         # Usually one field goes (a response's `Connection`): found and deleted in place, no list rebuilt.
         for name in found:

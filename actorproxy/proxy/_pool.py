@@ -306,11 +306,10 @@ class ConnectionPool:
         """
         idle = self._idle.get(key)
         if idle:
-            now = self._clock()
             while idle:
                 connection = idle.popitem()[0]
                 del self._order[connection]
-                if connection.expired(now):
+                if connection.idle_timeout is not None and connection.expired(self._clock()):
                     self._reaped += 1
                     self._retire(connection)
                 elif not connection.looks_alive(self._poller):
@@ -354,7 +353,12 @@ class ConnectionPool:
         if idle is None:
             idle = self._idle[key] = {}
         connection = PooledConnection(
-            conn=conn, stream=stream, key=key, idle_since=self._clock(), idle_timeout=idle_timeout
+            conn=conn,
+            stream=stream,
+            key=key,
+            # Read only to expire it: a connection kept until evicted or dead needs no clock reading.
+            idle_since=0.0 if idle_timeout is None else self._clock(),
+            idle_timeout=idle_timeout,
         )
         idle[connection] = None
         self._order[connection] = None

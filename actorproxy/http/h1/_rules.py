@@ -192,8 +192,8 @@ class _OutFields:
             return False
         pairs = self.pairs
         found = [pairs[i][1] for i, name in enumerate(lowers) if name == lower]
-        # A value that does not hold `item` even as a substring of its lowercase cannot list it.
-        return any(item in value.lower() for value in found) and item in _comma_items(found)
+        # Values that do not hold `item` even as a substring of their lowercase cannot list it.
+        return item in ",".join(found).lower() and item in _comma_items(found)
 
     def values(self, lower: str) -> list[str]:
         """h11's get_comma_header: the lowercased items of the fields called `lower`."""
