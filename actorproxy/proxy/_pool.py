@@ -23,6 +23,12 @@ Rules:
   on each idle connection: that needs a nursery (only supervisors own nurseries) and a task per
   connection. The price is that a dead idle connection keeps its file descriptor until the next sweep or
   checkout.
+- The poll at checkout stays even for a connection checked in a moment ago, though it is about 6% of a
+  proxied tiny request's CPU (benchmarks/README.md): nothing else on the request path knows the socket's
+  state at checkout (the connection waits in no epoll set while idle), and an origin that closed it after
+  the last response would otherwise fail the next request. Only an idempotent request with its body whole
+  in the retry buffer is retried after that (`error_while_proxy` turns `RetryType.REUSED_ONLY` into ALWAYS
+  for it alone): a POST would fail, and the failure would count against the peer's passive health.
 - Limitation: bytes already pulled off the socket into a buffer above it (trio's TLS read buffer, a codec's)
   are invisible to poll(2); decrypted TLS bytes are checked with `SSLObject.pending()`. The codec must not
   check in a connection holding unparsed bytes. A close_notify that arrived together with the last response
