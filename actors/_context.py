@@ -385,6 +385,7 @@ async def run_actor(
     context: ActorContext,
     on_exit: ExitCallback | None,
     *,
+    notify_failed_start: bool = False,
     task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
 ) -> ExitReason:
     """Run one incarnation from `on_start` to its last exit notice; see the module rules.
@@ -393,6 +394,8 @@ async def run_actor(
         context: the incarnation to run.
         on_exit: the parent's notice, called after cleanup if the actor had started and no BaseException
             propagates (a failed start is reported to whoever started it, once).
+        notify_failed_start: call `on_exit` for a failed start too (an actor started without a handshake,
+            whose start nobody waits for).
         task_status: reports the actor's ref once `on_start` has returned, or None if the start failed.
     """
     scope = context._kill_scope
@@ -437,7 +440,7 @@ async def run_actor(
             logger.error("%s crashed", context.path, exc_info=reason.error)
     finally:
         context._notify(reason)
-        if propagating is None and on_exit is not None and context.started:
+        if propagating is None and on_exit is not None and (context.started or notify_failed_start):
             on_exit(context, reason)
     if propagating is not None:
         raise propagating

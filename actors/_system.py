@@ -16,6 +16,7 @@ import itertools
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 
 import trio
 
@@ -42,12 +43,6 @@ def _instantiate(factory: ActorFactory) -> Actor:
     if not isinstance(actor, Actor):
         raise TypeError(f"an actor factory must return an Actor, got {actor!r}")
     return actor
-
-
-async def _run_soon(context: ActorContext, on_exit: ExitCallback | None) -> None:
-    reason = await run_actor(context, on_exit)
-    if not context.started and on_exit is not None:
-        on_exit(context, reason)
 
 
 def _start_failure(context: ActorContext) -> StartFailed:
@@ -137,7 +132,8 @@ class ActorSystem:
         For actors started in bulk on a hot path (one per accepted connection): no start handshake. A start
         that fails is reported through `on_exit`, like any other exit.
         """
-        nursery.start_soon(_run_soon, context, on_exit)
+        # `run_actor` itself, not a wrapper around it: an idle actor is mostly its suspended frames.
+        nursery.start_soon(partial(run_actor, notify_failed_start=True), context, on_exit)
         return context.ref
 
     # -- top-level actors ----------------------------------------------------------------------------------

@@ -7,8 +7,9 @@ A `ProxyHttp` app whose `upstream_peer` returns the origin's `HttpPeer` (built o
 and exits; SIGINT stops at once.
 
 Options for `benchmarks/proxy.py`:
-- `--stats-file PATH`: on SIGUSR2, write the upstream pool's statistics (checkout hits and misses: a miss is a
-  new upstream connection) and the codec's name as one JSON object to PATH.
+- `--stats-file PATH`: on SIGUSR2, run a full garbage collection, then write the upstream pool's statistics
+  (checkout hits and misses: a miss is a new upstream connection), the codec's name and the number of
+  live actors as one JSON object to PATH. (SIGUSR1 is the server's own: it reopens log files.)
 - `--metrics ADDR`, `--access-log PATH`: the Prometheus page and an access log (combined format) on, to
   measure what they cost (`benchmarks/proxy.py --actorproxy-option=--access-log=/tmp/a.log`).
 - `--cprofile PATH`: run under cProfile and dump the stats to PATH on exit (heavy: timings are distorted,
@@ -16,12 +17,15 @@ Options for `benchmarks/proxy.py`:
 - `--cache memory` or `--cache sqlite:PATH`: the HTTP cache on every request (`ResponseCache` on a store of
   that backend, run as a background service), with `--cache-ttl` seconds of freshness for responses that
   state none (the origin's static files), as nginx's `proxy_cache_valid`.
+- `--threads N`: N worker processes (the server's `threads`), sharing the listening socket. The statistics
+  file then describes whichever worker took the signal (the master passes it on to none): use it with one.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import json
 import logging
 import os
@@ -29,11 +33,12 @@ import signal
 import sys
 from typing import Any
 
-from actorproxy.config import AccessLogConf
+from actorproxy.config import AccessLogConf, ServerConf
 from actorproxy.http import select_codec
 from actorproxy.proxy import HttpPeer, HttpProxyService, ProxyHttp, ResponseCache, Session, http_proxy_service
 from actorproxy.server import Server, background_service
 from actorproxy.store import MemoryBackend, SqliteBackend, Store
+from actors import TreeNode
 
 # The memory store's cap for the cache: room for every response of a run, as nginx's cache has on disk.
 MEMORY_STORE_SIZE = 1024 * 1024 * 1024
@@ -77,11 +82,19 @@ def codec_name() -> str:
     return name
 
 
-def write_stats(service: HttpProxyService, path: str) -> None:
+def count_actors(nodes: tuple[TreeNode, ...]) -> int:
+    return sum(1 + count_actors(node.children) for node in nodes)
+
+
+def write_stats(service: HttpProxyService, server: Server, path: str) -> None:
+    # A full collection first: what the process then holds is what is alive (memory figures are read
+    # right after the statistics).
+    gc.collect()
     statistics = service.pool.statistics()
     data = {
         "pid": os.getpid(),
         "codec": codec_name(),
+        "actors": None if server.system is None else count_actors(server.system.tree()),
         "idle": statistics.idle,
         "hits": statistics.hits,
         "misses": statistics.misses,
@@ -109,11 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cache-ttl", type=float, default=3600.0, help="freshness of responses that state none (seconds)"
     )
+    parser.add_argument("--threads", type=int, default=1, help="worker processes (the server's threads)")
     args = parser.parse_args(argv)
     print(f"actorproxy {os.getpid()}: {args.listen} -> {args.upstream}, codec {codec_name()}", flush=True)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    server = Server()
+    server = Server(ServerConf(threads=args.threads))
     server.bootstrap()
     store = None
     app = ToOrigin(args.upstream)
@@ -135,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         stats_file: str = args.stats_file
         # A plain Python signal handler: it runs in the main thread between bytecodes, reads the pool
         # synchronously and never touches trio.
-        signal.signal(signal.SIGUSR2, lambda signum, frame: write_stats(service, stats_file))
+        signal.signal(signal.SIGUSR2, lambda signum, frame: write_stats(service, server, stats_file))
 
     if not args.cprofile:
         server.run_forever()

@@ -19,6 +19,7 @@ Rules (OTP's `supervisor`, with trio's structure):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 import attrs
@@ -216,8 +217,11 @@ class SupervisorBase(Actor):
             raise StartFailed(path, repr(exc)) from exc
 
     def _exit_notice(self, child: Child) -> Callable[[ActorContext, ExitReason], object]:
-        post = self.context.post_control
-        return lambda context, reason: post(_ChildExited(child, context, reason))
+        # A partial rather than a closure: held for every child's life (a connection is one), it is smaller.
+        return partial(self._post_exit, child)
+
+    def _post_exit(self, child: Child, context: ActorContext, reason: ExitReason) -> None:
+        self.context.post_control(_ChildExited(child, context, reason))
 
     def _running(self, child: Child, context: ActorContext, *, restart: bool) -> None:
         child.context = context

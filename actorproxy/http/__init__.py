@@ -13,6 +13,7 @@ from ._forward import (
     forward_response,
     has_body,
     has_looped,
+    is_upgrade_request,
     remove_hop_by_hop,
 )
 from ._header import Headers, RequestHeader, ResponseHeader
@@ -66,6 +67,7 @@ __all__ = [
     "forward_response",
     "has_body",
     "has_looped",
+    "is_upgrade_request",
     "normalize_host",
     "register_codec",
     "remove_hop_by_hop",

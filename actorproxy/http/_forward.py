@@ -32,6 +32,7 @@ Rules:
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 from actorproxy.config import Forwarding
@@ -48,6 +49,7 @@ __all__ = [
     "forward_response",
     "has_body",
     "has_looped",
+    "is_upgrade_request",
     "remove_hop_by_hop",
 ]
 
@@ -99,9 +101,9 @@ def has_looped(forwarding: Forwarding, request: RequestHeader) -> bool:
     that points at the proxy itself), and forwarding it again would loop until connections run out. A
     proxy that adds no Via cannot tell."""
     pseudonym = forwarding.via
-    if pseudonym is None or "via" not in request.headers:
+    if pseudonym is None or not request.headers._has("via"):
         return False
-    for value in request.headers.get_all("via"):
+    for value in request.headers._values("via"):
         for entry in value.split(","):
             # received-protocol SP received-by [ SP comment ] (RFC 9110 §7.6.3)
             parts = entry.split()
@@ -145,11 +147,11 @@ def remove_hop_by_hop(header: RequestHeader | ResponseHeader, *, upgrade: bool =
     """
     headers = header.headers
     names = HOP_BY_HOP
-    if "connection" in headers:
-        named = {
-            token.strip().lower() for value in headers.get_all("connection") for token in value.split(",")
-        }
-        names = names | (named - _KEPT_ON_THE_WAY)
+    if headers._has("connection"):
+        values = headers._values("connection")
+        if values != ["keep-alive"]:  # the usual upstream answer names nothing beyond HOP_BY_HOP
+            named = {token.strip().lower() for value in values for token in value.split(",")}
+            names = names | (named - _KEPT_ON_THE_WAY)
     if not upgrade:
         headers.remove_all(names)
         return
@@ -160,19 +162,56 @@ def remove_hop_by_hop(header: RequestHeader | ResponseHeader, *, upgrade: bool =
 def has_body(request: RequestHeader) -> bool:
     """Whether the request's head announces content (chunked, or a Content-Length above 0)."""
     headers = request.headers
-    if "transfer-encoding" in headers:
+    if headers._has("transfer-encoding"):
         return True
-    length = headers.get("content-length")
-    return length is not None and length.strip() not in ("", "0")
+    if not headers._has("content-length"):
+        return False
+    return headers._values("content-length")[0].strip() not in ("", "0")
+
+
+def is_upgrade_request(request: RequestHeader) -> bool:
+    """Whether the client asks to switch protocols: its first Connection field lists `upgrade` (in any case,
+    as a substring) and it has an Upgrade field (Pingora's `is_upgrade_req`)."""
+    headers = request.headers
+    if not headers._has("connection") or not headers._has("upgrade"):
+        return False
+    return "upgrade" in headers._values("connection")[0].lower()
 
 
 def add_via(headers: Headers, version: str, pseudonym: str) -> None:
     """Append `<version> <pseudonym>` to the Via list of `headers` (one field, where the first Via was)."""
     entry = f"{version} {pseudonym}"
-    if "via" not in headers:
-        headers.add("Via", entry)
+    # An entry of a version and a pseudonym that are valid field text keeps a parsed head trusted (the
+    # codecs then write it unchecked); any other goes through the public calls, and is checked when written.
+    valid = version in _VERSIONS and _visible(pseudonym)
+    if not headers._has("via"):
+        if valid:
+            headers._add_trusted("Via", entry)
+        else:
+            headers.add("Via", entry)
         return
-    headers.set("Via", ", ".join([*headers.get_all("via"), entry]))
+    joined = ", ".join([*headers._values("via"), entry])
+    if valid:
+        headers._set_trusted("Via", joined)
+    else:
+        headers.set("Via", joined)
+
+
+# HTTP versions as a start line carries them (digit.digit): valid as field text.
+_VERSIONS: Final = frozenset(f"{major}.{minor}" for major in range(10) for minor in range(10))
+_VISIBLE_RE: Final = re.compile("[\x21-\x7e\x80-\xff]+")
+# Pseudonyms found valid as field text (a service has one; the cache spares a match per message).
+_VISIBLE: dict[str, bool] = {}
+
+
+def _visible(text: str) -> bool:
+    """Whether `text` is one or more visible latin-1 characters (VCHAR or obs-text, RFC 9110 §5.5)."""
+    known = _VISIBLE.get(text)
+    if known is None:
+        known = _VISIBLE_RE.fullmatch(text) is not None
+        if len(_VISIBLE) < 64:
+            _VISIBLE[text] = known
+    return known
 
 
 def add_x_forwarded(headers: Headers, client_addr: Any, scheme: str, host: str | None) -> None:

@@ -6,8 +6,17 @@ Rules:
 - Names and values are `str`, decoded from the wire as latin-1, so `raw()` gives back the exact bytes.
 - Nothing is validated here: h11 validates names and values when a head is written, so a bad header fails
   at the write (as `Error(INVALID_HTTP_HEADER)`), not at `insert_header`. That keeps the hot path cheap.
-- `Headers` is a list of pairs plus a lowercase name list built on the first lookup and kept in step with
-  every change, so each operation is O(number of fields) and none rebuilds the index it just used.
+- Fields a codec parsed are valid to write as they are (their grammar, on the way in, is stricter than
+  h11's rules for writing them), so a parsed `Headers` is marked `_trusted` and the codecs write it
+  without checking each field again (that check cost about 20,000 instructions for a nine-field response
+  head). Removing fields keeps the mark; any field added or set through the public methods clears it, and
+  the proxy's own additions (Via) keep it only through `_add_trusted` / `_set_trusted`, which callers use
+  for values they know to be valid.
+- `Headers` is a list of pairs plus a parallel list of their names lowercased, kept in step with every
+  change, so each operation is O(number of fields) and none rebuilds the index it just used. A codec hands
+  over the names it lowercased once while parsing (`_from_parsed`); headers built otherwise lowercase them
+  on the first lookup. The proxy's own lookups (`_has`, `_values`) take a name already in lowercase, so a
+  name is never lowercased twice; the public ones take any case.
 - The heads are plain mutable objects with `__slots__`: a request filter edits them in place.
 """
 
@@ -37,12 +46,23 @@ class Headers:
     Iterating gives `(name, value)` pairs in wire order, repeated names included.
     """
 
-    __slots__ = ("_lower", "_pairs")
+    __slots__ = ("_lower", "_pairs", "_trusted")
 
     def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
         self._pairs: list[tuple[str, str]] = list(pairs)
         # Lowercase names, parallel to `_pairs`; None until the first lookup needs it.
         self._lower: list[str] | None = None
+        # Every field is valid to write as it is (see the module rules).
+        self._trusted = False
+
+    @classmethod
+    def _from_parsed(cls, pairs: list[tuple[str, str]], lower: list[str]) -> Headers:
+        """Headers a codec parsed, with their names already lowercased (`lower`, parallel to `pairs`)."""
+        new = cls.__new__(cls)
+        new._pairs = list(pairs)
+        new._lower = list(lower)
+        new._trusted = True
+        return new
 
     @classmethod
     def from_raw(cls, raw: Iterable[tuple[bytes, bytes]]) -> Headers:
@@ -63,6 +83,29 @@ class Headers:
             lower = self._lower = [name.lower() for name, _ in self._pairs]
         return lower
 
+    # -- lookups by a name already in lowercase: the proxy's own, which never lowercase twice --------------
+
+    def _has(self, lower: str) -> bool:
+        """Whether a field called `lower` (lowercase) is here."""
+        names = self._lower
+        return lower in (self._names() if names is None else names)
+
+    def _values(self, lower: str) -> list[str]:
+        """The values of the fields called `lower` (lowercase), in order."""
+        names = self._lower
+        if names is None:
+            names = self._names()
+        if lower not in names:
+            return []
+        pairs = self._pairs
+        return [pairs[i][1] for i, name in enumerate(names) if name == lower]
+
+    def _fields(self) -> tuple[list[tuple[str, str]], list[str], bool]:
+        """Copies of the pairs and of their lowercase names, and whether they are `_trusted`, for a codec
+        to write."""
+        names = self._lower
+        return list(self._pairs), list(self._names() if names is None else names), self._trusted
+
     def get(self, name: str, default: str | None = None) -> str | None:
         """The value of the first field called `name` (any case), or `default`."""
         names = self._names()
@@ -77,7 +120,10 @@ class Headers:
         return [pair[1] for pair, lower in zip(self._pairs, self._names(), strict=True) if lower == key]
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._names()
+        if not isinstance(name, str):
+            return False
+        names = self._lower
+        return name.lower() in (self._names() if names is None else names)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._pairs)
@@ -104,20 +150,31 @@ class Headers:
         new = Headers()
         new._pairs = list(self._pairs)
         new._lower = None if self._lower is None else list(self._lower)
+        new._trusted = self._trusted
         return new
 
     def add(self, name: str, value: str) -> None:
         """Append a field, keeping any others of the same name."""
+        self._trusted = False
+        self._add_trusted(name, value)
+
+    def _add_trusted(self, name: str, value: str) -> None:
+        """`add` a field the caller knows to be valid to write: it keeps the `_trusted` mark."""
         self._pairs.append((name, value))
         if self._lower is not None:
             self._lower.append(name.lower())
 
     def set(self, name: str, value: str) -> None:
         """Replace every field called `name` by one, where the first of them was (else append it)."""
+        self._trusted = False
+        self._set_trusted(name, value)
+
+    def _set_trusted(self, name: str, value: str) -> None:
+        """`set` a field the caller knows to be valid to write: it keeps the `_trusted` mark."""
         names = self._names()
         key = name.lower()
         if key not in names:
-            self.add(name, value)
+            self._add_trusted(name, value)
             return
         first = names.index(key)
         self._pairs[first] = (name, value)
@@ -131,9 +188,14 @@ class Headers:
         lower = self._names()
         if names.isdisjoint(lower):
             return False
-        keep = [i for i, name in enumerate(lower) if name not in names]
-        self._pairs = [self._pairs[i] for i in keep]
-        self._lower = [lower[i] for i in keep]
+        found = set(lower).intersection(names)
+        pairs = self._pairs
+        # Usually one field goes (a response's `Connection`): found and deleted in place, no list rebuilt.
+        for name in found:
+            while name in lower:
+                index = lower.index(name)
+                del pairs[index]
+                del lower[index]
         return True
 
     def remove(self, name: str) -> bool:
@@ -169,7 +231,7 @@ class RequestHeader:
         self.method = method
         self.uri = uri
         self.version = version
-        self.headers = _headers(headers)
+        self.headers = headers if type(headers) is Headers else _headers(headers)
 
     @classmethod
     def build(
@@ -260,7 +322,7 @@ class ResponseHeader:
         self.status = status
         self.reason = _reason(status) if reason is None else reason
         self.version = version
-        self.headers = _headers(headers)
+        self.headers = headers if type(headers) is Headers else _headers(headers)
 
     @classmethod
     def build(cls, status: int, headers: Headers | Iterable[tuple[str, str]] | None = None) -> ResponseHeader:

@@ -205,7 +205,11 @@ def _cache_runtime(runtime: ProxyRuntime) -> ProxyRuntime:
     known = _FETCH_RUNTIMES.get(id(runtime))
     if known is not None and known[0]() is runtime and cast(CachePhases, known[1].app).app is runtime.app:
         return known[1]
-    fetch = attrs.evolve(runtime, app=cast(ProxyHttp, CachePhases(runtime.app)), exchange=CacheExchange)
+    # The phases the cache runs itself are called whether or not the application overrides them.
+    phases = attrs.evolve(runtime.phases, **dict.fromkeys(CachePhases.RUNS, True))
+    fetch = attrs.evolve(
+        runtime, app=cast(ProxyHttp, CachePhases(runtime.app)), exchange=CacheExchange, phases=phases
+    )
     key = id(runtime)
     _FETCH_RUNTIMES[key] = (weakref.ref(runtime, lambda _: _FETCH_RUNTIMES.pop(key, None)), fetch)
     return fetch
@@ -440,6 +444,9 @@ class CachePhases:
     """The application's phases as the cache's upstream part runs them: every phase is the application's;
     the cache prepares the upstream request, looks at the upstream head after upstream_response_filter,
     and stores each body piece after upstream_response_body_filter."""
+
+    #: The phases this wrapper runs for the cache, around the application's own.
+    RUNS = ("upstream_request_filter", "upstream_response_filter", "upstream_response_body_filter")
 
     def __init__(self, app: ProxyHttp) -> None:
         self.app = app

@@ -63,9 +63,10 @@ from ._exchange import Exchange
 from ._feedback import Outcome
 from ._histogram import Histogram
 from ._peer import HttpPeer
-from ._phases import ProxyHttp
+from ._phases import Phases, ProxyHttp
 from ._pool import ConnectionPool
 from ._session import Session
+from ._sockets import SocketStream
 
 __all__ = ["PeerDefaults", "ProxyCounters", "ProxyRuntime", "serve_request"]
 
@@ -140,6 +141,10 @@ class ProxyRuntime:
     access_log: AccessLog | None = None
     #: What carries one attempt (the HTTP cache's upstream part uses its own, `_cache.CacheExchange`).
     exchange: type[Exchange] = Exchange
+    #: Which of the app's phases a request calls (the others are defaults that do nothing).
+    phases: Phases = attrs.field(
+        kw_only=True, default=attrs.Factory(lambda self: Phases.of(self.app), takes_self=True)
+    )
 
     @classmethod
     def for_service(
@@ -243,12 +248,15 @@ async def serve_request(runtime: ProxyRuntime, session: Session) -> Error | None
         if session.req_header.method == "CONNECT" and not runtime.settings.allow_connect_method_proxying:
             await _refuse_connect(runtime, session)
             return None
+        phases = runtime.phases
         error: Error | None = None
         ctx: Any = None
         try:
-            ctx = app.new_ctx()
-            await app.early_request_filter(session, ctx)
-            if not await app.request_filter(session, ctx):
+            if phases.new_ctx:
+                ctx = app.new_ctx()
+            if phases.early_request_filter:
+                await app.early_request_filter(session, ctx)
+            if not (phases.request_filter and await app.request_filter(session, ctx)):
                 if app.cache_phases:  # the HTTP cache's phases (_cache.py), then maybe _go_upstream
                     await proxy_cache(runtime, session, ctx, _go_upstream)
                 else:
@@ -265,10 +273,11 @@ async def serve_request(runtime: ProxyRuntime, session: Session) -> Error | None
                 session.set_keepalive(None)
             await _fail(app, session, ctx, error)
         _account(runtime, session, error, perf_counter() - started)
-        try:
-            await app.logging(session, error, ctx)
-        except Exception:
-            logger.exception("logging phase raised for %s", _summary(app, session, ctx))
+        if phases.logging:
+            try:
+                await app.logging(session, error, ctx)
+            except Exception:
+                logger.exception("logging phase raised for %s", _summary(app, session, ctx))
         return error
     finally:
         if session.has_contexts:
@@ -281,7 +290,7 @@ async def _go_upstream(runtime: ProxyRuntime, session: Session, ctx: Any) -> Non
     Raises:
         Error: what failed; HTTPStatus(502) when proxy_upstream_filter declined and wrote no response.
     """
-    if await runtime.app.proxy_upstream_filter(session, ctx):
+    if not runtime.phases.proxy_upstream_filter or await runtime.app.proxy_upstream_filter(session, ctx):
         timeout = runtime.settings.request_timeout
         if timeout is None:
             await _proxy_to_upstream(runtime, session, ctx)
@@ -383,6 +392,9 @@ async def _connect(runtime: ProxyRuntime, peer: HttpPeer) -> tuple[ClientSide, b
         return reused, True
     options = peer.options
     stream = await runtime.connect(peer)
+    if type(stream) is SocketStream:
+        # Its reads' timeouts are armed in the service's deadlines (no cancel scope per read).
+        stream.deadlines = runtime.pool.deadlines
     conn = runtime.codec.client(
         stream, read_timeout=options.read_timeout, write_timeout=options.write_timeout
     )
@@ -479,8 +491,11 @@ async def _exchange(
         conn.read_timeout = options.read_timeout
         conn.write_timeout = options.write_timeout
     try:
-        await app.connected_to_upstream(session, reused, peer, ctx)
-        status = await runtime.exchange(app, session, ctx, conn, runtime.settings.forwarding).run()
+        if runtime.phases.connected_to_upstream:
+            await app.connected_to_upstream(session, reused, peer, ctx)
+        status = await runtime.exchange(
+            app, session, ctx, conn, runtime.settings.forwarding, phases=runtime.phases
+        ).run()
         if session.upstream_ttfb is not None:
             runtime.counters.upstream_ttfb.observe(session.upstream_ttfb)
     except Exception as exc:

@@ -47,7 +47,7 @@ from actorproxy.http import (
     remove_hop_by_hop,
 )
 
-from ._phases import BodyChunk, ProxyHttp
+from ._phases import BodyChunk, Phases, ProxyHttp
 from ._session import Session
 
 __all__ = ["Exchange"]
@@ -65,9 +65,11 @@ class Exchange:
         ctx: the request's context (`app.new_ctx()`).
         conn: the upstream connection, fresh or pooled.
         forwarding: the service's forwarding rules.
+        phases: which of `app`'s phases to call (`Phases.of(app)` when omitted).
     """
 
     __slots__ = (
+        "_filters_body",
         "_request_sent",
         "_sent_at",
         "_watch",
@@ -75,14 +77,24 @@ class Exchange:
         "conn",
         "ctx",
         "forwarding",
+        "phases",
         "session",
         "upgrade",
     )
 
     def __init__(
-        self, app: ProxyHttp, session: Session, ctx: Any, conn: ClientSide, forwarding: Forwarding
+        self,
+        app: ProxyHttp,
+        session: Session,
+        ctx: Any,
+        conn: ClientSide,
+        forwarding: Forwarding,
+        *,
+        phases: Phases | None = None,
     ) -> None:
         self.app = app
+        self.phases = phases = Phases.of(app) if phases is None else phases
+        self._filters_body = phases.upstream_response_body_filter or phases.response_body_filter
         self.session = session
         self.ctx = ctx
         self.conn = conn
@@ -106,7 +118,8 @@ class Exchange:
         forward_request(self.forwarding, session.req_header, upstream_request, session.client_addr, scheme)
         if session.request_id is not None:
             upstream_request.insert_header(session.request_id_header or "", session.request_id)
-        await self.app.upstream_request_filter(session, upstream_request, self.ctx)
+        if self.phases.upstream_request_filter:
+            await self.app.upstream_request_filter(session, upstream_request, self.ctx)
         self._sent_at = perf_counter()
         body = has_body(session.req_header)
         if not body:
@@ -179,14 +192,16 @@ class Exchange:
             )
 
     async def _send_request_piece(self, chunk: BodyChunk, *, end: bool) -> None:
-        delay = await self.app.request_body_filter(self.session, chunk, end, self.ctx)
+        delay = None
+        if self.phases.request_body_filter:
+            delay = await self.app.request_body_filter(self.session, chunk, end, self.ctx)
         if chunk.data:
             await self.conn.write_body(chunk.data)
         if delay:
             await trio.sleep(delay)
 
     async def _relay_response(self) -> int:
-        app, session, ctx, conn = self.app, self.session, self.ctx, self.conn
+        session, conn = self.session, self.conn
         response: ResponseHeader = await conn.read_response()
         session.upstream_ttfb = perf_counter() - self._sent_at
         status = response.status
@@ -196,15 +211,13 @@ class Exchange:
                 raise Error.explain(
                     ErrorType.INVALID_HTTP_HEADER, "101 without an upgrade request", ErrorSource.UPSTREAM
                 )
-            await app.upstream_response_filter(session, response, ctx)
-            await app.response_filter(session, response, ctx)
+            await self._filter_response_head(response)
             await self._tunnel(response)
             return status
         if self.upgrade:
             # The upstream refused the upgrade: its answer goes through as usual, and the connection ends.
             session.set_keepalive(None)
-        await app.upstream_response_filter(session, response, ctx)
-        await app.response_filter(session, response, ctx)
+        await self._filter_response_head(response)
         remove_hop_by_hop(response)
         if session.request_id is not None:
             session.stamp_response(response)
@@ -215,6 +228,7 @@ class Exchange:
             if compression.is_enabled():
                 return await self._relay_coded(response, status, compression)
         downstream = session.downstream
+        filtered = self._filters_body
         chunk = BodyChunk(None)
         try:
             chunk.data = conn.read_body_nowait()
@@ -222,7 +236,12 @@ class Exchange:
             await downstream.write_response(response)
         else:
             end = chunk.data is None
-            await self._filter_response_piece(chunk, end)
+            if filtered:
+                await self._filter_response_piece(chunk, end)
+            elif not end:
+                # No filter sees the pieces: what is already buffered goes in the same write, with the end
+                # of the body when it is there too (no system call; one write for a small response).
+                chunk.data, end = self._buffered(chunk.data)
             whole = end and conn.response_trailers is None
             await downstream.write_response(response, chunk.data or b"", end=whole)
             if whole:
@@ -233,12 +252,32 @@ class Exchange:
         while True:
             chunk.data = await conn.read_body()
             end = chunk.data is None
-            await self._filter_response_piece(chunk, end)
+            if filtered:
+                await self._filter_response_piece(chunk, end)
             if chunk.data:
                 await downstream.write_body(chunk.data)
             if end:
                 await self._finish_response()
                 return status
+
+    def _buffered(self, first: bytes | None) -> tuple[bytes | None, bool]:
+        """`first` joined with the body bytes buffered after it (reading the buffer makes no system call),
+        and whether the body ended there."""
+        conn = self.conn
+        parts = [first] if first is not None else []
+        end = False
+        while True:
+            try:
+                more = conn.read_body_nowait()
+            except trio.WouldBlock:
+                break
+            if more is None:
+                end = True
+                break
+            parts.append(more)
+        if len(parts) > 1:
+            return b"".join(parts), end
+        return first, end
 
     async def _relay_coded(
         self, response: ResponseHeader, status: int, compression: ResponseCompression
@@ -254,19 +293,8 @@ class Exchange:
         else:
             end = chunk.data is None
             if chunk.data is not None:
-                # What is already buffered goes with it, so that a small body and its end code in one step
-                # (reading the buffer makes no system call).
-                parts = [chunk.data]
-                while True:
-                    try:
-                        more = conn.read_body_nowait()
-                    except trio.WouldBlock:
-                        break
-                    if more is None:
-                        end = True
-                        break
-                    parts.append(more)
-                chunk.data = b"".join(parts) if len(parts) > 1 else chunk.data
+                # What is already buffered goes with it, so that a small body and its end code in one step.
+                chunk.data, end = self._buffered(chunk.data)
             await self._filter_response_piece(chunk, end)
             pieces = compression.response_body_pieces(chunk.data, end)
             first = next(pieces, b"")
@@ -292,19 +320,32 @@ class Exchange:
                 await self._finish_response()
                 return status
 
+    async def _filter_response_head(self, response: ResponseHeader) -> None:
+        phases = self.phases
+        if phases.upstream_response_filter:
+            await self.app.upstream_response_filter(self.session, response, self.ctx)
+        if phases.response_filter:
+            await self.app.response_filter(self.session, response, self.ctx)
+
     async def _filter_response_piece(self, chunk: BodyChunk, end: bool) -> None:
-        delay = await self.app.upstream_response_body_filter(self.session, chunk, end, self.ctx)
-        if delay:
-            await trio.sleep(delay)
-        delay = await self.app.response_body_filter(self.session, chunk, end, self.ctx)
-        if delay:
-            await trio.sleep(delay)
+        phases = self.phases
+        if phases.upstream_response_body_filter:
+            delay = await self.app.upstream_response_body_filter(self.session, chunk, end, self.ctx)
+            if delay:
+                await trio.sleep(delay)
+        if phases.response_body_filter:
+            delay = await self.app.response_body_filter(self.session, chunk, end, self.ctx)
+            if delay:
+                await trio.sleep(delay)
 
     async def _finish_response(self) -> None:
         trailers = self.conn.response_trailers
         if trailers is not None:
-            await self.app.upstream_response_trailer_filter(self.session, trailers, self.ctx)
-            await self.app.response_trailer_filter(self.session, trailers, self.ctx)
+            phases = self.phases
+            if phases.upstream_response_trailer_filter:
+                await self.app.upstream_response_trailer_filter(self.session, trailers, self.ctx)
+            if phases.response_trailer_filter:
+                await self.app.response_trailer_filter(self.session, trailers, self.ctx)
         await self.session.downstream.finish(trailers)
 
     async def _tunnel(self, response: ResponseHeader) -> None:

@@ -53,7 +53,8 @@ def note_pick(tracker: Tracker, backend: Any) -> None:
 
 def clear() -> None:
     """Forget the last pick (before asking the application for a peer)."""
-    _picked.set(None)
+    if _picked.get() is not None:  # setting it anyway would copy the task's context, with no load balancer
+        _picked.set(None)
 
 
 class Attempt:

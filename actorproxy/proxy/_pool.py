@@ -5,7 +5,8 @@ Rules:
   synchronous step (docs/architecture.md) and I/O comes after; trio runs one task at a time between
   awaits, so there is no lock and no mailbox hop on the request path. Connection actors call `checkout` /
   `checkin` directly; `PeerPoolActor` owns the pool's lifetime: it sweeps idle connections on a timer and
-  closes them when it stops.
+  closes them when it stops. It also ends the reads on the pool's upstream connections that run out of
+  time (`pool.deadlines`, see `_deadlines`), which then wait without a cancel scope each.
 - Keys are `HttpPeer.reuse_key()`. Checkout is LIFO per key: the most recently returned connection is the
   warmest and the least likely to have hit the upstream's own idle timer.
 - Capacity: `max_size` idle connections in all (Pingora's `upstream_keepalive_pool_size`, 128), and optionally
@@ -22,6 +23,12 @@ Rules:
   on each idle connection: that needs a nursery (only supervisors own nurseries) and a task per
   connection. The price is that a dead idle connection keeps its file descriptor until the next sweep or
   checkout.
+- The poll at checkout stays even for a connection checked in a moment ago, though it is about 6% of a
+  proxied tiny request's CPU (benchmarks/README.md): nothing else on the request path knows the socket's
+  state at checkout (the connection waits in no epoll set while idle), and an origin that closed it after
+  the last response would otherwise fail the next request. Only an idempotent request with its body whole
+  in the retry buffer is retried after that (`error_while_proxy` turns `RetryType.REUSED_ONLY` into ALWAYS
+  for it alone): a POST would fail, and the failure would count against the peer's passive health.
 - Limitation: bytes already pulled off the socket into a buffer above it (trio's TLS read buffer, a codec's)
   are invisible to poll(2); decrypted TLS bytes are checked with `SSLObject.pending()`. The codec must not
   check in a connection holding unparsed bytes. A close_notify that arrived together with the last response
@@ -35,6 +42,8 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
+import math
 import select
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
@@ -43,14 +52,16 @@ import attrs
 import trio
 
 from actorproxy.config import DEFAULT_POOL_SIZE
-from actors import DEFAULT_ASK_TIMEOUT, Actor, ActorRef, ExitReason
+from actors import DEFAULT_ASK_TIMEOUT, Actor, ActorRef, ExitReason, MailboxFull
 
+from ._deadlines import Deadlines
 from ._sockets import SocketStream
 
 __all__ = [
     "CLOSE_TIMEOUT",
     "IDLE_SWEEP_INTERVAL",
     "ConnectionPool",
+    "ExpireDeadlines",
     "GetPoolStatistics",
     "PeerPoolActor",
     "PoolStatistics",
@@ -239,6 +250,7 @@ class ConnectionPool:
         "_reaped",
         "_rejected",
         "_retired",
+        "deadlines",
         "default_idle_timeout",
         "max_idle_per_key",
         "max_size",
@@ -273,6 +285,8 @@ class ConnectionPool:
         self._closed = False
         # Reused by every liveness check (see the module rules); None without poll(2) (Windows).
         self._poller = _new_poller()
+        #: The read timeouts of the connections to the pool's peers, enforced by `PeerPoolActor`.
+        self.deadlines = Deadlines()
         self._hits = self._misses = self._reaped = self._dead = self._evictions = self._rejected = 0
 
     def __repr__(self) -> str:
@@ -298,11 +312,10 @@ class ConnectionPool:
         """
         idle = self._idle.get(key)
         if idle:
-            now = self._clock()
             while idle:
                 connection = idle.popitem()[0]
                 del self._order[connection]
-                if connection.expired(now):
+                if connection.idle_timeout is not None and connection.expired(self._clock()):
                     self._reaped += 1
                     self._retire(connection)
                 elif not connection.looks_alive(self._poller):
@@ -346,7 +359,12 @@ class ConnectionPool:
         if idle is None:
             idle = self._idle[key] = {}
         connection = PooledConnection(
-            conn=conn, stream=stream, key=key, idle_since=self._clock(), idle_timeout=idle_timeout
+            conn=conn,
+            stream=stream,
+            key=key,
+            # Read only to expire it: a connection kept until evicted or dead needs no clock reading.
+            idle_since=0.0 if idle_timeout is None else self._clock(),
+            idle_timeout=idle_timeout,
         )
         idle[connection] = None
         self._order[connection] = None
@@ -461,8 +479,14 @@ class GetPoolStatistics:
     """Ask for the pool's `PoolStatistics`."""
 
 
+@attrs.frozen
+class ExpireDeadlines:
+    """End the upstream reads past their deadline (`Deadlines.expire`), and look again at the next one."""
+
+
 class PeerPoolActor(Actor):
-    """Owns a `ConnectionPool`'s lifetime: sweeps it every `sweep_interval` s and closes it on stop.
+    """Owns a `ConnectionPool`'s lifetime: sweeps it every `sweep_interval` s and closes it on stop, and
+    ends the upstream reads that run out of time (`pool.deadlines`, see `_deadlines`).
 
     Connection actors use `actor.pool` (or the pool they were given) directly, without messages.
 
@@ -481,9 +505,20 @@ class PeerPoolActor(Actor):
     async def on_start(self) -> None:
         self.pool.reopen()
         self.timers.start_periodic("sweep", SweepIdle(), self.sweep_interval)
+        self.pool.deadlines.attach(self._poke)
+
+    def _poke(self) -> None:
+        # An earlier deadline than the next look: look now. A full mailbox (it never is: this is rare and
+        # tiny) would leave it to the next look, at the latest at the next sweep.
+        with contextlib.suppress(MailboxFull):
+            self.ref.tell_nowait(ExpireDeadlines())
 
     async def receive(self, message: Any) -> Any:
+        if isinstance(message, ExpireDeadlines):
+            self._expire()
+            return None
         if isinstance(message, SweepIdle):
+            self._expire()
             self.pool.sweep()
             await self.pool.close_retired()
             return None
@@ -491,7 +526,18 @@ class PeerPoolActor(Actor):
             return self.pool.statistics()
         return await super().receive(message)
 
+    def _expire(self) -> None:
+        deadlines = self.pool.deadlines
+        now = trio.current_time()
+        deadlines.expire(now)
+        deadlines.wake_at = next_deadline = deadlines.next_deadline()
+        if next_deadline < math.inf:
+            self.timers.start_single("deadlines", ExpireDeadlines(), max(0.0, next_deadline - now))
+        else:
+            self.timers.cancel("deadlines")
+
     async def on_stop(self, reason: ExitReason) -> None:
+        self.pool.deadlines.detach()
         await self.pool.aclose()
 
 

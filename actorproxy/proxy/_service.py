@@ -3,7 +3,7 @@
 The subtree (rest_for_one, so what depends on a crashed actor restarts after it):
 
     Service supervisor "<name>"
-    ├── PeerPoolActor        idle upstream connections, reaped when idle too long
+    ├── PeerPoolActor        idle upstream connections, reaped when idle too long; upstream read timeouts
     ├── ConnectionSupervisor dynamic, temporary children: one ConnectionActor per accepted socket
     └── ListenerActor (n)    one per endpoint
 """

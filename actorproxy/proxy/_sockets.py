@@ -8,7 +8,20 @@ Rules:
   cancellation. The caller owns fairness: `ConnectionActor` checkpoints once per request. As a backstop for
   loops that never find a socket empty or full (a large body or a tunnel between two fast peers), every
   `YIELD_EVERY`-th operation in a row that did not wait yields first, before its syscall, so a cancellation
-  there loses no data.
+  there loses no data. A caller's own checkpoint through the stream (`checkpoint`) starts that count again:
+  else a connection whose requests never wait (two operations each) would also yield, and enter a
+  timeout's scope, every eighth request.
+- `receive_some_nowait` / `send_some_nowait` are the twins that never wait: the next bytes, or
+  `trio.WouldBlock`; as many bytes as the socket takes now. A caller that puts a deadline on its waits (the
+  codecs' per-read timeouts, a connection's idle timeout) calls them first and enters a cancel scope only
+  when it must wait: a `trio.CancelScope` with a deadline costs about 5 µs to enter and leave, and most
+  reads and writes of a loaded proxy do not wait. They count towards `YIELD_EVERY` and refuse (WouldBlock,
+  0) when a yield is due, so the caller's waiting path yields. A `receive_some` right after a
+  `receive_some_nowait` found nothing waits for readability first, without trying the same syscall again,
+  and so does `receive_some_within(..., readable_first=True)`, for a read that cannot find data yet: an
+  upstream's answer to the request just sent (a syscall costs a few µs here, most of it the kernel's).
+- `receive_some_within` bounds a read's wait, with a deadline armed in the service's `Deadlines` when its
+  actor watches them (no cancel scope per read, see `_deadlines`), else with a cancel scope.
 - `aclose` always checkpoints, and closes even when cancelled (trio's contract). It wakes a task waiting on
   the socket with `trio.ClosedResourceError` (`notify_closing` first, then close).
 - Errors are translated here, once, as trio's `SocketStream` does: an OSError is `trio.BrokenResourceError`
@@ -21,10 +34,12 @@ from __future__ import annotations
 
 import errno
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import overload
 
 import trio
+
+from ._deadlines import Deadlines
 
 __all__ = ["DEFAULT_RECEIVE_SIZE", "YIELD_EVERY", "SocketStream", "from_trio_stream"]
 
@@ -62,6 +77,20 @@ class SocketStream(trio.abc.HalfCloseableStream):
         socket: the stdlib socket, for `getpeername`, `getsockname`, `fileno`; do not read or write it.
     """
 
+    # Slots: no instance dict for every connection, idle ones included.
+    __slots__ = (
+        "_closed",
+        "_dry",
+        "_fd",
+        "_receiving",
+        "_sending",
+        "_shut_wr",
+        "_unyielded",
+        "deadlines",
+        "on_close",
+        "socket",
+    )
+
     def __init__(self, sock: socket.socket, *, configure: bool = True) -> None:
         if sock.type != socket.SOCK_STREAM:
             raise ValueError(f"SocketStream needs a SOCK_STREAM socket, got {sock.type!r}")
@@ -74,8 +103,13 @@ class SocketStream(trio.abc.HalfCloseableStream):
         self._sending = False
         # Operations in a row that did not wait (see YIELD_EVERY).
         self._unyielded = 0
+        # The last receive_some_nowait found nothing: the next receive_some waits before it tries.
+        self._dry = False
         #: Called once when the stream closes (a listener's connection slot is given back).
         self.on_close: Callable[[], object] | None = None
+        #: Where `receive_some_within` arms its timeouts when an actor watches them (the service's);
+        #: None: a cancel scope per read.
+        self.deadlines: Deadlines | None = None
         if configure and sock.family in (socket.AF_INET, socket.AF_INET6):
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
@@ -94,6 +128,18 @@ class SocketStream(trio.abc.HalfCloseableStream):
 
     # -- receiving -------------------------------------------------------------------------------------------
 
+    def _may_receive(self, max_bytes: int | None) -> int:
+        """`max_bytes`, its default filled in, once a receive may start."""
+        if max_bytes is None:
+            max_bytes = DEFAULT_RECEIVE_SIZE
+        elif max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")
+        if self._receiving:
+            raise trio.BusyResourceError("another task is currently receiving data on this SocketStream")
+        if self._closed:
+            raise trio.ClosedResourceError("this SocketStream was closed")
+        return max_bytes
+
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         """Up to `max_bytes` (default `DEFAULT_RECEIVE_SIZE`) bytes; b"" at EOF.
 
@@ -104,14 +150,7 @@ class SocketStream(trio.abc.HalfCloseableStream):
             trio.ClosedResourceError: the stream was closed, before or while waiting.
             trio.BrokenResourceError: the connection failed (reset, ...), raised from the OSError.
         """
-        if max_bytes is None:
-            max_bytes = DEFAULT_RECEIVE_SIZE
-        elif max_bytes < 1:
-            raise ValueError("max_bytes must be >= 1")
-        if self._receiving:
-            raise trio.BusyResourceError("another task is currently receiving data on this SocketStream")
-        if self._closed:
-            raise trio.ClosedResourceError("this SocketStream was closed")
+        max_bytes = self._may_receive(max_bytes)
         self._receiving = True
         try:
             if self._unyielded >= YIELD_EVERY:
@@ -119,6 +158,9 @@ class SocketStream(trio.abc.HalfCloseableStream):
                 await trio.lowlevel.checkpoint()  # before the syscall: a cancellation here loses nothing
             recv = self.socket.recv
             try:
+                if self._dry:
+                    self._dry = False
+                    raise BlockingIOError  # the socket was found empty just before: wait first
                 data = recv(max_bytes)
             except BlockingIOError:
                 while True:
@@ -136,7 +178,105 @@ class SocketStream(trio.abc.HalfCloseableStream):
         finally:
             self._receiving = False
 
+    async def checkpoint(self) -> None:
+        """A checkpoint of the caller's own (one per request, say), after which the run of operations that
+        did not wait counts from zero again: the `YIELD_EVERY` backstop is for loops that take none."""
+        await trio.lowlevel.checkpoint()
+        self._unyielded = 0
+
+    def wait_readable(self) -> Awaitable[None]:
+        """Wait until the socket has bytes (or an EOF, or an error) to read (`await stream.wait_readable()`).
+
+        For a caller that then reads without waiting (`receive_some_nowait`), so that nothing of its
+        reading sits on the stack while it waits: an idle keep-alive connection. A plain function that
+        returns trio's wait, so no frame of this stream's sits there either (each costs ~250 bytes of an
+        idle connection). It does not mark the stream as receiving.
+
+        Raises:
+            trio.BusyResourceError: another task is receiving on this stream.
+            trio.ClosedResourceError: the stream was closed, before or while waiting (or the service's
+                deadlines ended the wait, see `_deadlines`).
+        """
+        self._may_receive(1)
+        self._dry = False
+        self._unyielded = 0  # the wait is a yield: the run of operations that did not wait starts again
+        return _wait_readable(self._fd)
+
+    async def receive_some_within(
+        self, max_bytes: int | None, timeout: float | None, *, readable_first: bool = False
+    ) -> bytes:
+        """`receive_some`, waiting at most `timeout` seconds (None: no limit).
+
+        With `readable_first` it waits for readability before its first try: for a read that cannot find
+        data yet (the answer to a request just sent), so the syscall that would find nothing is never made.
+        The timeout is armed in `deadlines` when an actor watches them (see `_deadlines`), else it is a
+        cancel scope.
+
+        Raises:
+            trio.TooSlowError: nothing came within `timeout` (the stream is then fit only to be closed).
+            trio.BusyResourceError, trio.ClosedResourceError, trio.BrokenResourceError: as `receive_some`.
+        """
+        if readable_first:
+            self._dry = True
+        if timeout is None:
+            return await self.receive_some(max_bytes)
+        deadlines = self.deadlines
+        armed = None if deadlines is None else deadlines.arm(self.socket, timeout)
+        if deadlines is None or armed is None:
+            with trio.move_on_after(timeout):
+                return await self.receive_some(max_bytes)
+            raise trio.TooSlowError
+        try:
+            while True:
+                if not self._dry:
+                    try:
+                        return self.receive_some_nowait(max_bytes)
+                    except trio.WouldBlock:
+                        pass  # empty (or a yield is due, which the wait makes)
+                # Ended once: every later wait would be too (as in a cancelled scope), even one that missed
+                # the end because its task was running when the deadline passed.
+                if armed.expired:
+                    raise trio.TooSlowError
+                try:
+                    await self.wait_readable()
+                except trio.ClosedResourceError:
+                    if armed.expired:
+                        raise trio.TooSlowError from None
+                    raise
+        finally:
+            deadlines.disarm(armed)
+
+    def receive_some_nowait(self, max_bytes: int | None = None) -> bytes:
+        """Up to `max_bytes` bytes if the socket has any now (b"" at EOF); never waits or checkpoints.
+
+        Raises:
+            trio.WouldBlock: nothing to read now, or a yield is due (`YIELD_EVERY`): `receive_some` waits.
+            trio.BusyResourceError, trio.ClosedResourceError, trio.BrokenResourceError: as `receive_some`.
+        """
+        if max_bytes is None or max_bytes < 1 or self._receiving or self._closed:
+            max_bytes = self._may_receive(max_bytes)  # the default, or what is wrong (a call only then)
+        if self._unyielded >= YIELD_EVERY:
+            raise trio.WouldBlock
+        try:
+            data = self.socket.recv(max_bytes)
+        except BlockingIOError:
+            self._dry = True
+            raise trio.WouldBlock from None
+        except OSError as exc:
+            raise _translate(exc) from exc
+        self._dry = False
+        self._unyielded += 1
+        return data
+
     # -- sending ---------------------------------------------------------------------------------------------
+
+    def _may_send(self) -> None:
+        if self._sending:
+            raise trio.BusyResourceError("another task is currently sending data on this SocketStream")
+        if self._closed:
+            raise trio.ClosedResourceError("this SocketStream was closed")
+        if self._shut_wr:
+            raise trio.ClosedResourceError("can't send data after sending EOF")
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Send all of `data`, waiting for room in the socket buffer only when it is full.
@@ -151,12 +291,7 @@ class SocketStream(trio.abc.HalfCloseableStream):
                 called.
             trio.BrokenResourceError: the connection failed (reset, EPIPE, ...), raised from the OSError.
         """
-        if self._sending:
-            raise trio.BusyResourceError("another task is currently sending data on this SocketStream")
-        if self._closed:
-            raise trio.ClosedResourceError("this SocketStream was closed")
-        if self._shut_wr:
-            raise trio.ClosedResourceError("can't send data after sending EOF")
+        self._may_send()
         self._sending = True
         try:
             if self._unyielded >= YIELD_EVERY:
@@ -186,6 +321,26 @@ class SocketStream(trio.abc.HalfCloseableStream):
             raise _translate(exc) from exc
         finally:
             self._sending = False
+
+    def send_some_nowait(self, data: bytes | bytearray | memoryview) -> int:
+        """Send what the socket buffer takes of `data` now; return how many bytes. Never waits or
+        checkpoints; 0 when the buffer is full or a yield is due (`YIELD_EVERY`): `send_all` sends the rest.
+
+        Raises:
+            trio.BusyResourceError, trio.ClosedResourceError, trio.BrokenResourceError: as `send_all`.
+        """
+        if self._sending or self._closed or self._shut_wr:
+            self._may_send()  # raises what is wrong (a call only then)
+        if self._unyielded >= YIELD_EVERY or not data:
+            return 0
+        try:
+            sent: int = self.socket.send(data)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:
+            raise _translate(exc) from exc
+        self._unyielded += 1
+        return sent
 
     async def wait_send_all_might_not_block(self) -> None:
         """Wait until the socket is writable (always a checkpoint)."""

@@ -18,8 +18,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from actorproxy.cache import StoredResponse
 from actorproxy.http import Error, Headers, RequestHeader, ResponseHeader
 
+from ._httpcache import ForcedFreshness, RespCacheable
 from ._peer import HttpPeer
 from ._phases import BodyChunk, ProxyHttp
 from ._session import Session
@@ -79,6 +81,7 @@ class TracedProxy(ProxyHttp):
         self.app = app
         self.service = service
         self.retry_idempotent_on_fresh_connection = app.retry_idempotent_on_fresh_connection
+        self.cache_phases = app.cache_phases
         self._tracer = trace.get_tracer(TRACER_NAME)
 
     def __repr__(self) -> str:
@@ -222,6 +225,36 @@ class TracedProxy(ProxyHttp):
         finally:
             if span is not None:
                 _finish(span, session, e)
+
+    # -- the cache phases, delegated (run only when the application defines them) -------------------------
+
+    def request_cache_filter(self, session: Session, ctx: _TracedRequest) -> None:
+        self.app.request_cache_filter(session, ctx.inner)
+
+    def cache_key_callback(self, session: Session, ctx: _TracedRequest) -> str:
+        return self.app.cache_key_callback(session, ctx.inner)
+
+    def cache_miss(self, session: Session, ctx: _TracedRequest) -> None:
+        if ctx.span is not None:
+            ctx.span.add_event("cache_miss")
+        self.app.cache_miss(session, ctx.inner)
+
+    async def cache_hit_filter(
+        self, session: Session, meta: StoredResponse, is_fresh: bool, ctx: _TracedRequest
+    ) -> ForcedFreshness | None:
+        if ctx.span is not None:
+            ctx.span.add_event("cache_hit_filter", {"fresh": is_fresh})
+        return await self.app.cache_hit_filter(session, meta, is_fresh, ctx.inner)
+
+    def response_cache_filter(
+        self, session: Session, upstream_response: ResponseHeader, ctx: _TracedRequest
+    ) -> RespCacheable:
+        return self.app.response_cache_filter(session, upstream_response, ctx.inner)
+
+    def should_serve_stale(self, session: Session, ctx: _TracedRequest, error: Error | None) -> bool:
+        return self.app.should_serve_stale(session, ctx.inner, error)
+
+    # -- the rest --------------------------------------------------------------------------------------
 
     def request_summary(self, session: Session, ctx: Any) -> str:
         inner = ctx.inner if isinstance(ctx, _TracedRequest) else ctx

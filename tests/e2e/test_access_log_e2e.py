@@ -135,7 +135,8 @@ async def test_sigusr1_reopens_rotated_logs_in_a_daemon_with_two_workers(
         while not (errors.exists() and "listening on" in errors.read_text()):  # noqa: ASYNC110
             await trio.sleep(0.05)
     pid = int(pid_file.read_text())
-    base = re.search(r"listening on (http://\S+)", errors.read_text())
+    # Two workers announce into one file: take the address alone (their lines may interleave).
+    base = re.search(r"listening on (http://127\.0\.0\.1:\d+)", errors.read_text())
     assert base is not None
     try:
         async with httpx.AsyncClient(base_url=base[1]) as client:

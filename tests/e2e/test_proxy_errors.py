@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import trio
+import trio.testing
 from helpers import refused_port
 from rawhttp import exchange, open_stream
 from upstream import Upstream
@@ -128,6 +129,28 @@ async def test_upstream_read_timeout_answers_504(upstreams: list[Upstream], star
     assert response.status == 504
     assert 0.2 <= elapsed < 2.0
     assert [r["target"] for r in upstreams[0].requests] == ["/slow?delay=2"]
+
+
+async def test_an_upstream_read_waits_without_a_cancel_scope_its_deadline_kept_by_the_pool_actor(
+    upstreams: list[Upstream], start_proxy: Any
+) -> None:
+    base, service = await start_proxy(Impatient(upstreams[0].port))
+    deadlines = service.pool.deadlines
+    assert deadlines.watched
+    async with await open_stream(base) as stream, trio.open_nursery() as nursery:
+        answers: list[int] = []
+
+        async def ask() -> None:
+            answers.append((await exchange(stream, "GET", "/slow?delay=2")).status)
+
+        nursery.start_soon(ask)
+        await trio.testing.wait_all_tasks_blocked()  # the upstream sleeps; the proxy waits for its answer
+        assert len(deadlines) == 1  # that read's deadline (0.2 s), armed there
+        assert deadlines.next_deadline() < trio.current_time() + 1
+    assert answers == [504]
+    # What remains armed is the client connection's wait for its next request (keep-alive: 60 s).
+    assert len(deadlines) <= 1
+    assert deadlines.next_deadline() > trio.current_time() + 1
 
 
 async def test_upstream_read_timeout_with_a_request_body_answers_504(

@@ -19,6 +19,7 @@ import trio
 import trio.testing
 import trustme
 
+from actorproxy.proxy._deadlines import Deadlines
 from actorproxy.proxy._listener import _close_now
 from actorproxy.proxy._pool import ConnectionPool, stream_fileno
 from actorproxy.proxy._sockets import YIELD_EVERY, SocketStream, from_trio_stream
@@ -321,6 +322,162 @@ async def test_a_run_of_calls_that_never_wait_still_yields(pair: tuple[SocketStr
     assert bytes(received) == payload
 
 
+async def test_the_nowait_twins_never_wait_and_say_so(pair: tuple[SocketStream, SocketStream]) -> None:
+    client, server = pair
+    with pytest.raises(trio.WouldBlock):
+        server.receive_some_nowait()
+    assert client.send_some_nowait(b"ping") == 4
+    assert client.send_some_nowait(b"") == 0
+    await trio.testing.wait_all_tasks_blocked()
+    assert server.receive_some_nowait(2) == b"pi"
+    assert server.receive_some_nowait() == b"ng"
+
+
+async def test_a_receive_after_a_nowait_that_found_nothing_waits_and_gets_the_bytes(
+    pair: tuple[SocketStream, SocketStream],
+) -> None:
+    client, server = pair
+    with pytest.raises(trio.WouldBlock):
+        server.receive_some_nowait()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client.send_all, b"late")
+        assert await _receive_exactly(server, 4) == b"late"
+
+
+async def test_a_read_that_waits_for_readability_first(pair: tuple[SocketStream, SocketStream]) -> None:
+    client, server = pair
+    await client.send_all(b"there")
+    await trio.testing.wait_all_tasks_blocked()
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        with pytest.raises(trio.Cancelled):
+            await server.receive_some_within(None, None, readable_first=True)  # a checkpoint, data or not
+    assert await server.receive_some_within(None, None, readable_first=True) == b"there"
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client.send_all, b"later")
+        assert await server.receive_some_within(None, None, readable_first=True) == b"later"
+
+
+async def test_wait_readable_waits_for_bytes_then_a_read_does_not_wait(
+    pair: tuple[SocketStream, SocketStream],
+) -> None:
+    client, server = pair
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server.wait_readable)
+        await trio.testing.wait_all_tasks_blocked()
+        await client.send_all(b"now")
+    assert server.receive_some_nowait() == b"now"
+    server.close_nowait()
+    with pytest.raises(trio.ClosedResourceError):
+        await server.wait_readable()
+
+
+async def test_a_read_within_a_timeout_without_deadlines_takes_a_cancel_scope(
+    pair: tuple[SocketStream, SocketStream],
+) -> None:
+    _, server = pair
+    start = trio.current_time()
+    with pytest.raises(trio.TooSlowError):
+        await server.receive_some_within(None, 0.05)
+    assert trio.current_time() - start >= 0.05
+
+
+async def test_a_read_armed_in_deadlines_ends_when_they_expire_it(
+    pair: tuple[SocketStream, SocketStream],
+) -> None:
+    client, server = pair
+    pokes: list[float] = []
+    deadlines = Deadlines()
+    deadlines.attach(lambda: pokes.append(deadlines.wake_at))
+    server.deadlines = deadlines
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client.send_all, b"in time")
+        assert await server.receive_some_within(None, 60.0) == b"in time"
+    assert len(deadlines) == 0  # disarmed once the read ended
+    assert len(pokes) == 1  # the first deadline is earlier than any look the actor had planned
+    outcome: list[BaseException] = []
+
+    async def read() -> None:
+        try:
+            await server.receive_some_within(None, 60.0)
+        except trio.TooSlowError as exc:
+            outcome.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read)
+        await trio.testing.wait_all_tasks_blocked()
+        assert deadlines.expire(trio.current_time()) == 0  # not due yet
+        assert deadlines.expire(deadlines.next_deadline()) == 1
+    assert [type(exc) for exc in outcome] == [trio.TooSlowError]
+    assert len(deadlines) == 0
+
+
+async def test_deadlines_arm_nothing_unwatched_and_poke_only_for_an_earlier_look() -> None:
+    a, b = socket.socketpair()
+    with a, b:
+        deadlines = Deadlines()
+        assert not deadlines.watched and deadlines.arm(a, 1.0) is None
+        pokes: list[float] = []
+        deadlines.attach(lambda: pokes.append(deadlines.wake_at))
+        first = deadlines.arm(a, 10.0)
+        later = deadlines.arm(b, 10.0)
+        sooner = deadlines.arm(b, 1.0)
+        assert first is not None and later is not None and sooner is not None
+        assert pokes == [first.deadline, sooner.deadline]  # `later` is after the look `first` planned
+        assert deadlines.next_deadline() == sooner.deadline
+        deadlines.disarm(sooner)
+        deadlines.disarm(first)
+        assert (len(deadlines), deadlines.next_deadline()) == (1, later.deadline)
+        deadlines.detach()
+        assert deadlines.arm(a, 1.0) is None
+
+
+async def test_send_some_nowait_takes_what_fits_and_send_all_sends_the_rest(
+    pair: tuple[SocketStream, SocketStream],
+) -> None:
+    client, server = pair
+    _shrink_buffers(client, server)
+    payload = bytes(range(256)) * 8192  # 2 MiB: more than both buffers hold
+    sent = client.send_some_nowait(payload)
+    assert 0 < sent < len(payload)  # what the buffers took
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client.send_all, payload[sent:])
+        assert await _receive_exactly(server, len(payload)) == payload
+
+
+async def test_the_nowait_twins_refuse_when_a_yield_is_due(pair: tuple[SocketStream, SocketStream]) -> None:
+    client, server = pair
+    await client.send_all(b"x" * (YIELD_EVERY + 2))
+    await trio.testing.wait_all_tasks_blocked()
+    for _ in range(YIELD_EVERY):
+        assert server.receive_some_nowait(1) == b"x"
+    with pytest.raises(trio.WouldBlock):
+        server.receive_some_nowait(1)  # the next operation must yield: the waiting path does it
+    assert server.send_some_nowait(b"y") == 0
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await server.receive_some(1)
+    assert scope.cancelled_caught  # the yield came first, before the syscall
+    assert await server.receive_some(2) == b"xx"
+
+
+async def test_the_nowait_twins_report_errors_as_the_waiting_calls_do(
+    pair: tuple[SocketStream, SocketStream],
+) -> None:
+    client, server = pair
+    await server.send_eof()
+    with pytest.raises(trio.ClosedResourceError):
+        server.send_some_nowait(b"after eof")
+    _reset(client)
+    await trio.testing.wait_all_tasks_blocked()
+    with pytest.raises(trio.BrokenResourceError) as caught:
+        server.receive_some_nowait()
+    assert isinstance(caught.value.__cause__, ConnectionResetError)
+    server.close_nowait()
+    with pytest.raises(trio.ClosedResourceError):
+        server.receive_some_nowait()
+
+
 # -- from trio, and the helpers that handle both stream types ------------------------------------------------
 
 
@@ -363,3 +520,18 @@ async def test_the_listener_closes_both_stream_types_now() -> None:
     plain = trio.SocketStream(theirs)
     _close_now(plain)
     assert plain.socket.fileno() == -1
+
+
+async def test_a_checkpoint_through_the_stream_starts_the_count_of_calls_that_did_not_wait_again(
+    pair: tuple[SocketStream, SocketStream],
+) -> None:
+    client, server = pair
+    await client.send_all(b"z" * YIELD_EVERY * 2)
+    await trio.testing.wait_all_tasks_blocked()
+    for _ in range(YIELD_EVERY - 1):
+        assert server.receive_some_nowait(1) == b"z"
+    await server.checkpoint()
+    for _ in range(YIELD_EVERY):
+        assert server.receive_some_nowait(1) == b"z"  # a fresh run: no yield due yet
+    with pytest.raises(trio.WouldBlock):
+        server.receive_some_nowait(1)

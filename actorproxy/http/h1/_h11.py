@@ -118,10 +118,14 @@ class _H11Connection(_H1Connection):
         except _HEAD_ERRORS as exc:
             raise _invalid_head(exc) from exc
 
-    async def _take_empty_body(self) -> None:
+    def _take_empty_body(self) -> None:
         # h11 yields the end of an empty body without reading anything. Taking it with the head spares
         # the caller a read_body for every GET and lets the cycle complete without one.
-        event = await self._next_event()
+        try:
+            event = self._h11.next_event()
+        except h11.ProtocolError as exc:
+            self._failed = True
+            raise self._protocol_error(exc) from exc
         if isinstance(event, h11.EndOfMessage) or event is h11.PAUSED:
             self._in_body = False
         else:  # h11 never yields anything else here; refuse to lose it silently
@@ -196,12 +200,31 @@ class H11ServerConnection(_ServerBase, _H11Connection):
         )
         self.limits = limits
         self._scanner = HeadScanner(limits)
+        # The head being read, as the client sent it (a copy of what h11 buffers), and where it ends.
+        self._head = bytearray()
+        self._head_end = -1
         self._keepalive = True  # ours to decide: set_keepalive
         self._reset_cycle()
 
     # -- reading the request ---------------------------------------------------------------------------
 
     async def read_request(self) -> RequestHeader | None:
+        self._begin_request()
+        while (event := self._request_event()) is h11.NEED_DATA:
+            self._feed(await self._receive())
+        return self._took_request(event)
+
+    def read_request_nowait(self) -> RequestHeader | None:
+        self._begin_request()
+        event = self._request_event()
+        if event is h11.NEED_DATA:
+            self._feed(self._receive_nowait())
+            event = self._request_event()
+            if event is h11.NEED_DATA:
+                raise trio.WouldBlock
+        return self._took_request(event)
+
+    def _begin_request(self) -> None:
         conn = self._h11
         if conn.their_state is not h11.IDLE or self._failed:
             raise Error.explain(
@@ -210,21 +233,25 @@ class H11ServerConnection(_ServerBase, _H11Connection):
         self._body_check = None
         self._scanner.reset()
         # What h11 holds (a pipelined request's first bytes), then every read: the head as the client sent it.
-        buf = bytearray(conn.trailing_data[0])
-        end = -1
-        while True:
-            try:
-                if buf and end < 0:
-                    end = self._check_head(buf)
-                event = conn.next_event()
-            except h11.ProtocolError as exc:
-                self._failed = True
-                raise self._protocol_error(exc) from exc
-            if event is not h11.NEED_DATA:
-                break
-            data = await self._receive()
-            conn.receive_data(cast(bytes, data))
-            buf += data
+        self._head = bytearray(conn.trailing_data[0])
+        self._head_end = -1
+
+    def _request_event(self) -> Any:
+        """h11's next event for the head read so far, after the strict checks; NEED_DATA while incomplete."""
+        try:
+            if self._head and self._head_end < 0:
+                self._head_end = self._check_head(self._head)
+            return self._h11.next_event()
+        except h11.ProtocolError as exc:
+            self._failed = True
+            raise self._protocol_error(exc) from exc
+
+    def _feed(self, data: bytes | bytearray) -> None:
+        self._h11.receive_data(cast(bytes, data))
+        self._head += data
+
+    def _took_request(self, event: Any) -> RequestHeader | None:
+        """The request h11 read (None for ConnectionClosed), with the cycle's state set from its fields."""
         if isinstance(event, h11.ConnectionClosed):
             return None
         if not isinstance(event, h11.Request):  # unreachable from IDLE, whatever the client sends
@@ -242,9 +269,10 @@ class H11ServerConnection(_ServerBase, _H11Connection):
         headers = request.headers
         if "transfer-encoding" in headers:
             self._body_check = ChunkedBodyCheck(self.limits)
-            self._body_check.feed(buf[end:])
+            self._body_check.feed(self._head[self._head_end :])
         elif headers.get("content-length", "0") == "0":
-            await self._take_empty_body()
+            self._take_empty_body()
+        self._head = bytearray()
         http11 = request.version == "1.1"
         self._peer_keepalive = http11 and not _has_token(headers, "connection", "close")
         self.expects_continue = http11 and self._in_body and _has_token(headers, "expect", "100-continue")
@@ -364,6 +392,9 @@ class H11ClientConnection(_ClientBase, _H11Connection):
 
     # -- writing the request ---------------------------------------------------------------------------
 
+    def _sharing_stream(self) -> bool:
+        return self._h11.our_state is h11.SEND_BODY  # the request body is still being written, by its pump
+
     async def write_request(self, header: RequestHeader, body: bytes = b"", *, end: bool = False) -> None:
         self._reset_exchange()
         self._method = header.method
@@ -402,7 +433,7 @@ class H11ClientConnection(_ClientBase, _H11Connection):
                     or (method == "CONNECT" and response.status < 300)
                     or (not chunked and headers.get("content-length") == "0")
                 ):
-                    await self._take_empty_body()
+                    self._take_empty_body()
                 return response
             if isinstance(event, h11.InformationalResponse):
                 response = _response_header(event)

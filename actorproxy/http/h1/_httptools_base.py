@@ -25,7 +25,7 @@ from actorproxy.config import HttpLimits
 from .._error import Error, ErrorSource, ErrorType
 from .._header import Headers
 from ._base import _H1Connection
-from ._httptools_fields import _Fields
+from ._httptools_fields import NO_FIELDS
 from ._rules import (
     _CHUNK_HEADER_RE,
     _CHUNKED,
@@ -69,6 +69,8 @@ _CONNECTION_CLOSED: Final = _Sentinel("ConnectionClosed")
 class _HttptoolsConnection(_H1Connection):
     """What both sides share: the read buffer, body framing, the write framing and detach."""
 
+    __slots__ = ()  # in `_H1Connection`
+
     _role = "SERVER"  # h11's name for our side, in error messages
 
     def __init__(self, stream: trio.abc.Stream, read_size: int, max_head_size: int) -> None:
@@ -88,7 +90,7 @@ class _HttptoolsConnection(_H1Connection):
         self._rtotal = 0  # content bytes of the chunked body so far (for `max_body_size`)
         # The strict chunk rules (`_strict.py`), for requests from clients; None reads chunks as h11 does.
         self._strict: HttpLimits | None = None
-        self._fields = _Fields([], [])  # those of the last head read
+        self._fields = NO_FIELDS  # those of the head being read, until the codec has decided with them
         # Our message (h11's our_state and writer), and what both directions share.
         self._our = _IDLE
         self._wframing = _LENGTH

@@ -14,8 +14,10 @@ Rules:
 
 from __future__ import annotations
 
+import http
+from typing import Final
+
 import h11
-import httptools
 import trio
 
 from .._error import Error, ErrorSource, ErrorType
@@ -33,7 +35,7 @@ from ._httptools_base import (
     _HttptoolsConnection,
     _Sentinel,
 )
-from ._httptools_fields import _Fields, _FieldSink
+from ._httptools_fields import NO_FIELDS, _Fields, response_fields
 from ._rules import (
     _CHUNKED,
     _LENGTH,
@@ -49,9 +51,20 @@ from ._rules import (
 
 __all__ = ["HttptoolsClientConnection"]
 
+# The standard status lines of HTTP/1.1 and HTTP/1.0, as `_STATUS_LINE_RE` would read them: most responses
+# start with one (a dict lookup instead of a match and three conversions).
+_STATUS_LINES: Final = {
+    f"HTTP/{version} {status.value} {status.phrase}".encode("latin-1"): (version, status.value, status.phrase)
+    for version in ("1.1", "1.0")
+    for status in http.HTTPStatus
+}
+
 
 class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
     """`ClientSide` on llhttp, with h11's verdicts."""
+
+    # The client side's own state (the rest is in `_H1Connection`'s slots): no dict.
+    __slots__ = ("_must_close", "_request_start", "_sent_method", "informational")
 
     _role = "CLIENT"
 
@@ -65,7 +78,6 @@ class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
         write_timeout: float | None = None,
     ) -> None:
         super().__init__(stream, read_size, max_head_size)
-        self._sink = _FieldSink(httptools.HttpResponseParser)
         self.read_timeout = read_timeout
         self.write_timeout = write_timeout
         self._sent_method: str | None = None  # h11's _request_method: the method on the wire
@@ -73,6 +85,9 @@ class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
 
     def _end_of_body(self) -> None:
         self._their = _DONE
+
+    def _sharing_stream(self) -> bool:
+        return self._our is _SEND_BODY  # the request body is still being written, by its pump
 
     def _end_of_ours(self) -> None:
         # h11: a request that proposed a switch waits for the answer; one already switched follows it.
@@ -85,13 +100,14 @@ class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
         self._reset_exchange()
         self._method = method = header.method
         headers = header.headers
-        self._chunked = "transfer-encoding" in headers
-        pairs: list[tuple[str, str]] = list(headers)
-        if end and body and not self._chunked and "content-length" not in headers:
+        pairs, lowers, trusted = headers._fields()
+        self._chunked = "transfer-encoding" in lowers
+        if end and body and not self._chunked and "content-length" not in lowers:
             pairs.append(("Content-Length", str(len(body))))
+            lowers.append("content-length")
         target = header.uri
         try:
-            fields = _OutFields(pairs)
+            fields = _OutFields(pairs, lowers, trusted=trusted)
             hosts = fields.lowers.count("host")
             if hosts == 0:
                 raise h11.LocalProtocolError("Missing mandatory Host: header")
@@ -116,7 +132,7 @@ class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
             self._our = _SEND_BODY
             if self._their is _IDLE:
                 self._their = _SEND_RESPONSE
-            if "connection" in fields.lowers and "close" in fields.values("connection"):
+            if fields.lists("connection", "close"):
                 self._keep_alive = False
             self._wframing, self._wleft = fields.framing(method, None)
             parts = [head]
@@ -135,8 +151,9 @@ class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
             response = await self._next_response()
             if response.status >= 200:
                 fields = self._fields
-                chunked = fields.first(b"transfer-encoding") is not None
-                length = fields.first(b"content-length")
+                self._fields = NO_FIELDS  # decided with: a pooled connection keeps none of it
+                chunked = "transfer-encoding" in fields.lowers
+                length = fields.first("content-length")
                 if chunked and length is not None:
                     raise self._smuggling_response()
                 self._in_body = True
@@ -193,13 +210,17 @@ class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
         pos = self._pos
         newline = buf.find(b"\n", pos, end)
         line_end = newline - 1 if newline > pos and buf[newline - 1] == 13 else newline
-        match = _STATUS_LINE_RE.fullmatch(buf, pos, line_end)
-        if match is None:
-            raise h11.RemoteProtocolError(f"illegal status line: {bytes(buf[pos:line_end])!r}")
-        version = match[1].decode("latin-1")
-        status = int(match[2])
-        reason = (match[3] or b"").decode("latin-1")
-        fields = self._sink.parse(buf, newline + 1, end)
+        known = _STATUS_LINES.get(bytes(buf[pos:line_end]))
+        if known is not None:
+            version, status, reason = known  # a standard status line: no match, no decoding
+        else:
+            match = _STATUS_LINE_RE.fullmatch(buf, pos, line_end)
+            if match is None:
+                raise h11.RemoteProtocolError(f"illegal status line: {bytes(buf[pos:line_end])!r}")
+            version = match[1].decode("latin-1")
+            status = int(match[2])
+            reason = (match[3] or b"").decode("latin-1")
+        fields = response_fields(buf, newline + 1, end)
         if status < 100:
             raise h11.RemoteProtocolError(
                 f"InformationalResponse status_code should be in range [100, 200), not {status}"
@@ -208,7 +229,8 @@ class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
         self._pos = end
         self._scanned = 0
         self._fields = fields
-        return ResponseHeader(status, Headers(fields.pairs), reason=reason, version=version)
+        headers = Headers._from_parsed(fields.pairs, fields.lowers)
+        return ResponseHeader(status, headers, reason=reason, version=version)
 
     def _process_response(self, status: int, fields: _Fields, version: str) -> None:
         """h11's _process_event for a response head: switches, states, keep-alive, framing."""
@@ -241,8 +263,13 @@ class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
                 self._start_body(_UNTIL_EOF, 0)
             else:
                 self._start_body(_LENGTH, length)
-        if version < "1.1" or "close" in _comma_items(fields.values(b"connection")):
+        if version < "1.1":
             self._keep_alive = False
+        elif "connection" in fields.lowers:
+            values = fields.values("connection")
+            # The usual answer says `Connection: keep-alive` as it is: no list to split.
+            if values != ["keep-alive"] and "close" in _comma_items(values):
+                self._keep_alive = False
 
     def _switch(self) -> None:
         self._their = _SWITCHED
@@ -271,6 +298,8 @@ class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
         self._our = self._their = _IDLE
         self._sent_method = None
         self._reset_exchange()
+        self._buf = b""  # all read (`reusable` says so): a pooled connection keeps none of its last response
+        self._pos = 0
         return True
 
     def __repr__(self) -> str:

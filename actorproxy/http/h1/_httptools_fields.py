@@ -2,16 +2,20 @@
 
 Rules:
 - llhttp sees only the header block, behind a fixed start line (`_REQUEST_START`, `_RESPONSE_START`); the
-  codec has matched the real start line with h11's grammar already. One parser serves a connection's heads
-  while each head leaves it at the start of the next message.
+  codec has matched the real start line with h11's grammar already. One parser of each kind serves every
+  connection of a thread (`request_fields`, `response_fields`), while each head leaves it at the start of
+  the next message: a parse is synchronous, so connections take turns, and an idle connection holds no
+  parser (one took about 650 bytes).
 - llhttp keeps whitespace at the end of a value, h11 drops it; where llhttp refuses a head h11 accepts
   (obs-fold, control characters, repeated equal Content-Length, ...), h11's grammar reads the block again.
-- The fields the codec decides with (Host, Expect, Upgrade, Connection, Content-Length, Transfer-Encoding) are
-  noted while llhttp hands the fields over, and Content-Length / Transfer-Encoding are then normalised and
-  checked as h11 does (`_framing_fields`), raising h11's `RemoteProtocolError`.
+- Names are lowercased once, here, where they are read (`_Fields.lowers`, and the `Headers` built from
+  them); the codec decides with lookups in that list. Content-Length / Transfer-Encoding are then normalised
+  and checked as h11 does (`_framing_fields`), raising h11's `RemoteProtocolError`.
 """
 
 from __future__ import annotations
+
+import threading
 
 import h11
 import httptools
@@ -23,93 +27,94 @@ from ._rules import _comma_items, _framing_fields, _h11_fields, _lines
 _REQUEST_START = b"GET / HTTP/1.1\r\n"
 _RESPONSE_START = b"HTTP/1.1 204 No Content\r\n"
 
-# Fields the codec looks at, by the length of their name: found while llhttp hands the fields over, so no
-# lookup walks the list afterwards.
-_NOTED = {b"host", b"expect", b"upgrade", b"connection", b"content-length", b"transfer-encoding"}
-_NOTED_LENGTHS = {len(name) for name in _NOTED}
-
 
 class _Fields:
-    """A head's fields, and the ones the codec looks at.
+    """A head's fields, their names lowercased once, as the codec reads and decides with them.
 
     Attributes:
         pairs: every field, as latin-1 text, in order.
-        noted: `(lowercase name, value)` of the fields named in `_NOTED`, in order.
+        lowers: the names, lowercased, parallel to `pairs`.
     """
 
-    __slots__ = ("noted", "pairs")
+    __slots__ = ("lowers", "pairs")
 
-    def __init__(self, pairs: list[tuple[str, str]], noted: list[tuple[bytes, str]]) -> None:
+    def __init__(self, pairs: list[tuple[str, str]], lowers: list[str]) -> None:
         self.pairs = pairs
-        self.noted = noted
+        self.lowers = lowers
 
     @classmethod
     def of(cls, pairs: list[tuple[str, str]]) -> _Fields:
-        noted = [
-            (lower, value) for name, value in pairs if (lower := name.lower().encode("latin-1")) in _NOTED
-        ]
-        return cls(pairs, noted)
+        return cls(pairs, [name.lower() for name, _ in pairs])
 
-    def values(self, name: bytes) -> list[str]:
-        """The values of the fields called `name` (one of `_NOTED`), in order."""
-        return [value for lower, value in self.noted if lower == name]
+    def values(self, name: str) -> list[str]:
+        """The values of the fields called `name` (lowercase), in order."""
+        lowers = self.lowers
+        if name not in lowers:
+            return []
+        if lowers.count(name) == 1:
+            return [self.pairs[lowers.index(name)][1]]
+        return [pair[1] for pair, lower in zip(self.pairs, lowers, strict=True) if lower == name]
 
-    def first(self, name: bytes) -> str | None:
-        """The value of the first field called `name` (one of `_NOTED`), or None."""
-        for lower, value in self.noted:
-            if lower == name:
-                return value
-        return None
+    def first(self, name: str) -> str | None:
+        """The value of the first field called `name` (lowercase), or None."""
+        lowers = self.lowers
+        if name not in lowers:
+            return None
+        return self.pairs[lowers.index(name)][1]
+
+    def noted(self, names: frozenset[str]) -> list[tuple[str, str]]:
+        """`(lowercase name, value)` of the fields called one of `names`, in order."""
+        pairs = self.pairs
+        return [(lower, pairs[i][1]) for i, lower in enumerate(self.lowers) if lower in names]
 
     def framing(self) -> tuple[bool, int]:
         """Chunked, else the Content-Length (-1 without one), as h11 frames a message it reads."""
-        if self.first(b"transfer-encoding") is not None:
+        lowers = self.lowers
+        if "transfer-encoding" in lowers:
             return True, 0
-        length = self.first(b"content-length")
-        return False, -1 if length is None else int(length)
+        if "content-length" not in lowers:
+            return False, -1
+        return False, int(self.pairs[lowers.index("content-length")][1])
 
     def normalised(self) -> _Fields:
         """h11's normalize_and_validate of what it reads: Content-Length and Transfer-Encoding checked."""
-        check = False
-        lengths = chunked = 0
-        for lower, value in self.noted:
-            if lower == b"content-length":
-                lengths += 1
-                check = check or lengths > 1 or not (value.isdigit() and value.isascii()) or len(value) > 20
-            elif lower == b"transfer-encoding":
-                chunked += 1
-                check = check or chunked > 1 or value != "chunked"
-        if not check:
+        lowers = self.lowers
+        lengths = lowers.count("content-length")
+        codings = lowers.count("transfer-encoding")
+        if not lengths and not codings:
             return self  # the usual case: nothing to drop or lowercase
+        if lengths < 2 and codings < 2:
+            length = self.first("content-length")
+            if (length is None or (length.isdigit() and length.isascii() and len(length) <= 20)) and (
+                not codings or self.first("transfer-encoding") == "chunked"
+            ):
+                return self
         pairs = _framing_fields(self.pairs, h11.RemoteProtocolError)
         return self if pairs == self.pairs else _Fields.of(pairs)
 
 
 class _FieldSink:
-    """llhttp's callback target: collects the fields of one head after another.
+    """llhttp's callback target: collects the fields of one head after another, their names lowercased.
 
     One parser and its sink serve a connection's heads while each head leaves llhttp at the start of the
     next message (measured: creating a parser costs ~1.3 µs, as much as parsing a short head with it).
     """
 
-    __slots__ = ("_kind", "noted", "pairs", "parser", "start")
+    __slots__ = ("_kind", "lowers", "pairs", "parser", "start")
 
     def __init__(self, parser: type[httptools.HttpRequestParser | httptools.HttpResponseParser]) -> None:
         self.pairs: list[tuple[str, str]] = []
-        self.noted: list[tuple[bytes, str]] = []
+        self.lowers: list[str] = []
         request = parser is httptools.HttpRequestParser
         self.start = _REQUEST_START if request else _RESPONSE_START
         self.parser: httptools.HttpRequestParser | httptools.HttpResponseParser | None = None
         self._kind = parser
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        text = name.decode("latin-1")
         # llhttp keeps the whitespace at the end of a value; h11 (OWS, RFC 9110 §5.5) drops it.
-        text = value.rstrip(b" \t").decode("latin-1")
-        self.pairs.append((name.decode("latin-1"), text))
-        if len(name) in _NOTED_LENGTHS:
-            lower = name.lower()
-            if lower in _NOTED:
-                self.noted.append((lower, text))
+        self.pairs.append((text, value.rstrip(b" \t").decode("latin-1")))
+        self.lowers.append(text.lower())
 
     def parse(self, buf: bytes | bytearray, begin: int, end: int, *, normalise: bool = True) -> _Fields:
         """The fields of the header block `buf[begin:end]` (after the start line, through the empty line).
@@ -128,12 +133,12 @@ class _FieldSink:
             # llhttp is stricter here than h11: h11's grammar decides.
             self.parser = None
             self.pairs = []
-            self.noted = []
+            self.lowers = []
             fields = _Fields.of(_h11_fields(_lines(buf[begin:end])))
             return fields.normalised() if normalise else fields
-        fields = _Fields(self.pairs, self.noted)
+        fields = _Fields(self.pairs, self.lowers)
         self.pairs = []
-        self.noted = []
+        self.lowers = []
         if self.parser is not None and not _message_ended(fields, self.start is _REQUEST_START):
             self.parser = None
         return fields.normalised() if normalise else fields
@@ -145,9 +150,35 @@ def _message_ended(fields: _Fields, request: bool) -> bool:
     It is not when it waits for a body (a request with Content-Length or Transfer-Encoding), has seen the
     last message (`Connection: close`), or has paused for an upgrade.
     """
-    for lower, value in fields.noted:
-        if lower in (b"upgrade", b"transfer-encoding") or (request and lower == b"content-length"):
-            return False
-        if lower == b"connection" and any(item != "keep-alive" for item in _comma_items((value,))):
-            return False
-    return True
+    lowers = fields.lowers
+    if "upgrade" in lowers or "transfer-encoding" in lowers or (request and "content-length" in lowers):
+        return False
+    if "connection" not in lowers:
+        return True
+    values = fields.values("connection")
+    # The usual upstream answer says `Connection: keep-alive` as it is: no list to split.
+    return values == ["keep-alive"] or all(item == "keep-alive" for item in _comma_items(values))
+
+
+class _Sinks(threading.local):
+    """One sink of each kind per thread (trio runs a loop per thread; one loop parses one head at a time)."""
+
+    def __init__(self) -> None:
+        self.request = _FieldSink(httptools.HttpRequestParser)
+        self.response = _FieldSink(httptools.HttpResponseParser)
+
+
+_SINKS = _Sinks()
+#: No fields: what a codec holds once it has decided with a head's.
+NO_FIELDS = _Fields([], [])
+
+
+def request_fields(buf: bytes | bytearray, begin: int, end: int) -> _Fields:
+    """A request's header block `buf[begin:end]`, read with this thread's request parser, not normalised
+    (`_FieldSink.parse`, for the strict checks to see them as received)."""
+    return _SINKS.request.parse(buf, begin, end, normalise=False)
+
+
+def response_fields(buf: bytes | bytearray, begin: int, end: int) -> _Fields:
+    """A response's header block `buf[begin:end]`, read with this thread's response parser, normalised."""
+    return _SINKS.response.parse(buf, begin, end)

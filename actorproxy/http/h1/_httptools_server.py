@@ -13,7 +13,6 @@ Rules:
 from __future__ import annotations
 
 import h11
-import httptools
 import trio
 
 from actorproxy.config import DEFAULT_LIMITS, HttpLimits
@@ -34,7 +33,7 @@ from ._httptools_base import (
     _HttptoolsConnection,
     _Sentinel,
 )
-from ._httptools_fields import _FieldSink
+from ._httptools_fields import NO_FIELDS, request_fields
 from ._rules import (
     _CHUNKED,
     _LENGTH,
@@ -46,14 +45,18 @@ from ._rules import (
     _latin1,
     _lists,
     _OutFields,
+    _standard_status_line,
 )
-from ._strict import HeadScanner, check_head, check_request
+from ._strict import CHECKED_FIELDS, HeadScanner, check_head, check_request
 
 __all__ = ["HttptoolsServerConnection"]
 
 
 class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
     """`ServerSide` on llhttp, with h11's verdicts."""
+
+    # The server side's public attributes (the private state is in `_H1Connection`'s slots): no dict.
+    __slots__ = ("expects_continue", "limits", "response_header", "response_started", "upgrade_requested")
 
     def __init__(
         self,
@@ -68,7 +71,6 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
         self.limits = limits
         self._strict = limits
         self._scanner = HeadScanner(limits)
-        self._sink = _FieldSink(httptools.HttpRequestParser)
         self._keepalive = True  # ours to decide: set_keepalive
         self._their_version: str | None = None  # h11's their_http_version: outlives a cycle
         self._reset_cycle()
@@ -79,34 +81,61 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
     # -- reading the request ---------------------------------------------------------------------------
 
     async def read_request(self) -> RequestHeader | None:
+        self._begin_request()
+        while (request := self._buffered_request()) is _NEED_DATA:
+            self._append(await self._receive())
+        return self._took_request(request)
+
+    def read_request_nowait(self) -> RequestHeader | None:
+        self._begin_request()
+        request = self._buffered_request()
+        if request is _NEED_DATA:
+            self._append(self._receive_nowait())
+            request = self._buffered_request()
+            if request is _NEED_DATA:
+                raise trio.WouldBlock
+        return self._took_request(request)
+
+    def _begin_request(self) -> None:
         if self._their is not _IDLE or self._failed:
             raise Error.explain(
                 ErrorType.INTERNAL_ERROR, "read_request before start_next_cycle", ErrorSource.INTERNAL
             )
         self._scanner.reset()
-        while True:
-            try:
-                request = self._next_request()
-            except h11.RemoteProtocolError as exc:
-                self._their = _ERROR
-                self._failed = True
-                raise self._protocol_error(exc) from exc
-            if request is not _NEED_DATA:
-                break
-            self._append(await self._receive())
+
+    def _buffered_request(self) -> RequestHeader | _Sentinel:
+        """The request head in the buffer, ConnectionClosed, or NEED_DATA; a refused head raises."""
+        try:
+            return self._next_request()
+        except h11.RemoteProtocolError as exc:
+            self._their = _ERROR
+            self._failed = True
+            raise self._protocol_error(exc) from exc
+
+    def _took_request(self, request: RequestHeader | _Sentinel) -> RequestHeader | None:
+        """The request read (None for ConnectionClosed), with the cycle's state set from its fields."""
         if request is _CONNECTION_CLOSED:
             return None
         assert isinstance(request, RequestHeader)
         fields = self._fields
+        self._fields = NO_FIELDS  # decided with: an idle connection keeps nothing of its last request
+        lowers = fields.lowers
         self._method = request.method
         self._version = request.version
         self._in_body = True
-        if fields.first(b"transfer-encoding") is None and (fields.first(b"content-length") or "0") == "0":
+        if "transfer-encoding" not in lowers and (fields.first("content-length") or "0") == "0":
             self._take_empty_body()
         http11 = request.version == "1.1"
-        self._peer_keepalive = http11 and not _lists(fields.values(b"connection"), "close")
-        self.expects_continue = http11 and self._in_body and _lists(fields.values(b"expect"), "100-continue")
-        self.upgrade_requested = request.method == "CONNECT" or (http11 and bool(fields.values(b"upgrade")))
+        self._peer_keepalive = http11 and not (
+            "connection" in lowers and _lists(fields.values("connection"), "close")
+        )
+        self.expects_continue = (
+            http11
+            and self._in_body
+            and "expect" in lowers
+            and _lists(fields.values("expect"), "100-continue")
+        )
+        self.upgrade_requested = request.method == "CONNECT" or (http11 and "upgrade" in lowers)
         return request
 
     def _next_request(self) -> RequestHeader | _Sentinel:
@@ -128,8 +157,8 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
         buf = self._buf
         # The strict checks decide first (`_strict.py`); llhttp then reads fields known to be well formed.
         method, target, version, start = check_head(buf, self._pos, end, self._scanner.match)
-        fields = self._sink.parse(buf, start, end, normalise=False)
-        check_request(method, target, version, fields.noted, self.limits)
+        fields = request_fields(buf, start, end)
+        check_request(method, target, version, fields.noted(CHECKED_FIELDS), self.limits)
         fields = fields.normalised()
         if self._our is not _IDLE:
             raise h11.RemoteProtocolError(
@@ -137,16 +166,19 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
             )
         self._pos = end
         # h11's _process_event for a request: switch proposals, states, keep-alive, framing.
+        lowers = fields.lowers
         self._connect_proposed = method == "CONNECT"
-        self._upgrade_proposed = bool(_comma_items(fields.values(b"upgrade")))
+        self._upgrade_proposed = "upgrade" in lowers and bool(_comma_items(fields.values("upgrade")))
         self._our = _SEND_RESPONSE
         self._their_version = version
-        if version < "1.1" or "close" in _comma_items(fields.values(b"connection")):
+        if version < "1.1" or (
+            "connection" in lowers and "close" in _comma_items(fields.values("connection"))
+        ):
             self._keep_alive = False
         chunked, length = fields.framing()
         self._start_body(_CHUNKED if chunked else _LENGTH, max(length, 0))
         self._fields = fields
-        return RequestHeader(method, target, Headers(fields.pairs), version)
+        return RequestHeader(method, target, Headers._from_parsed(fields.pairs, fields.lowers), version)
 
     # -- writing the response --------------------------------------------------------------------------
 
@@ -176,7 +208,9 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
 
     async def write_response(self, header: ResponseHeader, body: bytes = b"", *, end: bool = False) -> None:
         status = header.status
-        _check_status_line(header)
+        start = _standard_status_line(header)
+        if start is None:
+            _check_status_line(header)
         headers = header.headers
         if status < 200:
             data = self._informational(status, header.reason, self._checked(list(headers)).serialised())
@@ -189,43 +223,54 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
         method = self._method
         tunnel = method == "CONNECT" and status < 300  # RFC 9110 §9.3.6: the connection becomes a tunnel
         body_allowed = not (status in (204, 304) or method == "HEAD" or tunnel)
-        pairs = list(headers)
-        if not self.keepalive:
-            kept = [pair for pair in pairs if pair[0].lower() != "connection"]
-            if len(kept) < len(pairs):
-                # Dropped fields are not validated, but h11's codec encodes every field given first.
-                _latin1(pair for pair in pairs if pair[0].lower() == "connection")
-            pairs = kept
-            pairs.append(("Connection", "close"))
-        elif not tunnel and self._their_version == "1.1" and "connection" not in headers:
-            # Pingora's: a final response on a connection kept alive says so.
-            pairs.append(("Connection", "keep-alive"))
-        framed = "content-length" in headers or "transfer-encoding" in headers
+        pairs, lowers, trusted = headers._fields()
+        has_connection = "connection" in lowers
+        pairs, lowers = self._connection_field(pairs, lowers, has_connection, tunnel)
+        chunked_field = "transfer-encoding" in lowers
+        framed = chunked_field or "content-length" in lowers
         if end and body_allowed and not framed:
             pairs.append(("Content-Length", str(len(body))))
+            lowers.append("content-length")
             framed = True
         chunked = self._chunked
-        self._chunked = (
-            body_allowed and self._version == "1.1" and ("transfer-encoding" in headers or not framed)
-        )
+        self._chunked = body_allowed and self._version == "1.1" and (chunked_field or not framed)
         try:
-            fields = _OutFields(pairs)
+            fields = _OutFields(pairs, lowers, trusted=trusted)
         except (h11.LocalProtocolError, UnicodeEncodeError) as exc:
             if not _is_latin1(headers):
                 self._chunked = chunked  # h11's codec refuses such a head before it sets the framing
             raise _invalid_head(exc) from exc
-        try:
-            start = f"HTTP/1.1 {status} {header.reason}\r\n".encode("latin-1")
-        except UnicodeEncodeError as exc:
-            raise _invalid_head(exc) from exc
+        if start is None:
+            try:
+                start = f"HTTP/1.1 {status} {header.reason}\r\n".encode("latin-1")
+            except UnicodeEncodeError as exc:
+                raise _invalid_head(exc) from exc
         data = self._response(start, status, fields, body if body_allowed else b"", end and not tunnel)
         # Started before the write: if it fails, part of the head may be out and no other response may follow.
         self.response_started = True
         self.response_header = header
         self._body_allowed = body_allowed
-        if _has_token(headers, "connection", "close"):
+        if has_connection and _has_token(headers, "connection", "close"):
             self._keepalive = False
         await self._send(data)
+
+    def _connection_field(
+        self, pairs: list[tuple[str, str]], lowers: list[str], has_connection: bool, tunnel: bool
+    ) -> tuple[list[tuple[str, str]], list[str]]:
+        """The response's fields with `Connection: close` when the connection ends after it, or
+        `Connection: keep-alive` when it does not and the response names none (Pingora's)."""
+        if not self.keepalive:
+            if has_connection:
+                # Dropped fields are not validated, but h11's codec encodes every field given first.
+                _latin1(pair for pair, lower in zip(pairs, lowers, strict=True) if lower == "connection")
+                pairs = [pair for pair, lower in zip(pairs, lowers, strict=True) if lower != "connection"]
+                lowers = [lower for lower in lowers if lower != "connection"]
+            pairs.append(("Connection", "close"))
+            lowers.append("connection")
+        elif not tunnel and not has_connection and self._their_version == "1.1":
+            pairs.append(("Connection", "keep-alive"))
+            lowers.append("connection")
+        return pairs, lowers
 
     def _checked(self, pairs: list[tuple[str, str]]) -> _OutFields:
         try:
@@ -245,7 +290,7 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
                 self._connect_proposed = self._upgrade_proposed = False
                 self._our = _SEND_BODY
                 self._wframing, self._wleft = framing, length
-            if "connection" in fields.lowers and "close" in fields.values("connection"):
+            if fields.lists("connection", "close"):
                 self._keep_alive = False
             parts = [start, fields.serialised(), b"\r\n"]
             if body:
@@ -263,8 +308,11 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
     def _clean_up(self, status: int, fields: _OutFields) -> tuple[int, int]:
         """h11's _clean_up_response_headers_for_sending on `fields`; the framing the response then has."""
         method = self._method
-        framing, _ = fields.framing("GET" if method == "HEAD" else method, status)
+        head = method == "HEAD"
+        framing, length = fields.framing("GET" if head else method, status)
         need_close = False
+        if framing is _LENGTH and self._keep_alive and not head:
+            return framing, length  # nothing to clean up: the framing read is the framing written
         if framing is not _LENGTH:
             fields.set("content-length", ())
             version = self._their_version
@@ -292,6 +340,9 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
             return False
         self._our = self._their = _IDLE
         self._reset_cycle()
+        if self._pos >= len(self._buf):
+            self._buf = b""  # all read: an idle connection keeps none of its last request's bytes
+            self._pos = 0
         return True
 
     def __repr__(self) -> str:

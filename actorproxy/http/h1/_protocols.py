@@ -139,6 +139,18 @@ class ServerSide(_Connection, Protocol):
             Error: `CONNECTION_CLOSED` if the client closed mid-head, `READ_ERROR` on a transport failure.
         """
 
+    def read_request_nowait(self) -> RequestHeader | None:
+        """`read_request` when the head is buffered already, or arrives with one read that does not wait.
+
+        Lets a caller bound the wait for a request with a deadline only when there is a wait (a keep-alive
+        connection's next request is often there already under load). What it read stays buffered for
+        `read_request`.
+
+        Raises:
+            trio.WouldBlock: the head is not complete yet (or the stream cannot be read without waiting).
+            ProtocolError, Error: as `read_request`.
+        """
+
     async def read_body(self) -> bytes | None:
         """The next chunk of the request body (never empty), or None at its end.
 

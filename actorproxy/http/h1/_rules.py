@@ -16,6 +16,7 @@ Rules:
 
 from __future__ import annotations
 
+import http
 import re
 from collections.abc import Iterable
 from typing import Final
@@ -41,9 +42,10 @@ _CHUNK_HEADER_RE = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;.*)?[ \t]*\r\n")
 _NAME_RE = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
 _VCHAR_TEXT = r"[^\x00\t\n\x0b\x0c\r \u0100-\U0010ffff]"
 _VALUE_RE = re.compile(r"(?:" + _VCHAR_TEXT + r"+(?:[ \t]+" + _VCHAR_TEXT + r"+)*)?")
-# Serialised fields, "name: value\r\n" each: a value starts and ends with a visible character.
+# Fields to write, "name NUL value CR LF" each (NUL cannot be in a valid name or value, so a name that holds
+# ": " cannot pass for a shorter one): a token, and a value that starts and ends with a visible character.
 _FIELD_LINES_RE = re.compile(
-    r"(?:[-!#$%&'*+.^_`|~0-9a-zA-Z]+: (?:[^\x00\t\n\x0b\x0c\r ][^\x00\n\x0b\x0c\r]*(?<![ \t]))?\r\n)*"
+    r"(?:[-!#$%&'*+.^_`|~0-9a-zA-Z]+\x00(?:[^\x00\t\n\x0b\x0c\r ][^\x00\n\x0b\x0c\r]*(?<![ \t]))?\r\n)*"
 )
 _DIGITS_RE = re.compile(r"[0-9]+")
 _METHOD_RE = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
@@ -144,6 +146,10 @@ def _lists(values: Iterable[str], token: str) -> bool:
 class _OutFields:
     """Fields we write, validated and normalised as h11 does (normalize_and_validate), in h11's order.
 
+    Args:
+        pairs: the fields, in order.
+        lowers: their names lowercased, when the caller has them (a parsed head's); else computed here.
+
     Attributes:
         pairs: the fields, in order (Content-Length and Transfer-Encoding values normalised).
         lowers: their names, lowercased.
@@ -155,41 +161,47 @@ class _OutFields:
 
     __slots__ = ("_block", "lowers", "pairs")
 
-    def __init__(self, pairs: list[tuple[str, str]]) -> None:
-        # One match over the serialised fields checks every name and value, once the count of LFs shows
-        # that each line is one field; the text is what goes on the wire unless a field moves.
-        text = "".join([f"{name}: {value}\r\n" for name, value in pairs])
-        if text.count("\n") != len(pairs) or _FIELD_LINES_RE.fullmatch(text) is None:
-            _refuse(pairs)
-        block: bytes | None = text.encode("latin-1")
-        self.pairs = pairs
-        self.lowers = lowers = [name.lower() for name, _ in pairs]
-        if "content-length" in lowers or "transfer-encoding" in lowers:
-            lengths = codings = 0
-            check = False
-            for (_, value), lower in zip(pairs, lowers, strict=True):
-                if lower == "content-length":
-                    lengths += 1
-                    check = check or lengths > 1 or not (value.isascii() and value.isdigit())
-                    check = check or len(value) > _MAX_LENGTH_DIGITS
-                elif lower == "transfer-encoding":
-                    codings += 1
-                    check = check or codings > 1 or value != "chunked"
-            if check:
-                self.pairs = _framing_fields(pairs, h11.LocalProtocolError)
-                self.lowers = lowers = [name.lower() for name, _ in self.pairs]
+    def __init__(
+        self, pairs: list[tuple[str, str]], lowers: list[str] | None = None, *, trusted: bool = False
+    ) -> None:
+        if lowers is None:
+            lowers = [name.lower() for name, _ in pairs]
+        block: bytes | None
+        if trusted:
+            # Valid as they are (a parsed head's, and fields the codec adds: see `Headers`): no check, and
+            # their framing fields are normalised already.
+            block = ("\r\n".join(map(": ".join, pairs)) + "\r\n").encode("latin-1") if pairs else b""
+        else:
+            block = _checked_block(pairs)
+            if _framing_to_normalise(pairs, lowers):
+                pairs = _framing_fields(pairs, h11.LocalProtocolError)
+                lowers = [name.lower() for name, _ in pairs]
                 block = None
+        self.pairs = pairs
+        self.lowers = lowers
         if "host" in lowers:
             hosts = lowers.count("host")
             if lowers[:hosts].count("host") != hosts:
                 block = None  # h11 writes Host first (RFC 9112 §3.2: a user agent SHOULD)
         self._block = block
 
+    def lists(self, lower: str, item: str) -> bool:
+        """Whether `item` (lowercase) is in `values(lower)`, without splitting a list that cannot hold it."""
+        lowers = self.lowers
+        if lower not in lowers:
+            return False
+        pairs = self.pairs
+        found = [pairs[i][1] for i, name in enumerate(lowers) if name == lower]
+        # Values that do not hold `item` even as a substring of their lowercase cannot list it.
+        return item in ",".join(found).lower() and item in _comma_items(found)
+
     def values(self, lower: str) -> list[str]:
         """h11's get_comma_header: the lowercased items of the fields called `lower`."""
-        return _comma_items(
-            value for (_, value), name in zip(self.pairs, self.lowers, strict=True) if name == lower
-        )
+        lowers = self.lowers
+        if lower not in lowers:
+            return []
+        pairs = self.pairs
+        return _comma_items(pairs[i][1] for i, name in enumerate(lowers) if name == lower)
 
     def set(self, lower: str, values: Iterable[str]) -> None:
         """h11's set_comma_header: drop the fields called `lower`, append one per value, title-cased, last."""
@@ -220,6 +232,42 @@ class _OutFields:
             order += [pair for pair, lower in zip(self.pairs, self.lowers, strict=True) if lower != "host"]
             block = self._block = "".join([f"{name}: {value}\r\n" for name, value in order]).encode("latin-1")
         return block
+
+
+def _checked_block(pairs: list[tuple[str, str]]) -> bytes:
+    """The fields as they go on the wire, once every name and value is checked.
+
+    One match over the fields joined checks them all, once the count of LFs shows that each line is one
+    field; with NUL turned into ": " the text is what goes on the wire. It is joined in C (`map` of
+    `"\x00".join` over the pairs): no Python frame per field.
+
+    Raises:
+        h11.LocalProtocolError: an invalid name or value.
+        UnicodeEncodeError: a name or value beyond latin-1.
+    """
+    try:
+        text = "\r\n".join(map("\x00".join, pairs)) + "\r\n" if pairs else ""
+    except TypeError:  # a name or value that is not text (typed as str, but not checked when set)
+        text = "".join([f"{name}\x00{value}\r\n" for name, value in pairs])
+    if text.count("\n") != len(pairs) or _FIELD_LINES_RE.fullmatch(text) is None:
+        _refuse(pairs)
+    return text.replace("\x00", ": ").encode("latin-1")
+
+
+def _framing_to_normalise(pairs: list[tuple[str, str]], lowers: list[str]) -> bool:
+    """Whether Content-Length / Transfer-Encoding need h11's normalisation (`_framing_fields`): anything but
+    at most one Content-Length of plain digits, or one Transfer-Encoding that is exactly `chunked`."""
+    lengths = lowers.count("content-length")
+    codings = lowers.count("transfer-encoding")
+    if not lengths and not codings:
+        return False
+    if lengths > 1 or codings > 1:
+        return True
+    if lengths:
+        value = pairs[lowers.index("content-length")][1]
+        if not (value.isascii() and value.isdigit()) or len(value) > _MAX_LENGTH_DIGITS:
+            return True
+    return bool(codings) and pairs[lowers.index("transfer-encoding")][1] != "chunked"
 
 
 def _refuse(pairs: list[tuple[str, str]]) -> None:
@@ -265,6 +313,20 @@ def _invalid_head(exc: BaseException) -> Error:
 def _has_token(headers: Headers, name: str, token: str) -> bool:
     """Whether a comma-separated header (Connection, Expect) lists `token` (lowercase), in any case."""
     return _lists(headers.get_all(name), token)
+
+
+# The status lines of the standard reason phrases, ready to write: (reason, line) by status.
+_STATUS_LINES: Final = {
+    status.value: (status.phrase, f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode("latin-1"))
+    for status in http.HTTPStatus
+}
+
+
+def _standard_status_line(header: ResponseHeader) -> bytes | None:
+    """The status line to write when the response has its status's standard reason phrase (valid as it
+    is), else None: the caller checks (`_check_status_line`) and formats it."""
+    known = _STATUS_LINES.get(header.status)
+    return known[1] if known is not None and known[0] == header.reason else None
 
 
 def _check_status_line(header: ResponseHeader) -> None:

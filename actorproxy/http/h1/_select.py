@@ -5,13 +5,16 @@ Rules:
   `ServerSide` and `ClientSide` (`_protocols.py`), behind the same strict checks, and passes the same tests.
   `Codec` is typed by those protocols, so mypy checks each codec registered here against them.
 - This module is the one place that knows the codecs: it imports both codec modules, h11's always and
-  httptools' when httptools is installed (the `fast` extra), and registers them; nothing registers itself.
+  httptools' when httptools is installed (a dependency of the package: only a broken or hand-made
+  installation lacks it), and registers them; nothing registers itself.
 - `select_codec()` picks by name, else from the `ACTORPROXY_CODEC` environment variable, else the fastest
-  one installed. h11 is always available.
+  one installed. h11 is always available. Picking h11 for want of httptools is said once, as a warning:
+  it is 3-4x slower per side, and a proxy should not be slow without anyone being told.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 
@@ -30,6 +33,8 @@ else:
     _HTTPTOOLS_INSTALLED = True
 
 __all__ = ["CODEC_ENV", "Codec", "available_codecs", "register_codec", "select_codec"]
+
+logger = logging.getLogger("actorproxy.http")
 
 #: Environment variable naming the codec to use ("h11", "httptools" or "auto").
 CODEC_ENV = "ACTORPROXY_CODEC"
@@ -51,6 +56,18 @@ if _HTTPTOOLS_INSTALLED:
 _PREFERENCE = ["httptools", "h11"]
 
 
+_warned: list[bool] = []
+
+
+def _warn_slow() -> None:
+    if not _warned:
+        _warned.append(True)
+        logger.warning(
+            "httptools is not installed: HTTP/1.1 runs on the h11 codec, 3-4x slower per side "
+            "(pip install httptools; ACTORPROXY_CODEC=h11 picks h11 without this warning)"
+        )
+
+
 def register_codec(codec: Codec) -> None:
     _CODECS[codec.name] = codec
 
@@ -69,6 +86,8 @@ def select_codec(name: str | None = None) -> Codec:
     choice = (name or os.environ.get(CODEC_ENV) or "auto").strip().lower()
     available = available_codecs()
     if choice == "auto":
+        if not _HTTPTOOLS_INSTALLED:
+            _warn_slow()
         return _CODECS[available[0]]
     if choice not in available:
         names = ", ".join(available)

@@ -74,8 +74,8 @@ _HOST_RE: Final = re.compile(
 )
 
 # The fields the semantic checks read; a codec hands over these, in order, as (lowercase name, value).
-CHECKED_FIELDS: Final = frozenset({b"host", b"content-length", b"transfer-encoding", b"expect"})
-_FRAMING_AND_EXPECT: Final = CHECKED_FIELDS - {b"host"}
+CHECKED_FIELDS: Final = frozenset({"host", "content-length", "transfer-encoding", "expect"})
+_FRAMING_AND_EXPECT: Final = CHECKED_FIELDS - {"host"}
 _DEFAULT_PORTS: Final = {"http": "80", "https": "443"}
 # h11's CONTENT_LENGTH_MAX_DIGITS: longer is refused, whatever the digits.
 _MAX_LENGTH_DIGITS: Final = 20
@@ -238,21 +238,21 @@ def _grammar_violation(head: bytes) -> str:
     return f"invalid request line: {lines[0][:128]!r}"
 
 
-def noted_fields(buf: bytes | bytearray, start: int, end: int) -> list[tuple[bytes, str]]:
+def noted_fields(buf: bytes | bytearray, start: int, end: int) -> list[tuple[str, str]]:
     """The `CHECKED_FIELDS` among the field lines `buf[start:end]` of a head that passed `check_head`, as
     `(lowercase name, value)` in order, read as a codec reads them (OWS around the value dropped)."""
     noted = []
     for line in bytes(buf[start : end - 2]).split(b"\r\n"):
         name, _, value = line.partition(b":")
         if 4 <= len(name) <= 17:  # the lengths of the names in CHECKED_FIELDS
-            lower = name.lower()
+            lower = name.lower().decode("latin-1")
             if lower in CHECKED_FIELDS:
                 noted.append((lower, value.strip(b" \t").decode("latin-1")))
     return noted
 
 
 def check_request(
-    method: str, target: str, version: str, noted: Iterable[tuple[bytes, str]], limits: HttpLimits
+    method: str, target: str, version: str, noted: Iterable[tuple[str, str]], limits: HttpLimits
 ) -> None:
     """The request's routing, framing and expectations, from its request line and `CHECKED_FIELDS`.
 
@@ -266,10 +266,10 @@ def check_request(
         h11.RemoteProtocolError: the status (400, 413, 417, 501) and the reason.
     """
     host: str | None = None
-    framing: list[tuple[bytes, str]] | None = None
+    framing: list[tuple[str, str]] | None = None
     for item in noted:
         name = item[0]
-        if name == b"host":
+        if name == "host":
             if host is not None:
                 raise _refuse("more than one Host header")
             host = item[1]
@@ -316,9 +316,9 @@ def _check_target(method: str, target: str, host: str) -> None:
         raise _refuse(f"the target's authority {authority[:128]!r} is not the Host {host[:128]!r}")
 
 
-def _check_framing(method: str, version: str, fields: list[tuple[bytes, str]], limits: HttpLimits) -> None:
-    lengths = [value for name, value in fields if name == b"content-length"]
-    codings = [value for name, value in fields if name == b"transfer-encoding"]
+def _check_framing(method: str, version: str, fields: list[tuple[str, str]], limits: HttpLimits) -> None:
+    lengths = [value for name, value in fields if name == "content-length"]
+    codings = [value for name, value in fields if name == "transfer-encoding"]
     if lengths:
         _check_length(lengths, codings, limits)
     if codings:
@@ -326,7 +326,7 @@ def _check_framing(method: str, version: str, fields: list[tuple[bytes, str]], l
     if method == "TRACE" and (codings or (lengths and lengths[0].strip("0"))):
         raise _refuse("a TRACE request has no content (RFC 9110 §9.3.8)")
     for name, value in fields:
-        if name != b"expect":
+        if name != "expect":
             continue
         for item in value.split(","):
             expectation = item.strip(" \t").lower()

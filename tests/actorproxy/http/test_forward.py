@@ -169,3 +169,16 @@ def test_via_on_the_response() -> None:
     response = ResponseHeader(200, [("Via", "1.0 origin-cache")], version="1.0")
     forward_response(Forwarding(), response)
     assert response.headers.get_all("via") == ["1.0 origin-cache, 1.0 actorproxy"]
+
+
+@pytest.mark.parametrize(
+    ("version", "pseudonym", "trusted"),
+    [("1.1", "edge", True), ("1.0", "edge", True), ("1.1", "ed\x0bge", False), ("x", "edge", False)],
+)
+def test_a_via_entry_keeps_a_parsed_head_trusted_only_when_it_is_valid_text(
+    version: str, pseudonym: str, trusted: bool
+) -> None:
+    for fields in ([("Host", "h")], [("Host", "h"), ("Via", "1.0 first")]):
+        headers = Headers._from_parsed(fields, [name.lower() for name, _ in fields])
+        add_via(headers, version, pseudonym)
+        assert headers._trusted is trusted

@@ -130,3 +130,18 @@ def test_response_header_reason_follows_the_status() -> None:
     assert response.headers.get_all("VARY") == ["a", "b"]
     assert response.remove_header("Vary") is True
     assert response.headers.items() == [("Content-Length", "0"), ("Retry-After", "5")]
+
+
+def test_parsed_headers_are_trusted_until_a_public_call_adds_or_sets_a_field() -> None:
+    parsed = Headers._from_parsed([("Host", "h"), ("X-A", "1")], ["host", "x-a"])
+    assert parsed._trusted
+    copy = parsed.copy()
+    assert copy._trusted and copy.remove("x-a") and copy._trusted  # removing keeps every field valid
+    copy._add_trusted("Via", "1.1 edge")
+    assert copy._trusted and copy.get("via") == "1.1 edge"
+    added = parsed.copy()
+    added.add("X-B", "anything")
+    set_ = parsed.copy()
+    set_.set("x-a", "anything")
+    assert not added._trusted and not set_._trusted
+    assert not Headers([("Host", "h")])._trusted

@@ -131,3 +131,24 @@ async def test_a_crashing_connection_answers_500_and_the_others_keep_serving(
         assert (await exchange(other, "GET", "/after")).status == 200
         assert (await proxy.get("/new")).status == 200  # the listener accepts as before
     assert origin.targets == ["/before", "/after", "/new"]
+
+
+class AnswersItself(ToOrigin):
+    async def request_filter(self, session: Session, ctx: Any) -> bool:
+        await session.respond_error(204)
+        return True
+
+
+async def test_a_connection_whose_requests_never_wait_still_yields_once_per_request(start_proxy: Any) -> None:
+    proxy = await start_proxy(AnswersItself())
+    requests = 20
+    # Every request there at once, on a stream that never checkpoints: nothing in a request waits.
+    stream = ScriptedStream([b"GET / HTTP/1.1\r\nHost: h\r\n\r\n" * requests], close=True)
+    connections = proxy.system.whereis("proxy/connections")
+    assert connections is not None
+    await start_child_soon(connections, stream)
+    turns = 0
+    while stream.written.count(b"HTTP/1.1 204 ") < requests:
+        await trio.lowlevel.checkpoint()
+        turns += 1
+    assert turns >= requests - 1  # this task ran between the connection's requests

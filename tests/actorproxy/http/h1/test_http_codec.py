@@ -5,6 +5,7 @@ Every test runs once per available codec (h11, and httptools when installed): bo
 
 from __future__ import annotations
 
+import math
 import ssl
 
 import pytest
@@ -104,6 +105,40 @@ class BrokenStream(trio.abc.Stream):
 
     async def aclose(self) -> None:
         pass
+
+
+class NowaitStream(CountingStream):
+    """A memory stream with the twins of `SocketStream` that never wait: what the peer sent already is in
+    `ready` (`receive_some_nowait` takes from it, else WouldBlock); anything else comes through `inner`."""
+
+    def __init__(self, inner: trio.abc.Stream, *ready: bytes) -> None:
+        super().__init__(inner)
+        self.ready = list(ready)
+        self.nowait_reads = 0
+        self.reads_within: list[tuple[float | None, bool]] = []
+        self.nowait_writes: list[bytes] = []
+
+    def receive_some_nowait(self, max_bytes: int | None = None) -> bytes:
+        if not self.ready:
+            raise trio.WouldBlock
+        self.nowait_reads += 1
+        return self.ready.pop(0)
+
+    async def receive_some_within(
+        self, max_bytes: int | None, timeout: float | None, *, readable_first: bool = False
+    ) -> bytes | bytearray:
+        self.reads_within.append((timeout, readable_first))
+        with trio.fail_after(math.inf if timeout is None else timeout):
+            return await self.receive_some(max_bytes)
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        if self.ready:
+            return self.ready.pop(0)
+        return await self.inner.receive_some(max_bytes)
+
+    def send_some_nowait(self, data: bytes | bytearray | memoryview) -> int:
+        self.nowait_writes.append(bytes(data))
+        return len(data)
 
 
 def broken(cause: BaseException) -> trio.BrokenResourceError:
@@ -301,6 +336,81 @@ async def test_transport_failures_are_downstream_read_and_write_errors(codec: Co
     assert (caught.value.etype, caught.value.source) == (ErrorType.WRITE_ERROR, ErrorSource.DOWNSTREAM)
     assert server.response_started
     assert not server.keepalive
+
+
+async def test_read_request_nowait_takes_a_head_that_is_there_already(codec: Codec) -> None:
+    ours, _theirs = trio.testing.memory_stream_pair()
+    stream = NowaitStream(ours, b"GET /one HTTP/1.1\r\nHost: h\r\n\r\nGET /two HTTP/1.1\r\nHost: h\r\n\r\n")
+    server = codec.server(stream)
+    first = server.read_request_nowait()  # one read that does not wait
+    assert first is not None
+    assert (first.uri, stream.nowait_reads) == ("/one", 1)
+    await server.write_response(ResponseHeader(200), b"1", end=True)
+    assert server.start_next_cycle()
+    second = server.read_request_nowait()  # buffered: no read at all
+    assert second is not None
+    assert (second.uri, stream.nowait_reads) == ("/two", 1)
+    assert server.body_done
+
+
+async def test_read_request_nowait_would_block_and_keeps_what_it_read(codec: Codec) -> None:
+    ours, theirs = trio.testing.memory_stream_pair()
+    stream = NowaitStream(ours, b"GET /half HTTP/1.1\r\n")
+    server = codec.server(stream)
+    with pytest.raises(trio.WouldBlock):
+        server.read_request_nowait()
+    with pytest.raises(trio.WouldBlock):
+        server.read_request_nowait()  # nothing more arrived
+    await theirs.send_all(b"Host: h\r\n\r\n")
+    req = await server.read_request()
+    assert req is not None
+    assert (req.uri, req.headers.get("host")) == ("/half", "h")
+
+
+async def test_read_request_nowait_on_a_stream_without_the_twins(codec: Codec) -> None:
+    server, client, _ = server_pair(codec)
+    with pytest.raises(trio.WouldBlock):
+        server.read_request_nowait()  # a memory stream cannot be read without waiting
+    await client.send(b"GET /one HTTP/1.1\r\nHost: h\r\n\r\nGET /two HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert await server.read_request() is not None
+    await server.write_response(ResponseHeader(200), b"1", end=True)
+    assert server.start_next_cycle()
+    req = server.read_request_nowait()  # what was read with the first request
+    assert req is not None
+    assert req.uri == "/two"
+
+
+async def test_read_request_nowait_refuses_and_ends_as_read_request_does(codec: Codec) -> None:
+    ours, _theirs = trio.testing.memory_stream_pair()
+    server = codec.server(NowaitStream(ours, b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"))
+    with pytest.raises(ProtocolError) as caught:
+        server.read_request_nowait()
+    assert caught.value.status_hint == 400
+    closed = codec.server(NowaitStream(ours, b""))
+    assert closed.read_request_nowait() is None
+
+
+async def test_the_client_side_uses_the_stream_twins_and_times_out_only_a_wait(
+    codec: Codec, autojump_clock: trio.testing.MockClock
+) -> None:
+    ours, _theirs = trio.testing.memory_stream_pair()
+    stream = NowaitStream(ours, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    conn = codec.client(stream, read_timeout=5.0, write_timeout=5.0)
+    await conn.write_request(request(), end=True)
+    assert stream.nowait_writes == [b"GET / HTTP/1.1\r\nHost: upstream\r\n\r\n"]
+    assert stream.writes == []  # taken whole without waiting: no send_all
+    assert (await conn.read_response()).status == 200
+    # The answer to a request just sent cannot be there yet: its first read waits before it tries, and
+    # the stream bounds the wait itself.
+    assert await read_whole_body(conn) == b"ok"
+    assert (stream.reads_within, stream.nowait_reads) == ([(5.0, True)], 0)
+    assert conn.start_next_cycle()
+    await conn.write_request(request(), end=True)
+    start = trio.current_time()
+    with pytest.raises(Error) as caught:
+        await conn.read_response()  # nothing there: the read waits, within its timeout
+    assert caught.value.etype is ErrorType.READ_TIMEDOUT
+    assert trio.current_time() - start == pytest.approx(5.0)
 
 
 async def test_read_request_before_the_cycle_ends_is_internal_error(codec: Codec) -> None:
@@ -979,3 +1089,20 @@ async def test_server_and_client_connections_talk_keepalive(codec: Codec) -> Non
             assert await read_whole_body(client) == b"ABCDEF"
             assert client.start_next_cycle()
         await client.close()
+
+
+async def test_connections_reading_heads_in_turns_share_nothing_of_them(codec: Codec) -> None:
+    # The httptools codec reads fields with one parser per thread: heads that arrive in pieces on two
+    # connections at once are each read whole, as their own.
+    first, one, _ = server_pair(codec)
+    second, two, _ = server_pair(codec)
+    await one.send(b"GET /one HTTP/1.1\r\nHost: a\r\nX-One: ")
+    await two.send(b"POST /two HTTP/1.1\r\nHost: b\r\nContent-Length: 2\r\n\r\nhi")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(one.send, b"1\r\n\r\n")
+        request_one = await first.read_request()
+    request_two = await second.read_request()
+    assert request_one is not None and request_two is not None
+    assert list(request_one.headers) == [("Host", "a"), ("X-One", "1")]
+    assert list(request_two.headers) == [("Host", "b"), ("Content-Length", "2")]
+    assert await read_whole_body(second) == b"hi"

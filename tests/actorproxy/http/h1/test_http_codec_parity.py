@@ -562,6 +562,7 @@ WRITES: dict[str, tuple[bytes, list[Step]]] = {
         GET_1_1,
         [
             response(200, ("X A", "b")),
+            response(200, ("X: A", "b")),
             response(200, ("X-A", " b")),
             response(200, ("X-A", "b\x00")),
             response(200, ("X-A", "\u20ac")),
@@ -710,6 +711,7 @@ SENDS: dict[str, list[Step]] = {
     ],
     "bad-fields": [
         request_step("GET", "/", ("Host", "h"), ("X", "a\r\nInjected: 1")),
+        request_step("GET", "/", ("Host", "h"), ("X: Injected", "1")),
         request_step("GET", "/", ("Host", "h"), ("Transfer-Encoding", "gzip")),
     ],
     "length-list": [request_step("POST", "/", ("Host", "h"), ("Content-Length", "1,1"), body=b"a")],
@@ -725,6 +727,66 @@ SENDS: dict[str, list[Step]] = {
 async def test_requests_written_match_h11(name: str, other: str) -> None:
     expected = await send(select_codec("h11"), SENDS[name])
     assert await send(select_codec(other), SENDS[name]) == expected
+
+
+# -- heads read, then written on: a parsed head is written unchecked (trusted), as h11 writes it -----------
+
+RELAYED_REQUESTS = [
+    b"GET / HTTP/1.1\r\nX-A:  b  \r\nHost: h\r\nX-B:\tc\td\t\r\nx-a: second\r\n\r\n",
+    b"POST /p?q HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc",
+    b"POST / HTTP/1.1\r\nHost: h\r\ntransfer-encoding: Chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    b"GET / HTTP/1.0\r\nHost: h\r\nX-O: \xe9t\xe9 \xff\r\nX-E:\r\nConnection: keep-alive, x-a\r\n\r\n",
+]
+RELAYED_RESPONSES = [
+    b"HTTP/1.1 200 OK\r\nServer: s\r\nContent-Length: 2\r\nX-A:   b \t\r\nConnection: keep-alive\r\n\r\nok",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\nX-Fold: a\r\n  b\r\n\r\nok",
+    b"HTTP/1.1 404 Not Here\r\nTransfer-Encoding: CHUNKED\r\nHost: x\r\nX-C: \x01\x7f\r\n\r\n0\r\n\r\n",
+    b"HTTP/1.0 204 No Content\r\nX-Bare-Lf: yes\n\n",
+]
+
+
+async def _read_request(codec: Codec, head: bytes) -> RequestHeader:
+    request = await codec.server(ScriptedStream([head], close=False)).read_request()
+    assert request is not None
+    return request
+
+
+async def _written_request(codec: Codec, request: RequestHeader) -> list[bytes]:
+    stream = ScriptedStream([], close=False)
+    await codec.client(stream).write_request(request)  # the head alone
+    return stream.writes
+
+
+@pytest.mark.parametrize("other", OTHER_CODECS)
+@pytest.mark.parametrize("head", RELAYED_REQUESTS)
+async def test_a_request_read_is_written_on_as_h11_writes_it(head: bytes, other: str) -> None:
+    codec = select_codec(other)
+    request = await _read_request(codec, head)
+    anew = RequestHeader(request.method, request.uri, list(request.headers), request.version)
+    assert await _written_request(codec, request) == await _written_request(select_codec("h11"), anew)
+
+
+async def _read_response(codec: Codec, head: bytes) -> ResponseHeader:
+    conn = codec.client(ScriptedStream([head], close=False))
+    await conn.write_request(RequestHeader("GET", "/", [("Host", "h")]), end=True)
+    return await conn.read_response()
+
+
+async def _written_response(codec: Codec, response: ResponseHeader) -> list[bytes]:
+    stream = ScriptedStream([GET_1_1], close=False)
+    server = codec.server(stream)
+    await server.read_request()
+    await server.write_response(response)  # the head alone
+    return stream.writes
+
+
+@pytest.mark.parametrize("other", OTHER_CODECS)
+@pytest.mark.parametrize("head", RELAYED_RESPONSES)
+async def test_a_response_read_is_written_on_as_h11_writes_it(head: bytes, other: str) -> None:
+    codec = select_codec(other)
+    response = await _read_response(codec, head)
+    anew = ResponseHeader(response.status, list(response.headers), reason=response.reason)
+    assert await _written_response(codec, response) == await _written_response(select_codec("h11"), anew)
 
 
 # -- the differences, spelt out ------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+
 import pytest
 
 from actorproxy.http import (
@@ -70,3 +72,23 @@ def test_a_registered_codec_replaces_the_one_of_its_name(monkeypatch: pytest.Mon
     mine = Codec("h11", H11ServerConnection, H11ClientConnection)
     register_codec(mine)
     assert select_codec("h11") is mine
+
+
+def test_falling_back_to_h11_for_want_of_httptools_is_said_once(
+    no_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    no_env.setattr(_select, "_HTTPTOOLS_INSTALLED", False)
+    no_env.setattr(_select, "_CODECS", {"h11": _select._CODECS["h11"]})
+    no_env.setattr(_select, "_warned", [])
+    with caplog.at_level("WARNING", logger="actorproxy.http"):
+        assert select_codec().name == "h11"
+        assert select_codec("auto").name == "h11"
+        assert select_codec("h11").name == "h11"  # asked for by name: nothing to say
+    assert [record.getMessage()[:46] for record in caplog.records] == [
+        "httptools is not installed: HTTP/1.1 runs on t"
+    ]
+
+
+def test_httptools_is_a_dependency() -> None:
+    requires = importlib.metadata.requires("actorproxy") or []
+    assert any(line.startswith("httptools") and "extra ==" not in line for line in requires)
