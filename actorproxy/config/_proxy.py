@@ -24,7 +24,7 @@ from ._defaults import (
     DEFAULT_REQUEST_HEADER_TIMEOUT,
     DEFAULT_VIA_PSEUDONYM,
 )
-from ._rules import NON_NEGATIVE, POSITIVE
+from ._rules import HEADER_NAME, NON_NEGATIVE, POSITIVE
 
 __all__ = ["DEFAULT_LIMITS", "Forwarding", "HttpLimits", "ProxySettings"]
 
@@ -159,5 +159,5 @@ class ProxySettings:
     codec: str | None = None
     allow_connect_method_proxying: bool = False
     access_log: AccessLogConf | None = None
-    request_id_header: str | None = DEFAULT_REQUEST_ID_HEADER
+    request_id_header: str | None = attrs.field(default=DEFAULT_REQUEST_ID_HEADER, validator=HEADER_NAME)
     opentelemetry: bool = False

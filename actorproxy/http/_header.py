@@ -169,6 +169,11 @@ class Headers:
         self._trusted = False
         self._set_trusted(name, value)
 
+    def set_valid(self, name: str, value: str) -> None:
+        """`set` a field the caller has checked: `name` a token (RFC 9110 §5.1), `value` visible ASCII
+        with no leading or trailing space. A parsed head stays trusted (written without a check)."""
+        self._set_trusted(name, value)
+
     def _set_trusted(self, name: str, value: str) -> None:
         """`set` a field the caller knows to be valid to write: it keeps the `_trusted` mark."""
         names = self._names()

@@ -30,10 +30,10 @@ Rules:
 from __future__ import annotations
 
 import logging
-import os
 import random
 import time
 from collections.abc import Awaitable, Callable
+from random import getrandbits
 from time import perf_counter
 from typing import Any
 
@@ -76,7 +76,7 @@ logger = logging.getLogger("actorproxy.proxy")
 #: cannot grow the label set.
 COUNTED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 # A new request id: 128 random bits, as a UUID has, written as 32 hex digits.
-REQUEST_ID_BYTES = 16
+REQUEST_ID_BITS = 128
 
 
 @attrs.define
@@ -103,6 +103,9 @@ class ProxyCounters:
     bytes_sent: int = 0
     #: Upstream connections carrying a request now (taken from the pool or opened for it).
     upstream_in_use: int = 0
+    #: Count by route, method and status, bytes and durations too (`finished`, `bytes_*`, the histograms):
+    #: set when a metrics or admin page shows them, so a server without one does not pay for them.
+    detailed: bool = False
     #: Seconds from a request's head to the end of its response (its `logging` phase).
     request_duration: Histogram = attrs.Factory(Histogram)
     #: Seconds from sending a request upstream to the response head (time to first byte), per attempt.
@@ -303,13 +306,17 @@ async def _go_upstream(runtime: ProxyRuntime, session: Session, ctx: Any) -> Non
 
 
 def _account(runtime: ProxyRuntime, session: Session, error: Error | None, duration: float) -> None:
-    """Count a request that ended, and leave its access log record."""
+    """Count a request that ended (in detail when a page shows it), and leave its access log record."""
     counters = runtime.counters
     written = session.response_written()
     status_class = 0
     if written is not None:
         status_class = written.status // 100
         counters.count_response(written.status)
+    if runtime.access_log is not None:
+        runtime.access_log.push(access_record(session, written, error, duration))
+    if not counters.detailed:
+        return
     method = session.req_header.method
     key = (session.route or "", method if method in COUNTED_METHODS else "OTHER", status_class)
     counters.finished[key] = counters.finished.get(key, 0) + 1
@@ -318,15 +325,14 @@ def _account(runtime: ProxyRuntime, session: Session, error: Error | None, durat
     counters.bytes_received += downstream.bytes_read - read_before
     counters.bytes_sent += downstream.bytes_written - written_before
     counters.request_duration.observe(duration)
-    if runtime.access_log is not None:
-        runtime.access_log.push(access_record(session, written, error, duration))
 
 
 def request_id(incoming: str | None) -> str:
     """The id of a request: the one it came with when well formed, else a new random one."""
     if incoming is not None and REQUEST_ID_PATTERN.fullmatch(incoming):
         return incoming
-    return os.urandom(REQUEST_ID_BYTES).hex()
+    # The random module's generator: no system call (os.urandom is one), reseeded in a forked worker.
+    return f"{getrandbits(REQUEST_ID_BITS):032x}"
 
 
 def access_record(
@@ -461,28 +467,6 @@ async def _attempt(
             counters.bump(counters.retry_reasons, exc.etype.name)
             return True
         raise exc
-    counters.upstream_in_use += 1
-    try:
-        return await _exchange(
-            runtime, session, ctx, peer=peer, attempt=attempt, retries=retries, conn=conn, reused=reused
-        )
-    finally:
-        counters.upstream_in_use -= 1
-
-
-async def _exchange(
-    runtime: ProxyRuntime,
-    session: Session,
-    ctx: Any,
-    *,
-    peer: HttpPeer,
-    attempt: _feedback.Attempt,
-    retries: int,
-    conn: ClientSide,
-    reused: bool,
-) -> bool:
-    """The attempt once connected: the exchange, then the connection back to the pool (or closed)."""
-    app = runtime.app
     pool = runtime.pool
     options = peer.options
     if reused:
@@ -490,14 +474,15 @@ async def _exchange(
         # every request).
         conn.read_timeout = options.read_timeout
         conn.write_timeout = options.write_timeout
+    counters.upstream_in_use += 1
     try:
         if runtime.phases.connected_to_upstream:
             await app.connected_to_upstream(session, reused, peer, ctx)
         status = await runtime.exchange(
             app, session, ctx, conn, runtime.settings.forwarding, phases=runtime.phases
         ).run()
-        if session.upstream_ttfb is not None:
-            runtime.counters.upstream_ttfb.observe(session.upstream_ttfb)
+        if counters.detailed and session.upstream_ttfb is not None:
+            counters.upstream_ttfb.observe(session.upstream_ttfb)
     except Exception as exc:
         await conn.abort()
         error = exc if isinstance(exc, Error) else _internal(exc, f"{type(exc).__name__} in a filter")
@@ -507,7 +492,7 @@ async def _exchange(
         error = app.error_while_proxy(peer, session, error, ctx, reused)
         retry = error.retry_for(reused) and _may_retry(runtime, retries)
         if retry and not session.retry_buffer_truncated:
-            runtime.counters.bump(runtime.counters.retry_reasons, error.etype.name)
+            counters.bump(counters.retry_reasons, error.etype.name)
             return True
         raise error from None
     except BaseException:
@@ -516,6 +501,8 @@ async def _exchange(
         with trio.CancelScope(shield=True):
             await conn.abort()
         raise
+    finally:
+        counters.upstream_in_use -= 1
     attempt.finish(Outcome.SERVER_ERROR if status >= 500 else Outcome.SUCCESS)
     if not (conn.reusable and conn.start_next_cycle()) or not pool.checkin(
         peer.reuse_key(), conn, conn.stream, peer.options.idle_timeout

@@ -117,7 +117,7 @@ class Exchange:
         scheme = "https" if isinstance(session.downstream.stream, trio.SSLStream) else "http"
         forward_request(self.forwarding, session.req_header, upstream_request, session.client_addr, scheme)
         if session.request_id is not None:
-            upstream_request.insert_header(session.request_id_header or "", session.request_id)
+            upstream_request.headers.set_valid(session.request_id_header or "", session.request_id)
         if self.phases.upstream_request_filter:
             await self.app.upstream_request_filter(session, upstream_request, self.ctx)
         self._sent_at = perf_counter()

@@ -170,7 +170,8 @@ class Session:
     def stamp_response(self, header: ResponseHeader) -> None:
         """Put the request id on a response going to the client (when the service gives requests ids)."""
         if self.request_id_header is not None and self.request_id is not None:
-            header.insert_header(self.request_id_header, self.request_id)
+            # Both were checked (the setting is a token, the id matches REQUEST_ID_PATTERN or was made here).
+            header.headers.set_valid(self.request_id_header, self.request_id)
 
     def is_http2(self) -> bool:
         """Whether the client speaks HTTP/2 to the proxy."""

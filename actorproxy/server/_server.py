@@ -222,6 +222,14 @@ class Server:
             added.append(self.add_admin_service())
         return added
 
+    def _count_in_detail(self) -> None:
+        """Proxy services count by route, method and status, bytes and durations only when a page shows
+        those counts (the metrics page, the admin page): a server without one does not pay for them."""
+        if any(isinstance(s, (PrometheusService, AdminService)) for s in self.services):
+            for service in self.services:
+                if isinstance(service, HttpProxyService):
+                    service.counters.detailed = True
+
     def _reset_counts(self) -> None:
         """A fresh start (not an upgrade) forgets the counts earlier servers left; an upgrade keeps them."""
         if self._counts_reset or (self.options is not None and self.options.upgrade):
@@ -339,6 +347,7 @@ class Server:
         self.add_configured_services()
         if self.worker is None:
             self._reset_counts()
+        self._count_in_detail()
         order = self.start_order()
         fds = self.listen_fds
         blocking = self.configuration.max_blocking_threads
