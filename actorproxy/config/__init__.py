@@ -15,6 +15,7 @@ A bad value raises `ConfigError` naming its key path: `services[0].listeners[1].
 from ._accesslog import (
     ACCESS_LOG_FIELDS,
     DEFAULT_ACCESS_LOG_BUFFER,
+    DEFAULT_ACCESS_LOG_FLUSH_INTERVAL,
     DEFAULT_REQUEST_ID_HEADER,
     REQUEST_ID_PATTERN,
     AccessLogConf,
@@ -129,6 +130,7 @@ __all__ = [
     "ACCESS_LOG_FIELDS",
     "CACHE_KEY_PARTS",
     "DEFAULT_ACCESS_LOG_BUFFER",
+    "DEFAULT_ACCESS_LOG_FLUSH_INTERVAL",
     "DEFAULT_ADMIN_LISTEN",
     "DEFAULT_BASE_EJECTION_TIME",
     "DEFAULT_CACHE_HEADER",

@@ -5,7 +5,8 @@ Rules:
   service's `AccessLog` buffer: no formatting, no I/O, no lock. The buffer is bounded; when it is full the
   record is dropped and counted (`dropped`), never silently, and a slow disk never holds a request.
 - `AccessLogActor` (one per service, beside its connections) takes what the buffer holds, formats it in the
-  service's format and appends it to the file in a worker thread, in one write per batch.
+  service's format and appends it to the file in a worker thread, in one write per batch: after a line
+  arrives it waits `flush_interval` (0.1 s) for more, so a busy server writes ten times a second.
 - A write that fails (a full disk) drops and counts its lines and logs why, at most once a minute; the
   proxy goes on serving.
 - `reopen()` (SIGUSR1, after logrotate moved the file) makes the writer open the path again before its next
@@ -17,6 +18,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import string
 import sys
 import time
 from collections.abc import Callable
@@ -130,38 +132,24 @@ def _address(address: Any) -> str | None:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _fields(record: AccessRecord) -> dict[str, Any]:
-    """Every field of a line, as the JSON format writes them (None for what is unknown)."""
-    end = record.end or 0.0
-    local = time.localtime(end)
-    client = record.client
-    duration = record.duration
-    return {
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S", local) + _offset(local),
-        "time_local": time.strftime("%d/%b/%Y:%H:%M:%S ", local) + _offset(local, colon=False),
-        "client": client[0] if isinstance(client, tuple) else client,
-        "client_port": client[1] if isinstance(client, tuple) and len(client) > 1 else None,
-        "method": record.method,
-        "path": record.path,
-        "protocol": f"HTTP/{record.version}" if record.version else None,
-        "request": f"{record.method} {record.path} HTTP/{record.version}",
-        "host": record.host,
-        "status": record.status or 0,
-        "bytes_sent": record.bytes_sent or 0,
-        "bytes_received": record.bytes_received or 0,
-        "duration": None if duration is None else round(duration, 6),
-        "duration_ms": None if duration is None else round(duration * 1000, 3),
-        "upstream": _address(record.upstream),
-        "upstream_ttfb": None if record.upstream_ttfb is None else round(record.upstream_ttfb, 6),
-        "retries": record.retries or 0,
-        "request_id": record.request_id,
-        "tls_version": record.tls_version,
-        "route": record.route,
-        "cache": record.cache,
-        "referer": record.referer,
-        "user_agent": record.user_agent,
-        "error": record.error,
-    }
+class _Clock:
+    """The two time fields, formatted once per second of `end` (a log line's time has second precision)."""
+
+    __slots__ = ("_second", "iso", "local")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self.iso = ""
+        self.local = ""
+
+    def at(self, end: float) -> _Clock:
+        second = int(end)
+        if second != self._second:
+            self._second = second
+            local = time.localtime(second)
+            self.iso = time.strftime("%Y-%m-%dT%H:%M:%S", local) + _offset(local)
+            self.local = time.strftime("%d/%b/%Y:%H:%M:%S ", local) + _offset(local, colon=False)
+        return self
 
 
 def _offset(local: time.struct_time, *, colon: bool = True) -> str:
@@ -171,20 +159,66 @@ def _offset(local: time.struct_time, *, colon: bool = True) -> str:
     return f"{sign}{hours:02d}:{minutes:02d}" if colon else f"{sign}{hours:02d}{minutes:02d}"
 
 
+def _round(value: float | None, digits: int, scale: float = 1.0) -> float | None:
+    return None if value is None else round(value * scale, digits)
+
+
+# Each field's value from a record and the formatter's clock (None: unknown), as the JSON format writes it.
+_FIELDS: dict[str, Callable[[AccessRecord, _Clock], Any]] = {
+    "time": lambda r, c: c.at(r.end).iso,
+    "time_local": lambda r, c: c.at(r.end).local,
+    "client": lambda r, c: r.client[0] if isinstance(r.client, tuple) else r.client,
+    "client_port": lambda r, c: r.client[1] if isinstance(r.client, tuple) and len(r.client) > 1 else None,
+    "method": lambda r, c: r.method,
+    "path": lambda r, c: r.path,
+    "protocol": lambda r, c: f"HTTP/{r.version}" if r.version else None,
+    "request": lambda r, c: f"{r.method} {r.path} HTTP/{r.version}",
+    "host": lambda r, c: r.host,
+    "status": lambda r, c: r.status or 0,
+    "bytes_sent": lambda r, c: r.bytes_sent or 0,
+    "bytes_received": lambda r, c: r.bytes_received or 0,
+    "duration": lambda r, c: _round(r.duration, 6),
+    "duration_ms": lambda r, c: _round(r.duration, 3, 1000.0),
+    "upstream": lambda r, c: _address(r.upstream),
+    "upstream_ttfb": lambda r, c: _round(r.upstream_ttfb, 6),
+    "retries": lambda r, c: r.retries or 0,
+    "request_id": lambda r, c: r.request_id,
+    "tls_version": lambda r, c: r.tls_version,
+    "route": lambda r, c: r.route,
+    "cache": lambda r, c: r.cache,
+    "referer": lambda r, c: r.referer,
+    "user_agent": lambda r, c: r.user_agent,
+    "error": lambda r, c: r.error,
+}
+
+
+def _fields(record: AccessRecord, clock: _Clock | None = None) -> dict[str, Any]:
+    """Every field of a line, as the JSON format writes them (None for what is unknown)."""
+    clock = _Clock() if clock is None else clock
+    return {name: field(record, clock) for name, field in _FIELDS.items()}
+
+
 def line_format(format: str) -> Callable[[AccessRecord], str]:
-    """What turns a record into a line for `format`: combined, json, or a `{field}` template.
+    """What turns a record into a line for `format`: combined, json, or a `{field}` template. A template
+    computes only the fields it names; the time strings are made once per second.
 
     Raises:
         ValueError: a template naming an unknown field (the configuration checks this first).
     """
+    clock = _Clock()
     if format == "json":
-        return lambda record: json.dumps(_fields(record), separators=(",", ":"))
+        return lambda record: json.dumps(_fields(record, clock), separators=(",", ":"))
     template = _COMBINED if format == "combined" else format
     template_fields(template)  # refuses what the configuration would
+    parts: list[str | Callable[[AccessRecord, _Clock], Any]] = []
+    for literal, name, _, _ in string.Formatter().parse(template):
+        if literal:
+            parts.append(literal)
+        if name is not None:
+            parts.append(_FIELDS[name])
 
     def render(record: AccessRecord) -> str:
-        fields = _fields(record)
-        return template.format_map({name: _text(value) for name, value in fields.items()})
+        return "".join([part if isinstance(part, str) else _text(part(record, clock)) for part in parts])
 
     return render
 
@@ -277,9 +311,12 @@ class AccessLogActor(Actor):
 
     async def run(self) -> None:
         log = self.log
+        interval = log.conf.flush_interval
         with self.context.cancel_on_stop():
             while True:
                 await log.wait()
+                if interval:
+                    await trio.sleep(interval)  # more lines gather: one write for them all
                 # A batch taken is written whole, even when a stop comes meanwhile (a short file write).
                 with trio.CancelScope(shield=True):
                     await self._flush()
