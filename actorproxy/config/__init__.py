@@ -86,6 +86,7 @@ from ._limits import (
 )
 from ._load import load_conf
 from ._metrics import DEFAULT_METRICS_PATH, MetricsConf
+from ._http2 import ALPN_CHOICES, Http2Settings
 from ._proxy import DEFAULT_LIMITS, Forwarding, HttpLimits, ProxySettings
 from ._read import Loaded
 from ._redis import RedisConf
@@ -128,6 +129,7 @@ from ._upstreams import (
 
 __all__ = [
     "ACCESS_LOG_FIELDS",
+    "ALPN_CHOICES",
     "CACHE_KEY_PARTS",
     "DEFAULT_ACCESS_LOG_BUFFER",
     "DEFAULT_ACCESS_LOG_FLUSH_INTERVAL",
@@ -201,6 +203,7 @@ __all__ = [
     "HealthCheckConf",
     "HooksConf",
     "HttpHealthCheckConf",
+    "Http2Settings",
     "HttpLimits",
     "Leaf",
     "ListenerConf",

@@ -15,6 +15,7 @@ import attrs
 
 from ._accesslog import DEFAULT_REQUEST_ID_HEADER, AccessLogConf
 from ._checks import at_least, doc, parsed_by
+from ._http2 import Http2Settings
 from ._defaults import (
     DEFAULT_GRACE_PERIOD,
     DEFAULT_KEEPALIVE_TIMEOUT,
@@ -140,6 +141,7 @@ class ProxySettings:
         request_id_header: the header a request's id comes in and goes out with (upstream and to the
             client); None: no request ids.
         opentelemetry: record a span per request with its phases as events (needs opentelemetry-api).
+        http2: how the service speaks HTTP/2, downstream and upstream (`Http2Settings`).
     """
 
     keepalive_timeout: float | None = attrs.field(default=DEFAULT_KEEPALIVE_TIMEOUT, validator=POSITIVE)
@@ -161,3 +163,4 @@ class ProxySettings:
     access_log: AccessLogConf | None = None
     request_id_header: str | None = attrs.field(default=DEFAULT_REQUEST_ID_HEADER, validator=HEADER_NAME)
     opentelemetry: bool = False
+    http2: Http2Settings = Http2Settings()

@@ -369,6 +369,7 @@ class ServerConf:
             access_log=service.access_log,
             request_id_header=service.request_id_header,
             opentelemetry=service.opentelemetry,
+            http2=service.http2,
         )
 
     def get(self, path: str, default: Any = MISSING) -> Any:

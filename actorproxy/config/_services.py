@@ -43,6 +43,7 @@ from ._defaults import (
 )
 from ._frozen import EMPTY, freeze_mapping
 from ._limits import ClientIpHeader, RateLimitConf, trusted_proxies_check
+from ._http2 import ALPN_CHOICES, Http2Settings
 from ._proxy import Forwarding, HttpLimits
 from ._rules import HEADER_NAME, HEADER_VALUE, LISTEN_ADDRESS, NAME, NON_NEGATIVE, PATH, POSITIVE, choice
 
@@ -113,6 +114,11 @@ class TlsConf:
     key: str = attrs.field(validator=PATH, metadata=doc("Path of the private key, PEM."))
 
 
+def _alpn_protocol(value: object) -> None:
+    if value not in ALPN_CHOICES:
+        raise ValueError(f"expected one of {', '.join(ALPN_CHOICES)}, got {value!r}")
+
+
 @attrs.frozen(kw_only=True)
 class ListenerConf:
     """One address a service accepts connections on: TCP (`address`, maybe with `tls`) or a Unix socket."""
@@ -151,6 +157,19 @@ class ListenerConf:
         validator=at_least(1),
         metadata=doc("Connections open at once from one client address; one more gets 503; null: no limit."),
     )
+    alpn: tuple[str, ...] = attrs.field(
+        default=ALPN_CHOICES,
+        converter=tuple,
+        validator=each(parsed_by(_alpn_protocol, "h2 or http/1.1")),
+        metadata=doc(
+            "With tls: the protocols offered by ALPN, preferred first (h2, http/1.1); [http/1.1] turns"
+            " HTTP/2 off."
+        ),
+    )
+    h2c: bool = attrs.field(
+        default=False,
+        metadata=doc("Without tls: also accept HTTP/2 in cleartext, with prior knowledge (RFC 9113 §3.3)."),
+    )
 
     def __attrs_post_init__(self) -> None:
         check_class(self)
@@ -160,6 +179,10 @@ class ListenerConf:
             yield "tls", "only a TCP listener (with an address) takes tls"
         if self.permissions is not None and self.path is None:
             yield "permissions", "only a Unix socket listener (with a path) takes permissions"
+        if self.h2c and self.tls is not None:
+            yield "h2c", "a TLS listener negotiates HTTP/2 by alpn; h2c is for cleartext listeners"
+        if not self.alpn:
+            yield "alpn", "expected at least one protocol"
 
 
 @attrs.frozen(kw_only=True)
@@ -331,6 +354,10 @@ class ServiceConf:
         ),
     )
     limits: HttpLimits = attrs.field(factory=HttpLimits, metadata=doc("How large a request may be."))
+    http2: Http2Settings = attrs.field(
+        factory=Http2Settings,
+        metadata=doc("HTTP/2 on both sides: SETTINGS, windows, flood limits, streams per upstream connection."),
+    )
     allow_connect_method_proxying: bool = attrs.field(
         default=False,
         metadata=doc("Forward CONNECT requests (as Pingora's switch does); false: they are answered 405."),

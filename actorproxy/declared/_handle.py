@@ -150,7 +150,9 @@ def _proxy_service(
         assert listener.address is not None  # ListenerConf holds exactly one of address and path
         per_client = listener.max_connections_per_client
         if listener.tls is None:
-            proxy.add_tcp(listener.address, max_connections=limit, max_connections_per_client=per_client)
+            proxy.add_tcp(
+                listener.address, max_connections=limit, max_connections_per_client=per_client, h2c=listener.h2c
+            )
             continue
         try:
             proxy.add_tls(
@@ -159,6 +161,7 @@ def _proxy_service(
                 listener.tls.key,
                 max_connections=limit,
                 max_connections_per_client=per_client,
+                alpn=listener.alpn,
             )
         except OSError as exc:  # a missing file, or an ssl.SSLError for a bad certificate or key
             reason = f"cannot load the certificate and key: {exc.strerror or exc}"

@@ -197,8 +197,8 @@ def add_via(headers: Headers, version: str, pseudonym: str) -> None:
         headers.set("Via", joined)
 
 
-# HTTP versions as a start line carries them (digit.digit): valid as field text.
-_VERSIONS: Final = frozenset(f"{major}.{minor}" for major in range(10) for minor in range(10))
+# HTTP versions as a start line carries them (digit.digit), and HTTP/2's and HTTP/3's: valid as field text.
+_VERSIONS: Final = frozenset(f"{major}.{minor}" for major in range(10) for minor in range(10)) | {"2", "3"}
 _VISIBLE_RE: Final = re.compile("[\x21-\x7e\x80-\xff]+")
 # Pseudonyms found valid as field text (a service has one; the cache spares a match per message).
 _VISIBLE: dict[str, bool] = {}

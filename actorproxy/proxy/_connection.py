@@ -16,6 +16,12 @@ Rules:
 - Requests are read with the service's `HttpLimits`, through the codec's strict checks. A head they refuse
   is answered with its status (400, 414, 417, 431, 501, 505, ...), `Connection: close`, and the connection
   ends: nothing of it, or of what follows it on the connection, reaches the phases or an upstream.
+- HTTP/2: a TLS connection whose ALPN picked h2, or a cleartext one that starts with the h2c preface on a
+  listener that allows it (`h2c`, prior knowledge, RFC 9113 §3.3), is served by `serve_h2` in this actor
+  (its streams in the actor's own nursery, see `_h2downstream`); a stop request sends it a GOAWAY. The
+  look at the preface is a peek (nothing is consumed unless it is the preface), and only on such
+  listeners; the TLS handshake is done first, as the first read would do it, bounded by the header
+  timeout. An HTTP/1.1 connection pays nothing for any of it.
 - A connection that ends with client bytes left unread (a refused head, a body not read) is closed the way
   nginx's lingering close does it: the write side first (the answer is followed by a FIN), then what the
   client still sends is read and dropped for up to `LINGER_TIMEOUT` seconds, so that closing with unread
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket as _socket
 import sys
 from typing import Any
 
@@ -40,10 +47,12 @@ from actorproxy.http import (
     ServerSide,
     status_for,
 )
+from actorproxy.http.h2 import CONNECTION_PREFACE, H2ServerConnection
 from actors import Actor, ExitReason
 
 from ._deadlines import Armed
 from ._engine import ProxyRuntime, serve_request
+from ._h2downstream import serve_h2
 from ._session import Session
 from ._sockets import SocketStream
 
@@ -78,6 +87,8 @@ class ConnectionActor(Actor):
         "_idle",
         "context",
         "downstream",
+        "h2",
+        "h2c",
         "requests",
         "runtime",
         "stream",
@@ -86,8 +97,12 @@ class ConnectionActor(Actor):
     start_timeout = 5.0
     shutdown_timeout = 30.0
 
-    def __init__(self, stream: trio.abc.Stream, runtime: ProxyRuntime) -> None:
+    def __init__(self, stream: trio.abc.Stream, runtime: ProxyRuntime, h2c: bool = False) -> None:
         self.stream = stream
+        #: The listener accepts HTTP/2 in cleartext (prior knowledge).
+        self.h2c = h2c
+        #: The HTTP/2 connection, when the client speaks HTTP/2.
+        self.h2: H2ServerConnection | None = None
         self.runtime = runtime
         self.downstream: ServerSide = runtime.codec.server(stream, limits=runtime.settings.limits)
         self.requests = 0
@@ -115,6 +130,15 @@ class ConnectionActor(Actor):
 
     async def run(self) -> None:
         client_addr, server_addr = self._addresses()
+        if self.h2c or type(self.stream) is trio.SSLStream:
+            try:
+                preface = await self._h2_preface()
+            except Error as exc:
+                logger.debug("connection from %s ended: %s", client_addr, exc)
+                return
+            if preface is not None:
+                await self._serve_h2(preface, client_addr, server_addr)
+                return
         downstream = self.downstream
         settings = self.runtime.settings
         try:
@@ -179,6 +203,41 @@ class ConnectionActor(Actor):
             self.runtime.counters.connection_crashes += 1
             await self._answer_crash()
             raise
+
+    async def _h2_preface(self) -> bytes | None:
+        """The bytes of the client preface already read (b"" when none was) if the client speaks HTTP/2,
+        else None (see the module rules).
+
+        Raises:
+            Error: the TLS handshake failed or took longer than the header timeout.
+        """
+        stream = self.stream
+        timeout = self.runtime.settings.request_header_timeout
+        with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
+            if type(stream) is trio.SSLStream:
+                try:
+                    await stream.do_handshake()
+                except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                    raise Error.because(ErrorType.READ_ERROR, "the TLS handshake", exc, ErrorSource.DOWNSTREAM) from exc
+                return b"" if stream.selected_alpn_protocol() == "h2" else None
+            if type(stream) is SocketStream:
+                return await _peek_preface(stream)
+            # No socket to peek at (a memory stream): such a listener speaks HTTP/2 only.
+            return b""
+        raise Error(ErrorType.READ_TIMEDOUT, ErrorSource.DOWNSTREAM, context="no request head in time")
+
+    async def _serve_h2(self, preface: bytes, client_addr: Any, server_addr: Any) -> None:
+        settings = self.runtime.settings
+        self.h2 = H2ServerConnection(self.stream, settings.http2, settings.limits)
+        if self.context.stop_requested:
+            self.h2.drain()
+        try:
+            await serve_h2(self.runtime, self.h2, preface=preface, client_addr=client_addr, server_addr=server_addr)
+        except Exception:
+            self.runtime.counters.connection_crashes += 1
+            raise
+        if self.h2.error is not None:
+            logger.debug("HTTP/2 connection from %s ended: %s", client_addr, self.h2.error)
 
     def _head_timeout(self) -> float | None:
         """How long the next head may take to arrive (whole): the header timeout for the first request,
@@ -283,6 +342,9 @@ class ConnectionActor(Actor):
                 dropped += len(data)
 
     def on_stop_request(self) -> None:
+        if self.h2 is not None:
+            self.h2.drain()  # GOAWAY: the open streams finish within the grace period
+            return
         # A connection waiting for its next request gets a last chance to send it; one in a request
         # finishes it (with keep-alive off).
         idle = self._idle
@@ -298,7 +360,7 @@ class ConnectionActor(Actor):
             self.downstream.set_keepalive(False)  # the response still to come says `Connection: close`
 
     async def _answer_crash(self) -> None:
-        if self.downstream.response_header is None:
+        if self.h2 is None and self.downstream.response_header is None:
             with trio.move_on_after(1.0) as scope:
                 scope.shield = True
                 with contextlib.suppress(Error):
@@ -312,6 +374,32 @@ class ConnectionActor(Actor):
     async def on_stop(self, reason: ExitReason) -> None:
         self.runtime.counters.connections_open -= 1
         await self.downstream.abort() if reason.error is not None else await self.downstream.close()
+
+
+# The bytes a peek must see before deciding: "PRI " starts only the HTTP/2 preface (RFC 9113 §3.4 makes PRI
+# no HTTP/1.1 method a server should accept).
+_PREFACE_DECIDES = 4
+# Seconds between peeks while fewer than `_PREFACE_DECIDES` bytes are there (a client sending byte by byte).
+_PEEK_INTERVAL = 0.005
+
+
+async def _peek_preface(stream: SocketStream) -> bytes | None:
+    """Look at the first bytes without taking them: b"" for the HTTP/2 preface, None for anything else (the
+    HTTP/1.1 codec reads it)."""
+    sock = stream.socket
+    while True:
+        await stream.wait_readable()
+        try:
+            seen = sock.recv(len(CONNECTION_PREFACE), _socket.MSG_PEEK)
+        except BlockingIOError:
+            continue
+        except OSError:
+            return None  # the codec's read meets the same error
+        if not CONNECTION_PREFACE.startswith(seen) or not seen:
+            return None
+        if len(seen) >= _PREFACE_DECIDES:
+            return b""
+        await trio.sleep(_PEEK_INTERVAL)
 
 
 def _internal_error_response() -> ResponseHeader:

@@ -42,8 +42,6 @@ __all__ = ["connect_peer", "tls_context"]
 # Distinct (verify, ca, client cert) combinations in one proxy are few; the bound stops per-request `ca`
 # data from growing the cache without limit.
 TLS_CONTEXT_CACHE_SIZE = 64
-# What we speak upstream; offering h2 would let a server pick a protocol we do not implement.
-ALPN_PROTOCOLS = ["http/1.1"]
 
 _NO_ROUTE_ERRNOS = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH})
 _UPSTREAM = ErrorSource.UPSTREAM
@@ -217,6 +215,7 @@ def tls_context(
     check_hostname: bool,
     ca: str | bytes | None = None,
     client_cert: tuple[str, str] | None = None,
+    alpn: tuple[str, ...] = ("http/1.1",),
 ) -> ssl.SSLContext:
     """The cached client SSLContext for these settings.
 
@@ -225,6 +224,7 @@ def tls_context(
         check_hostname: let OpenSSL check the server name during the handshake (needs `verify_cert`).
         ca: a CA bundle path, PEM text or DER bytes; None for the system's store.
         client_cert: (certificate chain path, private key path) to present for mTLS.
+        alpn: the protocols offered (the peer's `ALPN`), preferred first.
 
     Raises:
         OSError: a file could not be read.
@@ -249,7 +249,7 @@ def tls_context(
         context.verify_mode = ssl.CERT_NONE
     if client_cert is not None:
         context.load_cert_chain(*client_cert)
-    context.set_alpn_protocols(ALPN_PROTOCOLS)
+    context.set_alpn_protocols(list(alpn))
     return context
 
 
@@ -267,7 +267,7 @@ async def _start_tls(peer: HttpPeer, stream: SocketStream, deadline: float) -> t
             ErrorSource.INTERNAL,
         )
     try:
-        context = tls_context(verify, builtin_check, options.ca, options.client_cert)
+        context = tls_context(verify, builtin_check, options.ca, options.client_cert, options.alpn.protocols)
     except (OSError, ssl.SSLError, ValueError) as exc:
         raise Error.because(
             ErrorType.TLS_HANDSHAKE_FAILURE,

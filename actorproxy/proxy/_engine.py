@@ -62,7 +62,8 @@ from ._connector import connect_peer
 from ._exchange import Exchange
 from ._feedback import Outcome
 from ._histogram import Histogram
-from ._peer import HttpPeer
+from ._h2upstream import connect_h2
+from ._peer import ALPN, HttpPeer
 from ._phases import Phases, ProxyHttp
 from ._pool import ConnectionPool
 from ._session import Session
@@ -77,6 +78,8 @@ logger = logging.getLogger("actorproxy.proxy")
 COUNTED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 # A new request id: 128 random bits, as a UUID has, written as 32 hex digits.
 REQUEST_ID_BITS = 128
+# The default peer's versions, compared by identity on the request path.
+_H1 = ALPN.H1
 
 
 @attrs.define
@@ -390,7 +393,16 @@ async def _fail(app: ProxyHttp, session: Session, ctx: Any, error: Error) -> Non
         logger.error("%s, error: %s", _summary(app, session, ctx), error)
 
 
-async def _connect(runtime: ProxyRuntime, peer: HttpPeer) -> tuple[ClientSide, bool]:
+async def _connect(runtime: ProxyRuntime, peer: HttpPeer, session: Session) -> tuple[ClientSide, bool]:
+    if peer.options.alpn is not _H1:
+        return await connect_h2(
+            runtime.pool,
+            runtime.connect,
+            runtime.codec,
+            runtime.settings.http2,
+            peer,
+            upgrade=session.is_upgrade_req(),
+        )
     key = peer.reuse_key()
     pooled = runtime.pool.checkout(key)
     if pooled is not None:
@@ -458,7 +470,7 @@ async def _attempt(
     app = runtime.app
     counters = runtime.counters
     try:
-        conn, reused = await _connect(runtime, peer)
+        conn, reused = await _connect(runtime, peer, session)
     except Error as exc:
         attempt.finish(Outcome.CONNECT_FAILURE)
         counters.bump(counters.connect_errors, exc.etype.name)

@@ -126,6 +126,8 @@ class Endpoint:
     #: Accept from this listener instead of a socket of our own (nothing is bound, nothing goes in
     #: `ListenFds`).
     listener: trio.abc.Listener[trio.abc.Stream] | None = attrs.field(default=None, eq=False)
+    #: Without TLS: accept HTTP/2 with prior knowledge too (a listener's streams: HTTP/2 only).
+    h2c: bool = False
 
     @property
     def key(self) -> str:
@@ -295,6 +297,8 @@ class ListenerActor(Actor):
         #: Connections refused for their client address's limit.
         self.refused = 0
         self.slots = ConnectionSlots(endpoint.max_connections, endpoint.max_connections_per_client)
+        # What a connection is started with besides its stream: whether it may speak h2c.
+        self._extra: tuple[Any, ...] = (True,) if endpoint.h2c else ()
 
     @property
     def address(self) -> Any:
@@ -365,7 +369,7 @@ class ListenerActor(Actor):
                 stream = _wrap(conn, ssl_context, release)
                 # Queue the decision and go straight back to accepting: the connection starts when the
                 # ConnectionSupervisor gets to it (waiting here only while its mailbox is full).
-                await start_child_soon(connections, stream, on_refused=partial(_close_now, stream))
+                await start_child_soon(connections, stream, *self._extra, on_refused=partial(_close_now, stream))
                 in_a_row += 1
                 if in_a_row >= ACCEPT_BATCH:
                     in_a_row = 0
@@ -383,7 +387,7 @@ class ListenerActor(Actor):
                 if slots.limit is not None:
                     slots.admit(None)
                     stream = _released(stream, partial(slots.release, None))
-                await start_child_soon(connections, stream, on_refused=partial(_close_now, stream))
+                await start_child_soon(connections, stream, *self._extra, on_refused=partial(_close_now, stream))
 
     async def _accept_failed(self, exc: OSError) -> None:
         if exc.errno in _IGNORED_ACCEPT_ERRORS:

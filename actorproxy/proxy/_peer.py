@@ -18,6 +18,7 @@ Rules:
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import os
 import re
@@ -33,7 +34,7 @@ from actorproxy.config import (
     DEFAULT_WRITE_TIMEOUT,
 )
 
-__all__ = ["Address", "HttpPeer", "PeerOptions", "TcpKeepalive", "parse_address", "parse_bind_to"]
+__all__ = ["ALPN", "Address", "HttpPeer", "PeerOptions", "TcpKeepalive", "parse_address", "parse_bind_to"]
 
 # RFC 1123 host names (letters, digits, hyphens per label), plus "_" which service discovery names use.
 _HOSTNAME = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)(\.(?!-)[a-z0-9_-]{1,63}(?<!-))*\.?", re.ASCII)
@@ -92,6 +93,28 @@ def _check_alternative_cn(instance: object, attribute: attrs.Attribute[Any], val
         raise ValueError(f"alternative_cn: must be a non-empty string or None, got {value!r}")
 
 
+class ALPN(enum.Enum):
+    """Which HTTP versions to speak to a peer (Pingora's `ALPN`): offered by ALPN over TLS; in cleartext,
+    `H2` speaks h2c with prior knowledge and the others HTTP/1.1."""
+
+    H1 = "h1"
+    H2 = "h2"
+    H2H1 = "h2h1"
+
+    @property
+    def protocols(self) -> tuple[str, ...]:
+        """The ALPN protocol ids offered, preferred first."""
+        return _ALPN_IDS[self]
+
+
+_ALPN_IDS = {ALPN.H1: ("http/1.1",), ALPN.H2: ("h2",), ALPN.H2H1: ("h2", "http/1.1")}
+
+
+def _check_max_streams(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and (type(value) is not int or value < 1):
+        raise ValueError(f"max_h2_streams: must be an int >= 1 or None, got {value!r}")
+
+
 @attrs.define(kw_only=True)
 class PeerOptions:
     """How to connect to an upstream (Pingora's `PeerOptions`); attributes are validated on assignment."""
@@ -126,6 +149,12 @@ class PeerOptions:
     tcp_keepalive: TcpKeepalive | None = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.instance_of(TcpKeepalive))
     )
+    #: The HTTP versions to speak (Pingora's `alpn`): H1 (the default, as Pingora's), H2, or H2H1 (h2
+    #: when the peer's ALPN picks it).
+    alpn: ALPN = attrs.field(default=ALPN.H1, validator=attrs.validators.instance_of(ALPN))
+    #: Requests carried at once on one h2 connection (capped by the peer's SETTINGS); None: the service's
+    #: `http2.max_h2_streams`.
+    max_h2_streams: int | None = attrs.field(default=None, validator=_check_max_streams)
 
 
 def parse_bind_to(value: str) -> tuple[str, int]:
@@ -299,7 +328,7 @@ class HttpPeer:
     def reuse_key(self) -> Hashable:
         """The pool key: equal keys may share idle connections (see the module rules for what it holds)."""
         options = self.options
-        return (
+        key = (
             self.address,
             self.tls,
             self.sni,
@@ -308,6 +337,9 @@ class HttpPeer:
             options.verify_hostname,
             options.alternative_cn,
         )
+        # The versions offered decide what a connection speaks, so they are part of the key; the default's
+        # key is the one it always was.
+        return key if options.alpn is ALPN.H1 else (*key, options.alpn)
 
     def label(self) -> str:
         """`host:port`, `[v6]:port` or `unix:/path`, for errors and logs."""

@@ -44,8 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-import select
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import attrs
@@ -55,6 +54,16 @@ from actorproxy.config import DEFAULT_POOL_SIZE
 from actors import DEFAULT_ASK_TIMEOUT, Actor, ActorRef, ExitReason, MailboxFull
 
 from ._deadlines import Deadlines
+from ._fds import (
+    _POLL_EVENTS,
+    _fileno,
+    _new_poller,
+    _readable_fds,
+    _tls_buffered,
+    _transport,
+    stream_fileno,
+)
+from ._h2pool import H2Pool
 from ._sockets import SocketStream
 
 __all__ = [
@@ -76,63 +85,6 @@ __all__ = [
 IDLE_SWEEP_INTERVAL = 1.0
 # Seconds to close idle connections politely (TLS close_notify) at shutdown before the rest are cut.
 CLOSE_TIMEOUT = 1.0
-
-_HAS_POLL = hasattr(select, "poll")
-# POLLHUP, POLLERR and POLLNVAL are always reported; POLLRDHUP (Linux) flags a half-close without data.
-_POLL_EVENTS = (select.POLLIN | select.POLLPRI | getattr(select, "POLLRDHUP", 0)) if _HAS_POLL else 0
-
-
-def _transport(stream: trio.abc.Stream) -> SocketStream | trio.SocketStream | None:
-    """The socket stream under `stream` (through TLS layers), or None if there is none."""
-    while isinstance(stream, trio.SSLStream):
-        stream = stream.transport_stream
-    if isinstance(stream, (SocketStream, trio.SocketStream)):
-        return stream
-    return None
-
-
-def _fileno(transport: SocketStream | trio.SocketStream) -> int:
-    return transport.socket.fileno()
-
-
-def stream_fileno(stream: trio.abc.Stream) -> int:
-    """The file descriptor of the socket under `stream` (through TLS layers), or -1 if there is none."""
-    transport = _transport(stream)
-    return -1 if transport is None else _fileno(transport)
-
-
-def _new_poller() -> Any:
-    return select.poll() if _HAS_POLL else None
-
-
-def _readable_fds(fds: Iterable[int], poller: Any = None) -> set[int]:
-    """The descriptors among `fds` with anything to report: data, EOF, an error, or not open at all.
-
-    `poller`: a `select.poll` object to reuse; it is left with nothing registered.
-    """
-    fds = list(fds)
-    if not fds:
-        return set()
-    if _HAS_POLL:
-        if poller is None:
-            poller = select.poll()
-        registered: list[int] = []
-        try:
-            for fd in fds:
-                poller.register(fd, _POLL_EVENTS)
-                registered.append(fd)
-            return {fd for fd, _ in poller.poll(0)}
-        finally:
-            for fd in registered:
-                poller.unregister(fd)
-    readable, _, errored = select.select(fds, [], fds, 0)  # pragma: no cover (no poll: Windows)
-    return set(readable) | set(errored)  # pragma: no cover
-
-
-def _tls_buffered(stream: trio.abc.Stream) -> bool:
-    # Decrypted bytes nobody asked for; `pending` is forwarded to the SSLObject once the handshake is done.
-    return isinstance(stream, trio.SSLStream) and bool(stream.pending())
-
 
 @attrs.define(kw_only=True, eq=False)
 class PooledConnection:
@@ -252,6 +204,7 @@ class ConnectionPool:
         "_retired",
         "deadlines",
         "default_idle_timeout",
+        "h2",
         "max_idle_per_key",
         "max_size",
     )
@@ -287,6 +240,8 @@ class ConnectionPool:
         self._poller = _new_poller()
         #: The read timeouts of the connections to the pool's peers, enforced by `PeerPoolActor`.
         self.deadlines = Deadlines()
+        #: The multiplexed HTTP/2 connections, shared rather than checked out (`_h2pool`).
+        self.h2 = H2Pool()
         self._hits = self._misses = self._reaped = self._dead = self._evictions = self._rejected = 0
 
     def __repr__(self) -> str:
@@ -418,6 +373,7 @@ class ConnectionPool:
     async def aclose(self) -> None:
         """Close every idle connection and refuse checkins until `reopen`; shielded, within CLOSE_TIMEOUT."""
         self._closed = True
+        await self.h2.aclose()
         connections = [*self._order, *self._retired]
         self._idle.clear()
         self._order.clear()
@@ -433,6 +389,7 @@ class ConnectionPool:
     def reopen(self) -> None:
         """Accept checkins again after `aclose` (a restarted PeerPoolActor reuses its pool)."""
         self._closed = False
+        self.h2.reopen()
 
     def statistics(self) -> PoolStatistics:
         return PoolStatistics(
@@ -521,6 +478,8 @@ class PeerPoolActor(Actor):
             self._expire()
             self.pool.sweep()
             await self.pool.close_retired()
+            for conn in self.pool.h2.sweep(trio.current_time(), self.pool.default_idle_timeout):
+                await conn.aclose()
             return None
         if isinstance(message, GetPoolStatistics):
             return self.pool.statistics()

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
 
 import attrs
 import trio
 
-from actorproxy.config import ProxySettings, ServerConf, did_you_mean
+from actorproxy.config import ALPN_CHOICES, ProxySettings, ServerConf, did_you_mean
 from actors import ActorSystem
 from supervisors import (
     ChildSpec,
@@ -119,10 +119,12 @@ class HttpProxyService:
         *,
         max_connections: int | None = None,
         max_connections_per_client: int | None = None,
+        h2c: bool = False,
     ) -> None:
         """Listen on "host:port" (port 0 picks a free port).
 
         Args:
+            h2c: also accept HTTP/2 in cleartext with prior knowledge (RFC 9113 §3.3).
             max_connections: connections open at once; at the limit the listener stops accepting (new ones
                 wait in the kernel's backlog). None: no limit.
             max_connections_per_client: connections open at once from one client address; one more gets a
@@ -135,6 +137,7 @@ class HttpProxyService:
                 port=port,
                 max_connections=max_connections,
                 max_connections_per_client=max_connections_per_client,
+                h2c=h2c,
             )
         )
 
@@ -153,14 +156,23 @@ class HttpProxyService:
         sni_callback: SniCallback | None = None,
         max_connections: int | None = None,
         max_connections_per_client: int | None = None,
+        alpn: Sequence[str] = ALPN_CHOICES,
     ) -> None:
         """Terminate TLS on "host:port" with a certificate chain and key (PEM files) (see `add_tcp`).
 
-        `sni_callback(ssl_object, server_name, context)` may switch `ssl_object.context` per SNI name.
+        `sni_callback(ssl_object, server_name, context)` may switch `ssl_object.context` per SNI name (a
+        context it switches to should offer the same `alpn`).
+
+        Args:
+            alpn: the protocols offered by ALPN, preferred first: "h2" (HTTP/2) and "http/1.1".
         """
         host, port = _split_host_port(addr)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert_path, key_path)
+        unknown = [protocol for protocol in alpn if protocol not in ALPN_CHOICES]
+        if unknown or not alpn:
+            raise ValueError(f"alpn: expected some of {', '.join(ALPN_CHOICES)}, got {list(alpn)!r}")
+        context.set_alpn_protocols(list(alpn))
         if sni_callback is not None:
             context.sni_callback = sni_callback
         self.endpoints.append(
@@ -174,14 +186,19 @@ class HttpProxyService:
         )
 
     def add_listener(
-        self, listener: trio.abc.Listener[trio.abc.Stream], *, max_connections: int | None = None
+        self,
+        listener: trio.abc.Listener[trio.abc.Stream],
+        *,
+        max_connections: int | None = None,
+        h2c: bool = False,
     ) -> None:
         """Serve the streams `listener` accepts: an `actorproxy.testing.MemoryListener` serves a test without
         a socket (see `add_tcp`; there is no per-client limit, as a stream has no client address).
 
-        The service borrows `listener`; it stays open when the service stops, for its owner to close.
+        The service borrows `listener`; it stays open when the service stops, for its owner to close. With
+        `h2c`, its streams speak HTTP/2 (prior knowledge) and nothing else.
         """
-        self.endpoints.append(Endpoint(listener=listener, max_connections=max_connections))
+        self.endpoints.append(Endpoint(listener=listener, max_connections=max_connections, h2c=h2c))
 
     def use_listen_fds(self, fds: ListenFds) -> None:
         """Borrow listening sockets from `fds` (the server's), and register those bound here."""
@@ -264,7 +281,7 @@ class HttpProxyService:
                     start=lambda: DynamicSupervisor(
                         ChildSpec(
                             id="conn",
-                            start=partial(ConnectionActor, runtime=runtime),
+                            start=partial(_connection, runtime),
                             restart=Restart.TEMPORARY,
                             shutdown=self.settings.grace_period,
                         )
@@ -279,6 +296,11 @@ class HttpProxyService:
             return Supervisor(children, strategy=Strategy.REST_FOR_ONE, intensity=10, period=10)
 
         return ChildSpec(id=self.name, start=build)
+
+
+def _connection(runtime: ProxyRuntime, stream: trio.abc.Stream, h2c: bool = False) -> ConnectionActor:
+    """A connection child for a socket a listener accepted (with `h2c` from an endpoint that allows it)."""
+    return ConnectionActor(stream, runtime, h2c)
 
 
 def http_proxy_service(conf: ServerConf | None, app: ProxyHttp, name: str = "proxy") -> HttpProxyService:

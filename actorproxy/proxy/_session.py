@@ -40,6 +40,8 @@ from actorproxy.http import (
     is_upgrade_request,
 )
 
+from actorproxy.http.h2 import H2ServerStream
+
 from ._httpcache import HttpCache
 
 if TYPE_CHECKING:
@@ -175,7 +177,7 @@ class Session:
 
     def is_http2(self) -> bool:
         """Whether the client speaks HTTP/2 to the proxy."""
-        return False
+        return isinstance(self.downstream, H2ServerStream)
 
     @property
     def request_body_done(self) -> bool:

@@ -1,0 +1,128 @@
+"""HTTP/2 from real clients to the proxy: curl (h2c with prior knowledge, and h2 by ALPN over TLS), httpx,
+h2load; an HTTP/1.1 origin behind, so every request is an h2 -> h1 downgrade."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import ssl
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+import trustme
+from upstream import Upstream
+
+from actorproxy.proxy import HttpPeer, HttpProxyService, ProxyHttp, Session
+
+CURL = "/usr/bin/curl"
+H2LOAD = shutil.which("h2load")
+
+pytestmark = pytest.mark.skipif(not Path(CURL).exists(), reason="needs the curl binary")
+
+
+class ToFirst(ProxyHttp):
+    def __init__(self, upstream: Upstream) -> None:
+        self.upstream = upstream
+        self.http2: list[bool] = []
+
+    async def upstream_peer(self, session: Session, ctx: Any) -> HttpPeer:
+        self.http2.append(session.is_http2())
+        return HttpPeer(("127.0.0.1", self.upstream.port), tls=False, sni="")
+
+
+async def curl(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return await trio.run_process(
+        [CURL, "--silent", "--show-error", "--noproxy", "*", "--max-time", "10", *args],
+        capture_stdout=True,
+        capture_stderr=True,
+    )
+
+
+def h2c(service: HttpProxyService) -> None:
+    service.add_tcp("127.0.0.1:0", h2c=True)
+
+
+async def test_curl_h2c_prior_knowledge(upstreams: list[Upstream], start_proxy: Any) -> None:
+    app = ToFirst(upstreams[0])
+    base, _ = await start_proxy(app, listen=h2c)
+    result = await curl("--http2-prior-knowledge", "--write-out", "\n%{http_version} %{http_code}", f"{base}/echo/a?x=1")
+    body, status = result.stdout.rsplit(b"\n", 1)
+    assert status == b"2 200"
+    echoed = json.loads(body)
+    assert echoed["target"] == "/echo/a?x=1"
+    assert app.http2 == [True]
+
+
+async def test_curl_h2c_post_body(upstreams: list[Upstream], start_proxy: Any) -> None:
+    base, _ = await start_proxy(ToFirst(upstreams[0]), listen=h2c)
+    result = await curl("--http2-prior-knowledge", "--data-binary", "name=value", f"{base}/echo/post")
+    echoed = json.loads(result.stdout)
+    assert echoed["method"] == "POST"
+    assert echoed["body"] == "name=value"
+
+
+async def test_h2c_listener_still_speaks_http1(upstreams: list[Upstream], start_proxy: Any) -> None:
+    app = ToFirst(upstreams[0])
+    base, _ = await start_proxy(app, listen=h2c)
+    result = await curl("--http1.1", "--write-out", "\n%{http_version}", f"{base}/echo/one")
+    assert result.stdout.rsplit(b"\n", 1)[1] == b"1.1"
+    assert app.http2 == [False]
+
+
+async def test_curl_http2_over_tls_by_alpn(upstreams: list[Upstream], start_proxy: Any, ca: trustme.CA, tmp_path: Path) -> None:
+    cert = ca.issue_cert("localhost")
+    cert_file, key_file, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(cert_file)
+    cert.private_key_pem.write_to_path(key_file)
+    ca.cert_pem.write_to_path(ca_file)
+    app = ToFirst(upstreams[0])
+
+    def tls(service: HttpProxyService) -> None:
+        service.add_tls("127.0.0.1:0", str(cert_file), str(key_file))
+
+    base, _ = await start_proxy(app, listen=tls)
+    port = base.rsplit(":", 1)[1]
+    result = await curl(
+        "--http2", "--cacert", str(ca_file), "--resolve", f"localhost:{port}:127.0.0.1",
+        "--write-out", "\n%{http_version} %{http_code}", f"https://localhost:{port}/echo/tls",
+    )
+    body, status = result.stdout.rsplit(b"\n", 1)
+    assert status == b"2 200"
+    assert json.loads(body)["target"] == "/echo/tls"
+    # http/1.1 by ALPN on the same listener
+    result = await curl(
+        "--http1.1", "--cacert", str(ca_file), "--resolve", f"localhost:{port}:127.0.0.1",
+        "--write-out", "\n%{http_version}", f"https://localhost:{port}/echo/tls",
+    )
+    assert result.stdout.rsplit(b"\n", 1)[1] == b"1.1"
+    assert app.http2 == [True, False]
+
+
+async def test_httpx_http2_many_streams(upstreams: list[Upstream], start_proxy: Any, ca: trustme.CA, tmp_path: Path) -> None:
+    cert = ca.issue_cert("localhost")
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(cert_file)
+    cert.private_key_pem.write_to_path(key_file)
+
+    def tls(service: HttpProxyService) -> None:
+        service.add_tls("127.0.0.1:0", str(cert_file), str(key_file))
+
+    base, _ = await start_proxy(ToFirst(upstreams[0]), listen=tls)
+    port = base.rsplit(":", 1)[1]
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+
+    def fetch() -> list[tuple[str, int, str]]:
+        with httpx.Client(http2=True, verify=context) as client:
+            out = []
+            for n in range(5):
+                response = client.get(f"https://localhost:{port}/big?size={n * 70000}")
+                out.append((response.http_version, response.status_code, str(len(response.content))))
+            return out
+
+    results = await trio.to_thread.run_sync(fetch)
+    assert results == [("HTTP/2", 200, str(n * 70000)) for n in range(5)]
