@@ -45,6 +45,7 @@ from .lb import (
     TcpHealthCheck,
 )
 from .proxy import (
+    ALPN,
     BodyChunk,
     Cacheable,
     ForcedFreshness,
@@ -61,6 +62,7 @@ from .proxy import (
 from .server import Server, ServiceHandle, background_service
 
 __all__ = [
+    "ALPN",
     "Actor",
     "ActorContext",
     "ActorProxyError",

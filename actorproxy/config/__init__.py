@@ -73,6 +73,7 @@ from ._explain import (
     format_path,
     load_explained,
 )
+from ._http2 import ALPN_CHOICES, Http2Settings
 from ._limits import (
     KEY_SOURCES,
     ClientIpHeader,
@@ -86,7 +87,6 @@ from ._limits import (
 )
 from ._load import load_conf
 from ._metrics import DEFAULT_METRICS_PATH, MetricsConf
-from ._http2 import ALPN_CHOICES, Http2Settings
 from ._proxy import DEFAULT_LIMITS, Forwarding, HttpLimits, ProxySettings
 from ._read import Loaded
 from ._redis import RedisConf
@@ -202,8 +202,8 @@ __all__ = [
     "HeaderEditsConf",
     "HealthCheckConf",
     "HooksConf",
-    "HttpHealthCheckConf",
     "Http2Settings",
+    "HttpHealthCheckConf",
     "HttpLimits",
     "Leaf",
     "ListenerConf",

@@ -96,3 +96,6 @@ class Http2Settings:
             " SETTINGS_MAX_CONCURRENT_STREAMS; a full connection makes the pool open another."
         ),
     )
+
+
+attrs.resolve_types(Http2Settings)

@@ -15,7 +15,6 @@ import attrs
 
 from ._accesslog import DEFAULT_REQUEST_ID_HEADER, AccessLogConf
 from ._checks import at_least, doc, parsed_by
-from ._http2 import Http2Settings
 from ._defaults import (
     DEFAULT_GRACE_PERIOD,
     DEFAULT_KEEPALIVE_TIMEOUT,
@@ -25,6 +24,7 @@ from ._defaults import (
     DEFAULT_REQUEST_HEADER_TIMEOUT,
     DEFAULT_VIA_PSEUDONYM,
 )
+from ._http2 import Http2Settings
 from ._rules import HEADER_NAME, NON_NEGATIVE, POSITIVE
 
 __all__ = ["DEFAULT_LIMITS", "Forwarding", "HttpLimits", "ProxySettings"]
@@ -163,4 +163,4 @@ class ProxySettings:
     access_log: AccessLogConf | None = None
     request_id_header: str | None = attrs.field(default=DEFAULT_REQUEST_ID_HEADER, validator=HEADER_NAME)
     opentelemetry: bool = False
-    http2: Http2Settings = Http2Settings()
+    http2: Http2Settings = attrs.field(factory=Http2Settings)

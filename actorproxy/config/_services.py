@@ -42,8 +42,8 @@ from ._defaults import (
     DEFAULT_WRITE_TIMEOUT,
 )
 from ._frozen import EMPTY, freeze_mapping
-from ._limits import ClientIpHeader, RateLimitConf, trusted_proxies_check
 from ._http2 import ALPN_CHOICES, Http2Settings
+from ._limits import ClientIpHeader, RateLimitConf, trusted_proxies_check
 from ._proxy import Forwarding, HttpLimits
 from ._rules import HEADER_NAME, HEADER_VALUE, LISTEN_ADDRESS, NAME, NON_NEGATIVE, PATH, POSITIVE, choice
 
@@ -356,7 +356,9 @@ class ServiceConf:
     limits: HttpLimits = attrs.field(factory=HttpLimits, metadata=doc("How large a request may be."))
     http2: Http2Settings = attrs.field(
         factory=Http2Settings,
-        metadata=doc("HTTP/2 on both sides: SETTINGS, windows, flood limits, streams per upstream connection."),
+        metadata=doc(
+            "HTTP/2 on both sides: SETTINGS, windows, flood limits, streams per upstream connection."
+        ),
     )
     allow_connect_method_proxying: bool = attrs.field(
         default=False,

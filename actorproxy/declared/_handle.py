@@ -151,7 +151,10 @@ def _proxy_service(
         per_client = listener.max_connections_per_client
         if listener.tls is None:
             proxy.add_tcp(
-                listener.address, max_connections=limit, max_connections_per_client=per_client, h2c=listener.h2c
+                listener.address,
+                max_connections=limit,
+                max_connections_per_client=per_client,
+                h2c=listener.h2c,
             )
             continue
         try:

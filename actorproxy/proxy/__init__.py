@@ -23,6 +23,7 @@ from ._httpcache import (
 from ._listener import Endpoint, ListenerActor
 from ._listenfds import ListenFds, endpoint_key
 from ._peer import (
+    ALPN,
     Address,
     HttpPeer,
     PeerOptions,
@@ -51,6 +52,7 @@ from ._service import HttpProxyService, http_proxy_service
 from ._session import RETRY_BUFFER_SIZE, Session
 
 __all__ = [
+    "ALPN",
     "DEFAULT_KEEP_STALE",
     "DEFAULT_MEMORY_SIZE",
     "DEFAULT_NAMESPACE",

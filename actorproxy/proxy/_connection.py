@@ -128,17 +128,11 @@ class ConnectionActor(Actor):
             peer = (sys.intern(peer[0]), *peer[1:])
         return peer, _SHARED_ADDRESSES.setdefault(ours, ours) if len(_SHARED_ADDRESSES) < 1024 else ours
 
-    async def run(self) -> None:
+    async def run(self) -> None:  # noqa: PLR0915 - the request loop stays in one frame (module rules)
         client_addr, server_addr = self._addresses()
-        if self.h2c or type(self.stream) is trio.SSLStream:
-            try:
-                preface = await self._h2_preface()
-            except Error as exc:
-                logger.debug("connection from %s ended: %s", client_addr, exc)
-                return
-            if preface is not None:
-                await self._serve_h2(preface, client_addr, server_addr)
-                return
+        maybe_h2 = self.h2c or type(self.stream) is trio.SSLStream
+        if maybe_h2 and await self._served_h2(client_addr, server_addr):
+            return
         downstream = self.downstream
         settings = self.runtime.settings
         try:
@@ -204,6 +198,18 @@ class ConnectionActor(Actor):
             await self._answer_crash()
             raise
 
+    async def _served_h2(self, client_addr: Any, server_addr: Any) -> bool:
+        """Serve the connection as HTTP/2 if the client speaks it; False if it speaks HTTP/1.1."""
+        try:
+            preface = await self._h2_preface()
+        except Error as exc:
+            logger.debug("connection from %s ended: %s", client_addr, exc)
+            return True
+        if preface is None:
+            return False
+        await self._serve_h2(preface, client_addr, server_addr)
+        return True
+
     async def _h2_preface(self) -> bytes | None:
         """The bytes of the client preface already read (b"" when none was) if the client speaks HTTP/2,
         else None (see the module rules).
@@ -213,12 +219,14 @@ class ConnectionActor(Actor):
         """
         stream = self.stream
         timeout = self.runtime.settings.request_header_timeout
-        with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
+        with trio.move_on_after(timeout if timeout is not None else float("inf")):
             if type(stream) is trio.SSLStream:
                 try:
                     await stream.do_handshake()
                 except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                    raise Error.because(ErrorType.READ_ERROR, "the TLS handshake", exc, ErrorSource.DOWNSTREAM) from exc
+                    raise Error.because(
+                        ErrorType.READ_ERROR, "the TLS handshake", exc, ErrorSource.DOWNSTREAM
+                    ) from exc
                 return b"" if stream.selected_alpn_protocol() == "h2" else None
             if type(stream) is SocketStream:
                 return await _peek_preface(stream)
@@ -232,7 +240,9 @@ class ConnectionActor(Actor):
         if self.context.stop_requested:
             self.h2.drain()
         try:
-            await serve_h2(self.runtime, self.h2, preface=preface, client_addr=client_addr, server_addr=server_addr)
+            await serve_h2(
+                self.runtime, self.h2, preface=preface, client_addr=client_addr, server_addr=server_addr
+            )
         except Exception:
             self.runtime.counters.connection_crashes += 1
             raise

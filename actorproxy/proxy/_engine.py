@@ -61,8 +61,8 @@ from ._cache import proxy_cache
 from ._connector import connect_peer
 from ._exchange import Exchange
 from ._feedback import Outcome
-from ._histogram import Histogram
 from ._h2upstream import connect_h2
+from ._histogram import Histogram
 from ._peer import ALPN, HttpPeer
 from ._phases import Phases, ProxyHttp
 from ._pool import ConnectionPool

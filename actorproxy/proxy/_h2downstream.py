@@ -62,7 +62,9 @@ async def serve_h2(
                     handler.scope.cancel()
 
 
-async def _serve_stream(runtime: ProxyRuntime, handler: H2ServerStream, client_addr: Any, server_addr: Any) -> None:
+async def _serve_stream(
+    runtime: ProxyRuntime, handler: H2ServerStream, client_addr: Any, server_addr: Any
+) -> None:
     settings = runtime.settings
     try:
         with trio.CancelScope() as scope:
@@ -83,7 +85,9 @@ async def _serve_stream(runtime: ProxyRuntime, handler: H2ServerStream, client_a
                 await serve_request(runtime, session)
             except Exception:
                 runtime.counters.connection_crashes += 1
-                logger.exception("HTTP/2 stream %d crashed: %s", handler.h2stream.id, session.request_summary())
+                logger.exception(
+                    "HTTP/2 stream %d crashed: %s", handler.h2stream.id, session.request_summary()
+                )
                 await _answer_crash(handler)
     finally:
         handler.complete()

@@ -29,9 +29,11 @@ __all__ = ["H2Pool"]
 class H2Pool:
     """Shared h2 connections by peer reuse key (see the module rules)."""
 
-    __slots__ = ("_by_key", "_closed", "opened")
+    __slots__ = ("_by_key", "_closed", "opened", "pending")
 
     def __init__(self) -> None:
+        #: Keys a connection is being opened for, with the event set once it is (or failed).
+        self.pending: dict[Hashable, trio.Event] = {}
         self._by_key: dict[Hashable, list[tuple[H2ClientConnection, float | None]]] = {}
         self._closed = False
         #: Connections added in all (tests check reuse with it).
@@ -71,15 +73,14 @@ class H2Pool:
         done: list[H2ClientConnection] = []
         for key in list(self._by_key):
             kept = []
-            for conn, timeout in self._by_key[key]:
-                if timeout is None:
-                    timeout = default_idle_timeout
+            for conn, own_timeout in self._by_key[key]:
+                timeout = default_idle_timeout if own_timeout is None else own_timeout
                 idle = not conn.active
                 expired = idle and timeout is not None and now - conn.idle_since >= timeout
                 if idle and (conn.retired or conn.error is not None or expired):
                     done.append(conn)
                 else:
-                    kept.append((conn, timeout))
+                    kept.append((conn, own_timeout))
             if kept:
                 self._by_key[key] = kept
             else:

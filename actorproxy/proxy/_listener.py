@@ -369,7 +369,9 @@ class ListenerActor(Actor):
                 stream = _wrap(conn, ssl_context, release)
                 # Queue the decision and go straight back to accepting: the connection starts when the
                 # ConnectionSupervisor gets to it (waiting here only while its mailbox is full).
-                await start_child_soon(connections, stream, *self._extra, on_refused=partial(_close_now, stream))
+                await start_child_soon(
+                    connections, stream, *self._extra, on_refused=partial(_close_now, stream)
+                )
                 in_a_row += 1
                 if in_a_row >= ACCEPT_BATCH:
                     in_a_row = 0
@@ -387,7 +389,9 @@ class ListenerActor(Actor):
                 if slots.limit is not None:
                     slots.admit(None)
                     stream = _released(stream, partial(slots.release, None))
-                await start_child_soon(connections, stream, *self._extra, on_refused=partial(_close_now, stream))
+                await start_child_soon(
+                    connections, stream, *self._extra, on_refused=partial(_close_now, stream)
+                )
 
     async def _accept_failed(self, exc: OSError) -> None:
         if exc.errno in _IGNORED_ACCEPT_ERRORS:

@@ -86,6 +86,7 @@ IDLE_SWEEP_INTERVAL = 1.0
 # Seconds to close idle connections politely (TLS close_notify) at shutdown before the rest are cut.
 CLOSE_TIMEOUT = 1.0
 
+
 @attrs.define(kw_only=True, eq=False)
 class PooledConnection:
     """An idle upstream connection as the pool sees it: opaque `conn`, the `stream` under it, bookkeeping.

@@ -39,7 +39,6 @@ from actorproxy.http import (
     has_body,
     is_upgrade_request,
 )
-
 from actorproxy.http.h2 import H2ServerStream
 
 from ._httpcache import HttpCache

@@ -49,7 +49,9 @@ def h2c(service: HttpProxyService) -> None:
 async def test_curl_h2c_prior_knowledge(upstreams: list[Upstream], start_proxy: Any) -> None:
     app = ToFirst(upstreams[0])
     base, _ = await start_proxy(app, listen=h2c)
-    result = await curl("--http2-prior-knowledge", "--write-out", "\n%{http_version} %{http_code}", f"{base}/echo/a?x=1")
+    result = await curl(
+        "--http2-prior-knowledge", "--write-out", "\n%{http_version} %{http_code}", f"{base}/echo/a?x=1"
+    )
     body, status = result.stdout.rsplit(b"\n", 1)
     assert status == b"2 200"
     echoed = json.loads(body)
@@ -73,7 +75,9 @@ async def test_h2c_listener_still_speaks_http1(upstreams: list[Upstream], start_
     assert app.http2 == [False]
 
 
-async def test_curl_http2_over_tls_by_alpn(upstreams: list[Upstream], start_proxy: Any, ca: trustme.CA, tmp_path: Path) -> None:
+async def test_curl_http2_over_tls_by_alpn(
+    upstreams: list[Upstream], start_proxy: Any, ca: trustme.CA, tmp_path: Path
+) -> None:
     cert = ca.issue_cert("localhost")
     cert_file, key_file, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
     cert.private_key_and_cert_chain_pem.write_to_path(cert_file)
@@ -87,22 +91,36 @@ async def test_curl_http2_over_tls_by_alpn(upstreams: list[Upstream], start_prox
     base, _ = await start_proxy(app, listen=tls)
     port = base.rsplit(":", 1)[1]
     result = await curl(
-        "--http2", "--cacert", str(ca_file), "--resolve", f"localhost:{port}:127.0.0.1",
-        "--write-out", "\n%{http_version} %{http_code}", f"https://localhost:{port}/echo/tls",
+        "--http2",
+        "--cacert",
+        str(ca_file),
+        "--resolve",
+        f"localhost:{port}:127.0.0.1",
+        "--write-out",
+        "\n%{http_version} %{http_code}",
+        f"https://localhost:{port}/echo/tls",
     )
     body, status = result.stdout.rsplit(b"\n", 1)
     assert status == b"2 200"
     assert json.loads(body)["target"] == "/echo/tls"
     # http/1.1 by ALPN on the same listener
     result = await curl(
-        "--http1.1", "--cacert", str(ca_file), "--resolve", f"localhost:{port}:127.0.0.1",
-        "--write-out", "\n%{http_version}", f"https://localhost:{port}/echo/tls",
+        "--http1.1",
+        "--cacert",
+        str(ca_file),
+        "--resolve",
+        f"localhost:{port}:127.0.0.1",
+        "--write-out",
+        "\n%{http_version}",
+        f"https://localhost:{port}/echo/tls",
     )
     assert result.stdout.rsplit(b"\n", 1)[1] == b"1.1"
     assert app.http2 == [True, False]
 
 
-async def test_httpx_http2_many_streams(upstreams: list[Upstream], start_proxy: Any, ca: trustme.CA, tmp_path: Path) -> None:
+async def test_httpx_http2_many_streams(
+    upstreams: list[Upstream], start_proxy: Any, ca: trustme.CA, tmp_path: Path
+) -> None:
     cert = ca.issue_cert("localhost")
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert.private_key_and_cert_chain_pem.write_to_path(cert_file)

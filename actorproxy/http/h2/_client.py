@@ -109,7 +109,9 @@ class H2ClientConnection(H2Connection):
         self.initiate()
         await self._flush()
 
-    def open_stream(self, read_timeout: float | None = None, write_timeout: float | None = None) -> H2ClientStream:
+    def open_stream(
+        self, read_timeout: float | None = None, write_timeout: float | None = None
+    ) -> H2ClientStream:
         """A slot for one request (the stream itself opens with `write_request`), with its timeouts."""
         self.active += 1
         stream = H2ClientStream(self)
@@ -147,7 +149,9 @@ class H2ClientConnection(H2Connection):
         try:
             await self.stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            self.fail(Error.because(ErrorType.WRITE_ERROR, "writing to the upstream", exc, _UP, retry=False))
+            self.fail(
+                Error(ErrorType.WRITE_ERROR, _UP, context="writing to the upstream", cause=exc, retry=False)
+            )
             raise self.error from None  # type: ignore[misc]
         except BaseException:
             # Cancelled halfway: the peer has part of a frame; nothing more can go on this connection.
@@ -173,7 +177,7 @@ class H2ClientConnection(H2Connection):
                 self._on_data(data)
             await self._flush()
 
-    def _on_data(self, data: bytes) -> None:
+    def _on_data(self, data: bytes | bytearray) -> None:
         try:
             self.receive(data)
         except FloodError as exc:

@@ -23,6 +23,7 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Callable
 
@@ -211,15 +212,13 @@ class H2Connection:
     def terminate(self, code: int, reason: str, *, source: ErrorSource) -> None:
         """Close the connection now with a GOAWAY carrying `code` (a flood, a protocol error)."""
         if self.error is None:
-            try:
+            with contextlib.suppress(h2.exceptions.ProtocolError):  # closed already: its GOAWAY went out
                 self.h2.close_connection(error_code=code, additional_data=reason.encode()[:256])
-            except h2.exceptions.ProtocolError:
-                pass  # closed already: its GOAWAY went out
         self.fail(Error(ErrorType.H2_ERROR, source, context=reason))
 
     # -- receiving -----------------------------------------------------------------------------------
 
-    def receive(self, data: bytes) -> None:
+    def receive(self, data: bytes | bytearray) -> None:
         """Hand `data` from the peer to the state machine; the events the streams do not take go to
         `on_event`, in order.
 
@@ -228,55 +227,39 @@ class H2Connection:
             h2.exceptions.ProtocolError: the peer broke the protocol (its GOAWAY is queued).
         """
         self.bytes_read += len(data)
-        data, goaways = self.scanner.feed(data)
-        events = self.h2.receive_data(data) if data else []
+        # bytes() of a bytes object is that object: no copy on the common path.
+        passed, goaways = self.scanner.feed(bytes(data))
+        events = self.h2.receive_data(passed) if passed else []
         rest = self.on_event
+        streams = self.streams
         for event in events:
-            if type(event) is h2.events.DataReceived:
-                stream = self.streams.get(event.stream_id)  # type: ignore[arg-type]
-                flow = event.flow_controlled_length or 0
-                if stream is None or stream.reset_code is not None:
-                    self._ack(event.stream_id, flow)  # type: ignore[arg-type]
-                    continue
-                if event.data:
-                    stream.chunks.append((event.data, flow))
-                    stream.data_read += len(event.data)
-                elif flow:
-                    self._ack(stream.id, flow)  # padding only
-                if event.stream_ended is not None:
-                    stream.ended = True
-                stream.wake()
-            elif type(event) is h2.events.StreamEnded:
-                stream = self.streams.get(event.stream_id)  # type: ignore[arg-type]
+            kind = type(event)
+            if kind is h2.events.DataReceived:
+                self._on_data_received(event)  # type: ignore[arg-type]
+            elif kind is h2.events.StreamEnded:
+                stream = streams.get(event.stream_id)  # type: ignore[attr-defined]
                 if stream is not None:
                     stream.ended = True
                     stream.wake()
-            elif type(event) is h2.events.WindowUpdated:
-                if event.stream_id:
-                    stream = self.streams.get(event.stream_id)
+            elif kind is h2.events.WindowUpdated:
+                stream_id = event.stream_id  # type: ignore[attr-defined]
+                if stream_id:
+                    stream = streams.get(stream_id)
                     if stream is not None:
                         stream.wake()
                 else:
                     self._wake_window()
-            elif type(event) is h2.events.RemoteSettingsChanged:
+            elif kind is h2.events.RemoteSettingsChanged:
                 self._wake_window()
-                for stream in self.streams.values():
+                for stream in streams.values():
                     stream.wake()
                 rest(event)
-            elif type(event) is h2.events.TrailersReceived:
-                stream = self.streams.get(event.stream_id)  # type: ignore[arg-type]
+            elif kind is h2.events.TrailersReceived:
+                self._on_trailers(event)  # type: ignore[arg-type]
+            elif kind is h2.events.StreamReset:
+                stream = streams.get(event.stream_id)  # type: ignore[attr-defined]
                 if stream is not None:
-                    try:
-                        stream.trailers = trailers_from_h2(event.headers)  # type: ignore[arg-type]
-                    except MalformedStream as exc:
-                        self.reset(stream, PROTOCOL_ERROR)
-                        rest(StreamMalformed(stream, str(exc)))
-                    stream.ended = True
-                    stream.wake()
-            elif type(event) is h2.events.StreamReset:
-                stream = self.streams.get(event.stream_id)  # type: ignore[arg-type]
-                if stream is not None:
-                    stream.reset_code = int(event.error_code or 0)
+                    stream.reset_code = int(event.error_code or 0)  # type: ignore[attr-defined]
                     stream.wake()
                 rest(event)
             else:
@@ -284,6 +267,34 @@ class H2Connection:
         for goaway in goaways:
             self.goaway = goaway
             rest(GoAwayReceived(goaway))
+
+    def _on_data_received(self, event: h2.events.DataReceived) -> None:
+        stream_id = event.stream_id or 0
+        stream = self.streams.get(stream_id)
+        flow = event.flow_controlled_length or 0
+        if stream is None or stream.reset_code is not None:
+            self._ack(stream_id, flow)
+            return
+        if event.data:
+            stream.chunks.append((event.data, flow))
+            stream.data_read += len(event.data)
+        elif flow:
+            self._ack(stream.id, flow)  # padding only
+        if event.stream_ended is not None:
+            stream.ended = True
+        stream.wake()
+
+    def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
+        stream = self.streams.get(event.stream_id or 0)
+        if stream is None:
+            return
+        try:
+            stream.trailers = trailers_from_h2(event.headers or ())
+        except MalformedStream as exc:
+            self.reset(stream, PROTOCOL_ERROR)
+            self.on_event(StreamMalformed(stream, str(exc)))
+        stream.ended = True
+        stream.wake()
 
     def on_event(self, event: h2.events.Event) -> None:
         """An event for the subclass (a new request, a response head, a reset, a GOAWAY...)."""
@@ -427,6 +438,8 @@ class StreamMalformed(h2.events.Event):
 
 
 def _code_name(code: int | None) -> str:
+    if code is None:
+        return "no code"
     try:
         return h2.errors.ErrorCodes(code).name
     except ValueError:

@@ -164,7 +164,7 @@ class FrameScanner:
         return (head + passed if head else passed), goaways
 
     def _check(self, kind: int, flags: int, length: int) -> None:
-        if kind == _HEADERS or kind == _PUSH_PROMISE:
+        if kind in (_HEADERS, _PUSH_PROMISE):
             if not flags & _END_HEADERS:
                 self._block = length
                 self._frames = 1
@@ -177,15 +177,14 @@ class FrameScanner:
                 self._frames = 0
                 self._block = 0
         elif (
-            ((kind == _SETTINGS or kind == _PING) and not flags & _ACK)
+            (kind in (_SETTINGS, _PING) and not flags & _ACK)
             or kind == _PRIORITY
             or (kind == _DATA and length == 0 and not flags & _END_STREAM)
-        ):
-            if self._control.over(self._clock()):
-                raise FloodError(
-                    ENHANCE_YOUR_CALM,
-                    f"more than {self._control.limit} control frames within {self._control.period:g} s",
-                )
+        ) and self._control.over(self._clock()):
+            raise FloodError(
+                ENHANCE_YOUR_CALM,
+                f"more than {self._control.limit} control frames within {self._control.period:g} s",
+            )
 
     def _check_block(self, size: int) -> None:
         if size > self.max_header_block:

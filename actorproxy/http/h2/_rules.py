@@ -8,7 +8,8 @@ Rules:
   other control character; pseudo-header fields are the request's four, each once, all before the
   regular fields; no connection-specific field (Connection, Keep-Alive, Proxy-Connection,
   Transfer-Encoding, Upgrade) and TE only as "trailers"; `:method` always, `:scheme` and a non-empty
-  `:path` unless CONNECT (which has `:authority` and neither of them); `:authority` and Host name the
+  `:path` (starting with / or `*` for OPTIONS) unless CONNECT (which has `:authority` and neither of
+  them); `:method` a token; `:authority` and Host name the
   same origin when both are there. Those rules are what closes request smuggling on an h2 -> h1
   downgrade: nothing that frames or ends an HTTP/1.1 message can reach an upstream through a field.
 - A request becomes an HTTP/1.1-shaped `RequestHeader` of version "2": Host from `:authority` (first,
@@ -50,6 +51,7 @@ _REQUEST_PSEUDO = frozenset({b":method", b":scheme", b":authority", b":path"})
 # RFC 9110 §5.1 (token) and §5.5 (field-value), in bytes; names lowercase (RFC 9113 §8.2.1).
 _NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
 _VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff](?:[\t \x21-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?")
+_METHOD = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _NAME_TEXT = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VALUE_TEXT = re.compile(r"(?:[\x21-\x7e\x80-\xff](?:[\t \x21-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?")
 
@@ -84,15 +86,7 @@ def request_from_h2(fields: Iterable[tuple[bytes, bytes]], *, end_stream: bool) 
     length: str | None = None
     for name, value in fields:
         if name[:1] == b":":
-            if regular:
-                raise MalformedStream(f"pseudo-header {name!r} after a regular field")
-            if name not in _REQUEST_PSEUDO:
-                raise MalformedStream(f"pseudo-header {name!r} is not a request's")
-            if name in pseudo:
-                raise MalformedStream(f"pseudo-header {name!r} twice")
-            if b"\r" in value or b"\n" in value or b"\0" in value:
-                raise MalformedStream(f"pseudo-header {name!r}: a control character")
-            pseudo[name] = value
+            _pseudo_field(pseudo, name, value, after_regular=regular)
             continue
         regular = True
         _field(name, value)
@@ -116,21 +110,8 @@ def request_from_h2(fields: Iterable[tuple[bytes, bytes]], *, end_stream: bool) 
             length = value_text
         pairs.append((text, value_text))
         lower.append(text)
-    method = pseudo.get(b":method")
-    if not method:
-        raise MalformedStream("no :method")
+    method, target = _request_target(pseudo)
     authority = pseudo.get(b":authority")
-    if method == b"CONNECT":
-        if b":scheme" in pseudo or b":path" in pseudo or not authority:
-            raise MalformedStream("CONNECT takes :authority alone")
-        target = authority.decode("latin-1")
-    else:
-        path = pseudo.get(b":path")
-        if b":scheme" not in pseudo or not path:
-            raise MalformedStream("no :scheme or :path")
-        if path == b"*" and method != b"OPTIONS":
-            raise MalformedStream(":path * is for OPTIONS only")
-        target = path.decode("latin-1")
     if authority is not None:
         authority_text = authority.decode("latin-1")
         if host is None:
@@ -145,6 +126,39 @@ def request_from_h2(fields: Iterable[tuple[bytes, bytes]], *, end_stream: bool) 
         pairs.append(("transfer-encoding", "chunked"))
         lower.append("transfer-encoding")
     return RequestHeader(method.decode("latin-1"), target, Headers._from_parsed(pairs, lower), "2")
+
+
+def _pseudo_field(pseudo: dict[bytes, bytes], name: bytes, value: bytes, *, after_regular: bool) -> None:
+    if after_regular:
+        raise MalformedStream(f"pseudo-header {name!r} after a regular field")
+    if name not in _REQUEST_PSEUDO:
+        raise MalformedStream(f"pseudo-header {name!r} is not a request's")
+    if name in pseudo:
+        raise MalformedStream(f"pseudo-header {name!r} twice")
+    if b"\r" in value or b"\n" in value or b"\0" in value:
+        raise MalformedStream(f"pseudo-header {name!r}: a control character")
+    pseudo[name] = value
+
+
+def _request_target(pseudo: dict[bytes, bytes]) -> tuple[bytes, str]:
+    """The method and the request target the pseudo-header fields name (RFC 9113 §8.3.1)."""
+    method = pseudo.get(b":method")
+    if not method or _METHOD.fullmatch(method) is None:
+        raise MalformedStream("no :method, or one that is not a token")
+    authority = pseudo.get(b":authority")
+    if method == b"CONNECT":
+        if b":scheme" in pseudo or b":path" in pseudo or not authority:
+            raise MalformedStream("CONNECT takes :authority alone")
+        return method, authority.decode("latin-1")
+    path = pseudo.get(b":path")
+    if b":scheme" not in pseudo or not path:
+        raise MalformedStream("no :scheme or :path")
+    if path == b"*":
+        if method != b"OPTIONS":
+            raise MalformedStream(":path * is for OPTIONS only")
+    elif path[:1] != b"/" and pseudo[b":scheme"] in (b"http", b"https"):
+        raise MalformedStream(":path neither starts with / nor is *")
+    return method, path.decode("latin-1")
 
 
 def _regular(fields: Iterable[tuple[bytes, bytes]], what: str) -> tuple[list[tuple[str, str]], list[str]]:

@@ -143,7 +143,7 @@ class H2ServerConnection(H2Connection):
             self.closing = True
             self._wake.set()
 
-    def _on_data(self, data: bytes, on_stream: Callable[[H2ServerStream], object]) -> None:
+    def _on_data(self, data: bytes | bytearray, on_stream: Callable[[H2ServerStream], object]) -> None:
         self._on_stream = on_stream
         try:
             self.receive(data)
@@ -182,7 +182,7 @@ class H2ServerConnection(H2Connection):
         self.last_stream_id = max(self.last_stream_id, stream_id)
         end = event.stream_ended is not None
         try:
-            header = request_from_h2(event.headers or (), end_stream=end)  # type: ignore[arg-type]
+            header = request_from_h2(event.headers or (), end_stream=end)
         except MalformedStream:
             self.malformed += 1
             self.reset(stream, PROTOCOL_ERROR)
@@ -243,7 +243,8 @@ class H2ServerConnection(H2Connection):
     # -- the streams ---------------------------------------------------------------------------------
 
     def drain(self) -> None:
-        """Send a GOAWAY naming the last stream accepted; the open streams finish, then the connection ends."""
+        """Send a GOAWAY naming the last stream accepted; the open streams finish, then the connection
+        ends."""
         if self.draining or self.error is not None:
             return
         self.draining = True
