@@ -17,6 +17,9 @@ Options for `benchmarks/proxy.py`:
 - `--cache memory` or `--cache sqlite:PATH`: the HTTP cache on every request (`ResponseCache` on a store of
   that backend, run as a background service), with `--cache-ttl` seconds of freshness for responses that
   state none (the origin's static files), as nginx's `proxy_cache_valid`.
+- `--declared`: the proxy declared in YAML (one route to the origin) instead of the Python app; with
+  `--rate-limit RATE`, the route is rate limited by client address (`1000000/s` never refuses: what a
+  limit costs when it does not trigger).
 - `--threads N`: N worker processes (the server's `threads`), sharing the listening socket. The statistics
   file then describes whichever worker took the signal (the master passes it on to none): use it with one.
 """
@@ -34,6 +37,7 @@ import sys
 from typing import Any
 
 from actorproxy.config import AccessLogConf, ServerConf
+from actorproxy.declared import build_proxy
 from actorproxy.http import select_codec
 from actorproxy.proxy import HttpPeer, HttpProxyService, ProxyHttp, ResponseCache, Session, http_proxy_service
 from actorproxy.server import Server, background_service
@@ -123,9 +127,27 @@ def main(argv: list[str] | None = None) -> int:
         "--cache-ttl", type=float, default=3600.0, help="freshness of responses that state none (seconds)"
     )
     parser.add_argument("--threads", type=int, default=1, help="worker processes (the server's threads)")
+    parser.add_argument(
+        "--declared",
+        action="store_true",
+        help="serve the proxy declared in YAML (one route to the origin) instead of the Python app",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        metavar="RATE",
+        help="with --declared: a rate limit on the route by client address (1000000/s never refuses)",
+    )
     args = parser.parse_args(argv)
     print(f"actorproxy {os.getpid()}: {args.listen} -> {args.upstream}, codec {codec_name()}", flush=True)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    if args.declared or args.rate_limit:
+        server = Server(
+            ServerConf.from_yaml(declared_yaml(args.listen, args.upstream, args.rate_limit, args.threads))
+        )
+        server.bootstrap()
+        service = build_proxy(server).services["proxy"].service
+        return serve(server, service, args)
 
     server = Server(ServerConf(threads=args.threads))
     server.bootstrap()
@@ -144,7 +166,23 @@ def main(argv: list[str] | None = None) -> int:
         server.add_service(service, depends_on=[server.add_service(background_service("store", store))])
     if args.metrics:
         server.add_prometheus_service(args.metrics)
+    return serve(server, service, args)
 
+
+def declared_yaml(listen: str, upstream: str, rate: str | None, threads: int) -> str:
+    """One service with one route to the origin, with a rate limit by client address when `rate` is given."""
+    limit = f", rate_limit: {{key: client_ip, rate: '{rate}', burst: 1000000}}" if rate else ""
+    return (
+        f"threads: {threads}\n"
+        "services:\n"
+        f"  - {{name: proxy, listeners: [{{address: '{listen}'}}], routes: [{{upstream: origin{limit}}}]}}\n"
+        "upstreams:\n"
+        f"  - {{name: origin, discovery: {{static: ['{upstream}']}}}}\n"
+    )
+
+
+def serve(server: Server, service: HttpProxyService, args: argparse.Namespace) -> int:
+    """Run `server` until a signal stops it, with the statistics signal and the profiler if asked."""
     if args.stats_file:
         stats_file: str = args.stats_file
         # A plain Python signal handler: it runs in the main thread between bytecodes, reads the pool

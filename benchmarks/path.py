@@ -4,6 +4,7 @@
     python benchmarks/path.py --requests 5000 --body tiny
     python benchmarks/path.py --profile FILE  # also count calls per request with cProfile (slower)
     python benchmarks/path.py --instructions  # instructions per request under valgrind: noise-free
+    python benchmarks/path.py --declared [--rate-limit 1000000/s]  # the proxy declared in YAML instead
 
 `benchmarks/proxy.py` measures throughput against nginx and aiohttp, which swings with whatever else the
 machine runs. This script measures what a change to the request path costs, with little noise: the proxy
@@ -14,7 +15,8 @@ fixed bytes, no parsing beyond finding the end of a message), and their own cost
 same run (clients straight to the origin) and subtracted: what remains is the proxy's CPU per request.
 
 Each figure is the best of three runs. 50 keep-alive clients send requests back to back, as wrk does in
-`benchmarks/proxy.py`. CPU time counts user and system time, so syscalls are in it.
+`benchmarks/proxy.py`. CPU time counts user and system time, so syscalls are in it. The garbage collector is
+set as in a serving process (`settle_for_serving`: what exists before is frozen, young collections rarer).
 
 `--instructions` counts instead the user-space instructions the process executes (valgrind's callgrind,
 `apt-get install valgrind`), which do not depend on what else the machine runs: the same code gives the
@@ -26,6 +28,10 @@ children run with a fixed hash seed and a fixed seed for trio's scheduling order
 the kernel's work (the syscalls themselves) and do not weigh cache misses, so they track the Python the
 proxy runs, which is what most changes to the request path change. About two minutes per body on two
 cores (valgrind runs Python some 50x slower).
+
+`--declared` measures the proxy declared in YAML (one service, one route to the origin, as
+`actorproxy run` builds it) instead of the Python application; `--rate-limit RATE` adds a rate limit by
+client address to that route (`1000000/s` never refuses: what a limit that does not trigger costs).
 
 This is a script, not a test: nothing here asserts speed.
 """
@@ -42,14 +48,18 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import trio
 
+from actorproxy.config import ServerConf
+from actorproxy.declared import build_proxy
 from actorproxy.http import select_codec
 from actorproxy.proxy import HttpPeer, ProxyHttp, Session, http_proxy_service
+from actorproxy.server import Server, settle_for_serving
 from actors import open_actor_system
 
 BODIES = {"tiny": b"hello, world\n", "64k": b"x" * 65536}
@@ -151,6 +161,32 @@ async def _clients(port: int, requests: int, expected: int) -> float:
     return time.process_time() - started
 
 
+#: The proxy under measure: the Python application, or the proxy declared in YAML with an optional rate
+#: limit (set from the command line, passed on to the `--run-once` children).
+PROXY: dict[str, Any] = {"declared": False, "rate_limit": None}
+
+
+def declared_yaml(origin: int, rate: str | None, directory: str) -> str:
+    """One service with one route to the origin, rate limited by client address when `rate` is given."""
+    limit = f", rate_limit: {{key: client_ip, rate: '{rate}', burst: 1000000}}" if rate else ""
+    route = f"{{upstream: origin{limit}}}"
+    return (
+        f"upgrade_sock: {directory}/upgrade.sock\n"
+        "services:\n"
+        f"  - {{name: proxy, listeners: [{{address: '127.0.0.1:0'}}], routes: [{route}]}}\n"
+        "upstreams:\n"
+        f"  - {{name: origin, discovery: {{static: ['127.0.0.1:{origin}']}}}}\n"
+    )
+
+
+async def _through(port: int, requests: int) -> float:
+    # The proxy's answer carries its own fields (Via, Connection): its length is the origin's plus those;
+    # read one to learn it. A first round fills the upstream pool.
+    expected = await _answer_length(port)
+    await _clients(port, CLIENTS, expected)
+    return await _clients(port, requests, expected)
+
+
 async def _measure(body: bytes, requests: int, through_proxy: bool) -> float:
     answer = response_bytes(body)
     async with trio.open_nursery() as nursery:
@@ -159,16 +195,19 @@ async def _measure(body: bytes, requests: int, through_proxy: bool) -> float:
             seconds = await _clients(origin, requests, len(answer))
             nursery.cancel_scope.cancel()
             return seconds
+        if PROXY["declared"]:
+            with tempfile.TemporaryDirectory() as directory:
+                server = Server(ServerConf.from_yaml(declared_yaml(origin, PROXY["rate_limit"], directory)))
+                handle = build_proxy(server)
+                await nursery.start(server.serve)
+                seconds = await _through(handle.services["proxy"].service.bound[0][1], requests)
+                nursery.cancel_scope.cancel()
+                return seconds
         async with open_actor_system("bench") as system:
             service = http_proxy_service(None, ToOrigin(origin))
             service.add_tcp("127.0.0.1:0")
             await system.spawn(service.child_spec().start, name=service.name)
-            port = service.bound[0][1]
-            # The proxy's answer carries its own fields (Via, Connection): its length is the origin's
-            # plus those; read one to learn it. A first round fills the upstream pool.
-            expected = await _answer_length(port)
-            await _clients(port, CLIENTS, expected)
-            seconds = await _clients(port, requests, expected)
+            seconds = await _through(service.bound[0][1], requests)
         nursery.cancel_scope.cancel()
         return seconds
 
@@ -194,6 +233,7 @@ async def _answer_length(port: int) -> int:
 def measure(body: bytes, requests: int, *, through_proxy: bool = True) -> float:
     """CPU seconds for `requests` requests, best of three runs."""
     best = float("inf")
+    settle_for_serving()  # the collector as a serving process has it
     for _ in range(3):
         gc.collect()
         best = min(best, trio.run(_measure, body, requests, through_proxy))
@@ -206,6 +246,10 @@ def instructions(body: str, requests: int, through_proxy: bool) -> int:
     command += ["--run-once", body, "--requests", str(requests)]
     if not through_proxy:
         command.append("--direct")
+    if PROXY["declared"]:
+        command.append("--declared")
+    if PROXY["rate_limit"]:
+        command += ["--rate-limit", PROXY["rate_limit"]]
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     found = re.search(r"Collected : (\d+)", done.stderr)
@@ -242,6 +286,7 @@ def instructions_rows(names: list[str], low: int, high: int) -> list[dict[str, A
 def run_once(body: str, requests: int, through_proxy: bool) -> None:
     """One run, for `--instructions`: a fixed order of trio's scheduling batches (its private generator)."""
     trio._core._run._r.seed(0)
+    settle_for_serving()
     trio.run(_measure, BODIES[body], requests, through_proxy)
 
 
@@ -258,9 +303,14 @@ def main() -> None:
     )
     parser.add_argument("--low", type=int, default=500, help="--instructions: the smaller run (requests)")
     parser.add_argument("--high", type=int, default=1500, help="--instructions: the larger run (requests)")
+    parser.add_argument(
+        "--declared", action="store_true", help="measure the proxy declared in YAML (one route to the origin)"
+    )
+    parser.add_argument("--rate-limit", metavar="RATE", help="with --declared: a limit by client address")
     parser.add_argument("--run-once", choices=list(BODIES), help=argparse.SUPPRESS)
     parser.add_argument("--direct", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    PROXY.update(declared=args.declared or bool(args.rate_limit), rate_limit=args.rate_limit)
     if args.run_once:
         run_once(args.run_once, args.requests, not args.direct)
         return

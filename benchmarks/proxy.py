@@ -1357,7 +1357,7 @@ def server_logs(fleet: Fleet) -> dict[str, list[tuple[int, str]]]:
         except OSError:
             continue
         lines = collections.Counter(
-            re.sub(r"\d+", "N", line.strip())
+            re.sub(r"\d+", "N", re.sub(r"request id \S+", "request id ID", line.strip()))
             for line in text.splitlines()
             if line.strip() and not line[0].isspace() and "[notice]" not in line
         )
@@ -1437,7 +1437,10 @@ def print_tables(run: Run, meta: dict[str, Any], markdown: bool) -> None:
         f"{meta['loadavg_before'][0]:.2f}, after {meta['loadavg_after'][0]:.2f}; took {meta['seconds']} s."
     )
     if run.logs:
-        print("\nserver output (stdout/stderr; numbers masked as N; count, line; most frequent first):")
+        print(
+            "\nserver output (stdout/stderr; numbers masked as N, request ids as ID; count, line; most"
+            " frequent first):"
+        )
         for name, lines in run.logs.items():
             print(f"  {name}:\n" + "\n".join(f"    {count:6,}  {line[:150]}" for count, line in lines))
 

@@ -183,4 +183,7 @@ class KeyFunction:
 
     def __call__(self, client_addr: Any, request: RequestHeader) -> str:
         """The key of `request`, received from `client_addr`."""
-        return _SEPARATOR.join([self.label, *(part(client_addr, request) for part in self._parts)])
+        parts = self._parts
+        if len(parts) == 1:  # the usual key: one source
+            return f"{self.label}{_SEPARATOR}{parts[0](client_addr, request)}"
+        return _SEPARATOR.join([self.label, *(part(client_addr, request) for part in parts)])

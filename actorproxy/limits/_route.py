@@ -170,7 +170,15 @@ class RouteLimiter:
                 return False
         quota = self.quota
         if quota is not None:
-            decision = await self._check(key, quota)
+            if self.redis is None:
+                # The local table's check is synchronous: no coroutine for it.
+                assert self.table is not None  # checked at construction
+                local = self.table.check(self._rate_prefix + key, quota, self.clock())
+                if not local.allowed:
+                    counters.limited += 1
+                decision: Decision | None = local
+            else:
+                decision = await self._check(key, quota)
             if decision is None or not decision.allowed:
                 if guard is not None:
                     guard.release()

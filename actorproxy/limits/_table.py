@@ -9,7 +9,11 @@ Rules:
 - Keys are hashed with BLAKE2b, the same in every process and every run, so a table in a file is shared by
   the workers of a server and by the next process of a graceful upgrade.
 - In a file (`GcraTable.open`), the file is mapped into each process, and each check holds a POSIX record
-  lock (`fcntl.lockf`) on its bucket's 64 bytes for the few microseconds it reads and writes it. The kernel
+  lock (`fcntl.lockf`) on its bucket's 64 bytes for the few microseconds it reads and writes it. A server
+  of one process (`threads: 1`) checks without the lock (`locking = False`, two system calls less a
+  check): it is the only one changing the table but for the seconds of a graceful upgrade, when the old
+  and the new process both serve and a key's request may be counted against a bucket the other process
+  just wrote (a request or two over the limit at most, once). The kernel
   drops a process's locks when it dies, so a worker killed mid-check cannot leave a bucket locked. The
   master creates the table before forking; a worker inherits the mapping and the descriptor.
 - A file whose layout does not match (another slot count, another version) is replaced by a new file: a
@@ -54,7 +58,7 @@ class GcraTable:
     Build one with `GcraTable.in_memory(slots)` (one process) or `GcraTable.open(path, slots)` (shared).
     """
 
-    __slots__ = ("_buckets", "_buffer", "_fd", "evictions", "path", "slots")
+    __slots__ = ("_buckets", "_buffer", "_fd", "evictions", "locking", "path", "slots")
 
     def __init__(
         self, buffer: bytearray | mmap.mmap, slots: int, *, fd: int | None, path: str | None
@@ -66,6 +70,9 @@ class GcraTable:
         self._buckets = slots // BUCKET_SLOTS
         #: Keys pushed out while still recovering, by this process.
         self.evictions = 0
+        #: Lock each bucket while it is checked: needed when other processes map the file (workers); a
+        #: server of one process turns it off (see the module rules).
+        self.locking = fd is not None
 
     @staticmethod
     def _size(slots: int) -> int:
@@ -131,7 +138,7 @@ class GcraTable:
         hashed = key_hash(key)
         offset = HEADER_SIZE + (hashed % self._buckets) * BUCKET_SIZE
         fd = self._fd
-        if fd is None:
+        if fd is None or not self.locking:
             return self._check(hashed, offset, quota, now, cost)
         fcntl.lockf(fd, fcntl.LOCK_EX, BUCKET_SIZE, offset)
         try:

@@ -67,11 +67,13 @@ class LimitTables:
         settings = conf.rate_limit_table
         path = settings.path or conf.upgrade_sock + TABLE_SUFFIX
         try:
-            return GcraTable.open(path, settings.slots)
+            table = GcraTable.open(path, settings.slots)
         except OSError as exc:
             key = "rate_limit_table.path" if settings.path else "upgrade_sock"
             reason = f"cannot open the rate-limit table {path}: {exc.strerror or exc}"
             raise ConfigError([Problem(key, reason)]) from exc
+        table.locking = conf.threads > 1  # one process: no one else writes it (see GcraTable's rules)
+        return table
 
     def route_limiter(self, label: str, limit: RateLimitConf, service: ServiceConf) -> RouteLimiter:
         """The limiter of a route of `service` whose `rate_limit` is `limit`; `label` names it.
