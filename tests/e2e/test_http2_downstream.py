@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import ssl
 import subprocess
 from pathlib import Path
@@ -14,9 +15,11 @@ import httpx
 import pytest
 import trio
 import trustme
+from h2client import RawH2
 from upstream import Upstream
 
-from actorproxy.proxy import HttpPeer, HttpProxyService, ProxyHttp, Session
+from actorproxy.proxy import HttpPeer, HttpProxyService, ProxyHttp, Session, http_proxy_service
+from actors import ActorSystem
 
 CURL = "/usr/bin/curl"
 H2LOAD = shutil.which("h2load")
@@ -144,3 +147,107 @@ async def test_httpx_http2_many_streams(
 
     results = await trio.to_thread.run_sync(fetch)
     assert results == [("HTTP/2", 200, str(n * 70000)) for n in range(5)]
+
+
+@pytest.mark.skipif(H2LOAD is None, reason="needs h2load (nghttp2-client)")
+async def test_h2load_many_concurrent_streams(upstreams: list[Upstream], start_proxy: Any) -> None:
+    base, _ = await start_proxy(ToFirst(upstreams[0]), listen=h2c)
+    assert H2LOAD is not None
+    result = await trio.run_process(
+        [H2LOAD, "-n", "400", "-c", "4", "-m", "50", f"{base}/echo/load"], capture_stdout=True
+    )
+    out = result.stdout.decode()
+    assert "400 succeeded, 0 failed, 0 errored" in out, out
+    assert "400 2xx" in out, out
+
+
+class Routed(ProxyHttp):
+    """`/dead...` to a closed port (502), everything else to the upstream."""
+
+    def __init__(self, upstream: Upstream, dead_port: int) -> None:
+        self.upstream = upstream
+        self.dead_port = dead_port
+
+    async def upstream_peer(self, session: Session, ctx: Any) -> HttpPeer:
+        port = self.dead_port if session.req_header.uri.startswith("/dead") else self.upstream.port
+        return HttpPeer(("127.0.0.1", port), tls=False, sni="")
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+async def test_a_failing_stream_never_fails_its_siblings(upstreams: list[Upstream], start_proxy: Any) -> None:
+    base, _ = await start_proxy(Routed(upstreams[0], closed_port()), listen=h2c)
+    client = await RawH2.connect(int(base.rsplit(":", 1)[1]))
+    try:
+        slow = await client.request("/slow?delay=0.3")
+        smuggled = await client.request("/echo/bad", extra=[("transfer-encoding", "chunked")])
+        dead = await client.request("/dead")
+        cancelled = await client.request("/slow?delay=5")
+        client.conn.reset_stream(cancelled)
+        await client.flush()
+        posted = await client.request("/echo/post", method="POST", body=b"x" * 100_000)
+        await client.until(lambda: all(client.done(s) for s in (slow, smuggled, dead, posted)))
+        answers = client.answers
+        assert answers[slow].status == 200
+        assert answers[smuggled].reset == 1  # PROTOCOL_ERROR: that stream alone
+        assert answers[dead].status == 502
+        assert answers[posted].status == 200
+        assert json.loads(answers[posted].body)["body"] == "x" * 100_000
+        assert client.goaway is None and not client.closed
+        again = await client.request("/echo/after")
+        await client.until(lambda: client.done(again))
+        assert answers[again].status == 200
+    finally:
+        await client.aclose()
+
+
+async def test_a_stalled_stream_holds_only_its_own_window(
+    upstreams: list[Upstream], start_proxy: Any
+) -> None:
+    base, _ = await start_proxy(ToFirst(upstreams[0]), listen=h2c)
+    client = await RawH2.connect(int(base.rsplit(":", 1)[1]), held={1})
+    try:
+        stalled = await client.request("/big?size=1000000")
+        assert stalled == 1
+        flowing = await client.request("/big?size=500000")
+        await client.until(lambda: client.done(flowing))
+        assert len(client.answers[flowing].body) == 500_000
+        # The stalled stream got what its window allowed (65,535 bytes, RFC 9113's default) and no more.
+        assert len(client.answers[stalled].body) <= 65_535
+        assert not client.done(stalled)
+        await client.ack(stalled, 1_000_000)
+        client.held.clear()
+        await client.until(lambda: client.done(stalled))
+        assert len(client.answers[stalled].body) == 1_000_000
+    finally:
+        await client.aclose()
+
+
+async def test_graceful_stop_sends_goaway_and_open_streams_finish(
+    upstreams: list[Upstream], system: ActorSystem
+) -> None:
+    upstream = upstreams[0]
+    service = http_proxy_service(None, ToFirst(upstream))
+    service.configure(grace_period=5)
+    h2c(service)
+    ref = await system.spawn(service.child_spec().start, name=service.name)
+    client = await RawH2.connect(service.bound[0][1])
+    try:
+        held = await client.request("/hold")
+        with trio.fail_after(5):
+            await upstream.held.wait()
+        ref.request_stop()
+        await client.until(lambda: client.goaway is not None)
+        assert client.goaway == (held, 0)  # NO_ERROR, the last stream accepted: ours
+        assert not client.done(held)
+        upstream.release.set()
+        await client.until(lambda: client.done(held))
+        assert client.answers[held].status == 200
+        await client.until(lambda: client.closed)
+    finally:
+        await client.aclose()
