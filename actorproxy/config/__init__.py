@@ -124,6 +124,7 @@ from ._upstreams import (
     PassiveHealthConf,
     StaticBackendConf,
     TcpHealthCheckConf,
+    UpstreamAlpn,
     UpstreamConf,
 )
 
@@ -231,6 +232,7 @@ __all__ = [
     "StoreConf",
     "TcpHealthCheckConf",
     "TlsConf",
+    "UpstreamAlpn",
     "UpstreamConf",
     "changed_paths",
     "did_you_mean",

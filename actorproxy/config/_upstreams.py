@@ -35,6 +35,7 @@ __all__ = [
     "PassiveHealthConf",
     "StaticBackendConf",
     "TcpHealthCheckConf",
+    "UpstreamAlpn",
     "UpstreamConf",
 ]
 
@@ -42,6 +43,9 @@ __all__ = [
 Algorithm = Literal[
     "round_robin", "random", "fnv_hash", "consistent", "least_connections", "power_of_two_choices"
 ]
+#: The HTTP versions spoken to a cluster's backends (Pingora's `ALPN`): HTTP/1.1, HTTP/2 (h2c with prior
+#: knowledge in cleartext), or HTTP/2 when the backend's TLS ALPN picks it.
+UpstreamAlpn = Literal["h1", "h2", "h2h1"]
 #: The DNS record a cluster's backends are read from.
 DnsRecord = Literal["A", "AAAA", "SRV"]
 
@@ -294,6 +298,23 @@ class UpstreamConf:
     )
     passive_health: PassiveHealthConf | None = attrs.field(
         default=None, metadata=doc("Outlier detection on real traffic; null: off.")
+    )
+    alpn: UpstreamAlpn = attrs.field(
+        default="h1",
+        validator=choice(UpstreamAlpn),
+        metadata=doc(
+            "The HTTP version spoken to the backends: h1 (HTTP/1.1, as Pingora's default), h2 (HTTP/2;"
+            " h2c with prior knowledge in cleartext) or h2h1 (HTTP/2 if the backend's TLS ALPN picks it,"
+            " else HTTP/1.1; HTTP/1.1 in cleartext)."
+        ),
+    )
+    max_h2_streams: int | None = attrs.field(
+        default=None,
+        validator=at_least(1),
+        metadata=doc(
+            "Requests carried at once on one HTTP/2 connection to a backend (also capped by the backend's"
+            " SETTINGS_MAX_CONCURRENT_STREAMS); null: the service's http2.max_h2_streams."
+        ),
     )
 
 

@@ -42,7 +42,7 @@ from actorproxy.config import CompressionConf, HeaderEditsConf, RouteConf, Upstr
 from actorproxy.http import Error, ErrorSource, ErrorType, RequestHeader, ResponseHeader
 from actorproxy.lb import Backend, LoadBalancer
 from actorproxy.limits import LimitStatistics, RouteLimiter
-from actorproxy.proxy import HttpPeer, PeerOptions, ProxyHttp, ResponseCache, Session
+from actorproxy.proxy import ALPN, HttpPeer, PeerOptions, ProxyHttp, ResponseCache, Session
 
 from ._router import RouteTable
 
@@ -90,9 +90,10 @@ class HeaderEdits:
             header.insert_header(name, value)
 
 
-def _peer_options(route: RouteConf) -> PeerOptions:
-    """The route's timeouts; one it does not set keeps `PeerOptions`' default."""
-    options = PeerOptions()
+def _peer_options(route: RouteConf, upstream: UpstreamConf) -> PeerOptions:
+    """The route's timeouts and the cluster's HTTP version; one it does not set keeps `PeerOptions`'
+    default."""
+    options = PeerOptions(alpn=ALPN(upstream.alpn), max_h2_streams=upstream.max_h2_streams)
     if route.connect_timeout is not None:
         options.connection_timeout = route.connect_timeout
     if route.total_timeout is not None:
@@ -159,7 +160,7 @@ class RoutePlan:
             lb=lb,
             hash_by_path=upstream.algorithm in HASHING_ALGORITHMS,
             retries=route.retries,
-            options=_peer_options(route),
+            options=_peer_options(route, upstream),
             request_edits=HeaderEdits.from_conf(route.request_headers) or None,
             response_edits=HeaderEdits.from_conf(route.response_headers) or None,
             compression=route.compression,

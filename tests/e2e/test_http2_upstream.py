@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import textwrap
 from typing import Any
 
 import attrs
@@ -14,7 +15,10 @@ import trio
 import trustme
 from h2origin import H2Origin
 
+from actorproxy.config import ServerConf
+from actorproxy.declared import build_proxy
 from actorproxy.proxy import ALPN, HttpPeer, PeerOptions, ProxyHttp, Session
+from actorproxy.server import Server
 
 
 class ToOrigin(ProxyHttp):
@@ -134,3 +138,40 @@ async def test_h2_over_tls_by_alpn(
             response = await client.get(f"{base}/echo/tls")
             assert json.loads(response.content)["path"] == "/echo/tls"
     assert origin.connections == 1
+
+
+async def test_declared_in_yaml_h2c_both_sides(nursery: trio.Nursery, origin: H2Origin) -> None:
+    conf = ServerConf.from_yaml(
+        textwrap.dedent(
+            f"""
+            services:
+              - name: edge
+                listeners:
+                  - address: 127.0.0.1:0
+                    h2c: true
+                routes:
+                  - upstream: h2
+                http2:
+                  max_concurrent_streams: 50
+            upstreams:
+              - name: h2
+                discovery:
+                  static: ["127.0.0.1:{origin.port}"]
+                alpn: h2
+                max_h2_streams: 4
+            """
+        )
+    )
+    server = Server(conf)
+    handle = build_proxy(server)
+    await nursery.start(server.serve)
+    host, port = handle.services["edge"].service.bound[0][:2]
+    base = f"http://{host}:{port}"
+    async with httpx.AsyncClient(http2=True, http1=False) as client:
+        statuses = await statuses_of(client, [f"{base}/slow?delay=0.2&n={n}" for n in range(8)])
+        response = await client.get(f"{base}/echo/yaml")
+    assert statuses == [200] * 8
+    assert response.http_version == "HTTP/2"
+    assert response.json()["path"] == "/echo/yaml"
+    assert origin.max_open <= 4
+    assert origin.connections >= 2

@@ -77,5 +77,5 @@ def test_unknown_keys_inside_the_proxy_sections_are_errors() -> None:
     assert [str(problem) for problem in caught.value.problems] == [
         "upstreams[0].algoritm: unknown key (did you mean 'algorithm'?)",
         "upstreams[0].colour: unknown key (expected one of name, discovery, algorithm, health_check,"
-        " update_frequency, passive_health)",
+        " update_frequency, passive_health, alpn, max_h2_streams)",
     ]
