@@ -16,6 +16,7 @@ import attrs
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
 import h2.settings
 import trio
 
@@ -61,6 +62,9 @@ class RawH2:
         #: sees them, since it would close its state machine and refuse the frames of streams that finish.
         self.goaway: tuple[int, int] | None = None
         self.closed = False
+        #: The `h2` package refused what the server sent (frames of streams written by hand with
+        #: `send_raw`, which it does not know): from then on only GOAWAY and the close are followed.
+        self.confused = False
         self._buf = b""
         self.events: list[h2.events.Event] = []
 
@@ -88,9 +92,14 @@ class RawH2:
         self, path: str, *, method: str = "GET", body: bytes = b"", extra: list[tuple[str, str]] | None = None
     ) -> int:
         """Send a request on a new stream; return its id."""
-        stream_id = self.conn.get_next_available_stream_id()
         headers = [(":method", method), (":scheme", "http"), (":authority", "localhost"), (":path", path)]
-        self.conn.send_headers(stream_id, [*headers, *(extra or [])], end_stream=not body)
+        return await self.send_head([*headers, *(extra or [])], body)
+
+    async def send_head(self, headers: list[tuple[str, str]], body: bytes = b"") -> int:
+        """Send `headers` as they are (pseudo-header fields included, unchecked) on a new stream, then
+        `body`; return the stream's id."""
+        stream_id = self.conn.get_next_available_stream_id()
+        self.conn.send_headers(stream_id, headers, end_stream=not body)
         self.answers[stream_id] = Answer()
         await self.flush()
         if body:
@@ -133,10 +142,21 @@ class RawH2:
         if not data:
             self.closed = True
             return
-        for event in self.conn.receive_data(self._without_goaway(data)):
+        data = self._without_goaway(data)
+        if self.confused:
+            return
+        try:
+            events = self.conn.receive_data(data)
+        except h2.exceptions.ProtocolError:
+            self.confused = True
+            return
+        for event in events:
             self.events.append(event)
             self._take(event)
-        await self.flush()
+        try:
+            await self.flush()
+        except trio.BrokenResourceError:
+            self.closed = True  # the server closed meanwhile: what it sent before is read already
 
     def _take(self, event: h2.events.Event) -> None:
         stream_id = getattr(event, "stream_id", None)
