@@ -4,7 +4,7 @@
 (`_rules`), and the flood limits (`_frames`). See docs/http2.md."""
 
 from ._client import H2ClientConnection, H2ClientStream
-from ._connection import H2Connection, H2Stream
+from ._connection import CANCEL, H2Connection, H2Stream
 from ._frames import CONNECTION_PREFACE, FloodError, FrameScanner, GoAway, Rate
 from ._rules import (
     CONNECTION_SPECIFIC,
@@ -19,6 +19,7 @@ from ._rules import (
 from ._server import HIGH_WATER, H2ServerConnection, H2ServerStream
 
 __all__ = [
+    "CANCEL",
     "CONNECTION_PREFACE",
     "CONNECTION_SPECIFIC",
     "HIGH_WATER",

@@ -21,6 +21,8 @@ Rules:
 - What goes out as HTTP/2 (a response to a client, a request to an upstream) loses the connection-specific
   fields and those its Connection field names, gets its names lowercased, and is checked field by field
   unless its head is trusted; a value that cannot be sent is an `INTERNAL` error before anything is sent.
+  A request to an h2 upstream says `te: trailers`: the proxy accepts trailers on every stream (it forwards
+  them), and gRPC servers refuse a request without it.
 """
 
 from __future__ import annotations
@@ -222,7 +224,10 @@ def _outgoing(headers: Headers, skip: frozenset[str], out: list[tuple[bytes, byt
 
 
 _NONE: frozenset[str] = frozenset()
-_REQUEST_SKIP = frozenset({"host"})
+# The TE a request may carry was the client's, to its hop, and went with the hop-by-hop fields; what goes
+# upstream says what the proxy accepts: trailers, always (it forwards them). gRPC servers require it.
+_REQUEST_SKIP = frozenset({"host", "te"})
+_TE_TRAILERS = (b"te", b"trailers")
 
 
 def response_to_h2(header: ResponseHeader) -> list[tuple[bytes, bytes]]:
@@ -260,6 +265,7 @@ def request_to_h2(header: RequestHeader, scheme: str) -> list[tuple[bytes, bytes
     if not authority:
         del out[2]
     _outgoing(header.headers, _REQUEST_SKIP, out)
+    out.append(_TE_TRAILERS)
     return out
 
 
