@@ -20,6 +20,7 @@ Options for `benchmarks/proxy.py`:
 - `--declared`: the proxy declared in YAML (one route to the origin) instead of the Python app; with
   `--rate-limit RATE`, the route is rate limited by client address (`1000000/s` never refuses: what a
   limit costs when it does not trigger).
+- `--h2c`: the listener accepts HTTP/2 in cleartext with prior knowledge too (`proxy.py --h2`).
 - `--threads N`: N worker processes (the server's `threads`), sharing the listening socket. The statistics
   file then describes whichever worker took the signal (the master passes it on to none): use it with one.
 """
@@ -128,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--threads", type=int, default=1, help="worker processes (the server's threads)")
     parser.add_argument(
+        "--h2c", action="store_true", help="also accept HTTP/2 in cleartext (prior knowledge) on the listener"
+    )
+    parser.add_argument(
         "--declared",
         action="store_true",
         help="serve the proxy declared in YAML (one route to the origin) instead of the Python app",
@@ -157,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         store = cache_store(args.cache)
         app = CachingToOrigin(args.upstream, ResponseCache(store, default_ttl=args.cache_ttl))
     service = http_proxy_service(None, app)
-    service.add_tcp(args.listen)
+    service.add_tcp(args.listen, h2c=args.h2c)
     if args.access_log:
         service.configure(access_log=AccessLogConf(path=args.access_log))
     if store is None:

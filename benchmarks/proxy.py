@@ -10,6 +10,7 @@
     python benchmarks/proxy.py --profile DIR   # then profile actorproxy, tiny body (py-spy, cProfile)
     python benchmarks/proxy.py --targets actorproxy --scenarios 1m --profile DIR --profile-scenario 1m
     python benchmarks/proxy.py --cache         # the HTTP cache's hits and misses, beside nginx's
+    python benchmarks/proxy.py --h2            # HTTP/2 clients (h2load) to actorproxy and to nginx
 
 Needs `pip install -e '.[bench]'` (aiohttp, uvloop) and the Debian packages `wrk` and `nginx`
 (`apt-get install wrk nginx`); `--profile` also needs `pip install py-spy` and the right to ptrace (root).
@@ -42,6 +43,12 @@ no lifetime), next to the same two proxies uncached. A hit scenario asks for one
 warm-up stores it); the miss scenario asks for a new URL every time (`/tiny?run=<id>&n=<k>`, from a wrk
 script), so the caches store every response and serve none. The cache's own targets: hits at least 2x the
 uncached proxy's req/s, misses at most 10% slower.
+
+With `--h2`, the clients speak HTTP/2 in cleartext with prior knowledge instead: h2load, 100 streams at once
+over 10 connections (10 per connection), to actorproxy (`actorproxy_proxy.py --h2c`) and to nginx as an h2
+proxy (`listen ... http2`), both speaking HTTP/1.1 to the origin; scenarios tiny and 64k. Per run: requests/s,
+MiB/s, mean and max request time (h2load reports no percentiles), failed requests, the proxy's CPU. Needs
+`h2load` (`apt-get install nghttp2-client`). The idle-connection and kernel rows are skipped.
 
 Beside the load runs, in the same run: the RSS a fresh actorproxy (one worker) grows by while it holds
 5,000 idle keep-alive client connections (each has carried one request), per connection, with the number of
@@ -109,6 +116,11 @@ TARGET_MISS_RATIO = 0.9  # ... and misses at most 10% slower than no cache
 PROBE_AT, BURST_AT, SECOND_HALF = 0.15, 0.3, 0.5
 PYSPY_RATE = 100  # samples/s: each sample briefly stops the process, so keep it low
 
+# HTTP/2 runs (`--h2`): h2load's connections and streams at once on each.
+H2_CONNECTIONS = 10
+H2_STREAMS = 10
+H2_TARGETS = ("nginx-h2", "actorproxy-h2")
+
 TINY = b"hello, world\n"
 
 
@@ -149,7 +161,16 @@ SCENARIOS = (
 )
 FILES = tuple(s for s in SCENARIOS if not s.cached)
 CACHE_SCENARIOS = "tiny-hit,64k-hit,tiny-miss"
-TARGETS = ("direct", "nginx", "nginx-cache", "aiohttp", "actorproxy", "actorproxy-cache", "actorproxy2")
+TARGETS = (
+    "direct",
+    "nginx",
+    "nginx-cache",
+    "aiohttp",
+    "actorproxy",
+    "actorproxy-cache",
+    "actorproxy2",
+    *H2_TARGETS,
+)
 DEFAULT_TARGETS = "direct,nginx,aiohttp,actorproxy"
 CACHE_TARGETS = "nginx,nginx-cache,actorproxy,actorproxy-cache"
 #: Targets that cache: they run the cache scenarios only.
@@ -169,6 +190,8 @@ LABELS = {
     "actorproxy": "actorproxy",
     "actorproxy-cache": "actorproxy cache",
     "actorproxy2": "actorproxy, threads: 2",
+    "nginx-h2": "nginx proxy, h2c",
+    "actorproxy-h2": "actorproxy, h2c",
 }
 
 # Prints wrk's summary as one JSON line; latencies in microseconds.
@@ -397,10 +420,13 @@ http {{
 """
 
 
-def nginx_proxy_conf(work: Path, port: int, origin_port: int, *, cache: bool = False) -> str:
+def nginx_proxy_conf(
+    work: Path, port: int, origin_port: int, *, cache: bool = False, http2: bool = False
+) -> str:
     """The nginx reference: one worker, an upstream keep-alive pool, otherwise nginx's defaults; with `cache`,
-    proxy_cache on disk keeping every 200 for an hour, with its lock on."""
-    name = "cache" if cache else "proxy"
+    proxy_cache on disk keeping every 200 for an hour, with its lock on; with `http2`, its listener speaks
+    HTTP/2 in cleartext (prior knowledge) and no HTTP/1.1."""
+    name = "cache" if cache else "h2" if http2 else "proxy"
     cache_path = (
         f"proxy_cache_path {work}/cache levels=1:2 keys_zone=bench:64m max_size=4g inactive=1h"
         " use_temp_path=off;"
@@ -434,7 +460,8 @@ http {{
         keepalive_requests 10000000;
     }}
     server {{
-        listen 127.0.0.1:{port} backlog=4096;
+        listen 127.0.0.1:{port} backlog=4096{" http2" if http2 else ""};
+        http2_max_concurrent_streams 128;
         location / {{
             proxy_pass http://origin;
             proxy_http_version 1.1;
@@ -522,6 +549,16 @@ class Fleet:
             conf.write_text(nginx_proxy_conf(self.work, port, self.origin_port, cache=True))
             command = pinned(PROXY_CORE, [nginx, "-c", str(conf)])
             self.targets["nginx-cache"] = self.start("nginx-cache", command, port)
+        if "nginx-h2" in self.wanted:
+            port = free_port()
+            conf = self.work / "h2.conf"
+            conf.write_text(nginx_proxy_conf(self.work, port, self.origin_port, http2=True))
+            self.targets["nginx-h2"] = self.start(
+                "nginx-h2", pinned(PROXY_CORE, [nginx, "-c", str(conf)]), port
+            )
+        if "actorproxy-h2" in self.wanted:
+            extra = [*self.actorproxy_options, "--h2c"]
+            self.targets["actorproxy-h2"] = self.start_actorproxy("actorproxy-h2", extra)
         if "aiohttp" in self.wanted:
             port = free_port()
             script = str(HERE / "aiohttp_proxy.py")
@@ -552,7 +589,9 @@ class Fleet:
             return
         # nginx stops gracefully on SIGQUIT; the Python proxies drain on SIGTERM.
         process.send_signal(
-            signal.SIGQUIT if target.name in ("origin", "nginx", "nginx-cache") else signal.SIGTERM
+            signal.SIGQUIT
+            if target.name in ("origin", "nginx", "nginx-cache", "nginx-h2")
+            else signal.SIGTERM
         )
         try:
             process.wait(timeout=15)
@@ -785,6 +824,123 @@ def measure(fleet: Fleet, scenario: Scenario, name: str, seconds: float, warmup:
         other_cpu_percent=max(0.0, 100 * (busy - target_cpu - origin_cpu - own_cpu) / wall),
         pool=pool,
     )
+
+
+@dataclass
+class H2Result:
+    scenario: str
+    target: str
+    seconds: float
+    requests: int
+    rps: float
+    mib_per_s: float
+    mean_ms: float
+    max_ms: float
+    failed: int
+    errored: int
+    #: CPU of the target's process tree during the run (100 = one core).
+    target_cpu_percent: float
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return self.target_cpu_percent / 100 / self.rps * 1e6 if self.rps else 0.0
+
+
+_H2LOAD_FINISHED = re.compile(r"finished in ([\d.]+)(m?s), ([\d.]+) req/s, ([\d.]+)([KMG]?B)/s")
+_H2LOAD_REQUESTS = re.compile(
+    r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored"
+)
+_H2LOAD_TIME = re.compile(r"time for request:\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)")
+_UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+_UNIT_MIB = {"B": 2**-20, "KB": 2**-10, "MB": 1.0, "GB": 2**10}
+
+
+def run_h2load(url: str, seconds: float) -> dict[str, float]:
+    """h2load for `seconds` (h2c, prior knowledge): req/s, MiB/s, requests, failures, mean and max ms."""
+    command = ["h2load", "-c", str(H2_CONNECTIONS), "-m", str(H2_STREAMS), "-D", str(max(1, round(seconds)))]
+    done = subprocess.run([*pinned(LOAD_CORE, command), url], capture_output=True, text=True, check=False)
+    out = done.stdout
+    finished, counts, times = (
+        pattern.search(out) for pattern in (_H2LOAD_FINISHED, _H2LOAD_REQUESTS, _H2LOAD_TIME)
+    )
+    if finished is None or counts is None or times is None:
+        raise RuntimeError(f"h2load gave no summary (exit {done.returncode}):\n{out}\n{done.stderr}")
+    wall = float(finished[1]) / (1000 if finished[2] == "ms" else 1)
+    return {
+        "seconds": wall,
+        "rps": float(finished[3]),
+        "mib_per_s": float(finished[4]) * _UNIT_MIB[finished[5]],
+        "requests": float(counts[2]),
+        "failed": float(counts[4]),
+        "errored": float(counts[5]),
+        "max_ms": float(times[3]) * _UNIT_MS[times[4]],
+        "mean_ms": float(times[5]) * _UNIT_MS[times[6]],
+    }
+
+
+def measure_h2(fleet: Fleet, scenario: Scenario, name: str, seconds: float, warmup: float) -> H2Result:
+    target = fleet.targets[name]
+    url = f"http://127.0.0.1:{target.port}{scenario.path}"
+    run_h2load(url, warmup)
+    pids = process_tree(target.process.pid)
+    before, began = cpu_seconds(pids), time.monotonic()
+    data = run_h2load(url, seconds)
+    cpu, wall = cpu_seconds(pids) - before, time.monotonic() - began
+    return H2Result(
+        scenario=scenario.name,
+        target=name,
+        seconds=round(data["seconds"], 2),
+        requests=int(data["requests"]),
+        rps=data["rps"],
+        mib_per_s=data["mib_per_s"],
+        mean_ms=data["mean_ms"],
+        max_ms=data["max_ms"],
+        failed=int(data["failed"]),
+        errored=int(data["errored"]),
+        target_cpu_percent=100 * cpu / wall,
+    )
+
+
+def h2_table(results: list[H2Result], markdown: bool = False) -> str:
+    header = ("scenario", "target", "req/s", "MiB/s", "mean ms", "max ms", "failed", "CPU %", "CPU us/req")
+    lines = [
+        (
+            r.scenario,
+            LABELS[r.target],
+            f"{r.rps:,.0f}",
+            f"{r.mib_per_s:,.1f}",
+            f"{r.mean_ms:.2f}",
+            f"{r.max_ms:.1f}",
+            f"{r.failed + r.errored}",
+            f"{r.target_cpu_percent:.0f}",
+            f"{r.cpu_us_per_request:.0f}",
+        )
+        for r in results
+    ]
+    return render(header, lines, markdown)
+
+
+def run_h2(args: argparse.Namespace, seconds: float) -> list[H2Result]:
+    """The HTTP/2 rows (`--h2`): h2load against each h2 target, scenarios tiny and 64k by default."""
+    targets = tuple(t for t in H2_TARGETS if t in args.targets.split(","))
+    scenarios = [s for s in FILES if s.key in args.scenarios.split(",")]
+    results: list[H2Result] = []
+    with fleet_running(targets, args.keep, tuple(args.actorproxy_option)) as fleet:
+        for scenario in scenarios:
+            for name in targets:
+                progress(args.json, f"{scenario.name}: {LABELS[name]}, h2load, {seconds:g} s")
+                results.append(measure_h2(fleet, scenario, name, seconds, 1.0))
+    return results
+
+
+def print_h2(args: argparse.Namespace, results: list[H2Result], meta: dict[str, Any], began: float) -> int:
+    if args.json:
+        print(json.dumps({"environment": meta, "h2": [asdict(r) for r in results]}, indent=2))
+        return 0
+    print(f"\nh2load: {H2_CONNECTIONS} connections x {H2_STREAMS} streams, h2c (prior knowledge)")
+    print(h2_table(results, args.markdown))
+    print(f"took {round(time.monotonic() - began, 1)} s")
+    return 0
 
 
 def rss_kib(pid: int) -> int:
@@ -1327,10 +1483,10 @@ def progress(quiet: bool, text: str) -> None:
         print(f"  {text}", file=sys.stderr, flush=True)
 
 
-def check_tools() -> list[str]:
+def check_tools(h2: bool = False) -> list[str]:
     missing = [
         t
-        for t in ("wrk", "nginx", "taskset", "ss")
+        for t in ("wrk", "nginx", "taskset", "ss", *(("h2load",) if h2 else ()))
         if not shutil.which(t) and not Path(f"/usr/sbin/{t}").exists()
     ]
     if importlib.util.find_spec("aiohttp") is None or importlib.util.find_spec("uvloop") is None:
@@ -1467,6 +1623,11 @@ def main(argv: list[str] | None = None) -> int:
         "--cache", action="store_true", help="the HTTP cache's scenarios and targets (see the module help)"
     )
     parser.add_argument(
+        "--h2",
+        action="store_true",
+        help="HTTP/2 clients (h2load) to actorproxy and nginx (see the module help)",
+    )
+    parser.add_argument(
         "--cache-backend",
         choices=("memory", "sqlite"),
         default="memory",
@@ -1498,10 +1659,14 @@ def main(argv: list[str] | None = None) -> int:
         "--no-kernel", dest="kernel", action="store_false", help="skip the kernel's ask row (kernel.py)"
     )
     args = parser.parse_args(argv)
-    args.targets = args.targets or (CACHE_TARGETS if args.cache else DEFAULT_TARGETS)
-    args.scenarios = args.scenarios or (CACHE_SCENARIOS if args.cache else "tiny,64k,1m")
+    args.targets = args.targets or (
+        ",".join(H2_TARGETS) if args.h2 else CACHE_TARGETS if args.cache else DEFAULT_TARGETS
+    )
+    args.scenarios = args.scenarios or (
+        "tiny,64k" if args.h2 else CACHE_SCENARIOS if args.cache else "tiny,64k,1m"
+    )
 
-    missing = check_tools()
+    missing = check_tools(args.h2)
     if missing:
         print(f"missing: {', '.join(missing)}", file=sys.stderr)
         return 2
@@ -1518,6 +1683,8 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     if args.codec:
         os.environ["ACTORPROXY_CODEC"] = args.codec  # inherited by the actorproxy process
+    if args.h2:
+        return print_h2(args, run_h2(args, seconds), meta, began)
     run = run_all(args, seconds, meta)
     meta["seconds"] = round(time.monotonic() - began, 1)
     meta["loadavg_after"] = os.getloadavg()
