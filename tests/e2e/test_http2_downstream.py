@@ -15,7 +15,7 @@ import httpx
 import pytest
 import trio
 import trustme
-from h2client import RawH2
+from h2client import Answer, RawH2
 from upstream import Upstream
 
 from actorproxy.proxy import HttpPeer, HttpProxyService, ProxyHttp, Session, http_proxy_service
@@ -249,5 +249,28 @@ async def test_graceful_stop_sends_goaway_and_open_streams_finish(
         await client.until(lambda: client.done(held))
         assert client.answers[held].status == 200
         await client.until(lambda: client.closed)
+    finally:
+        await client.aclose()
+
+
+async def test_trailers_cross_between_versions(upstreams: list[Upstream], start_proxy: Any) -> None:
+    base, _ = await start_proxy(ToFirst(upstreams[0]), listen=h2c)
+    client = await RawH2.connect(int(base.rsplit(":", 1)[1]))
+    try:
+        # h2 request trailers -> a chunked HTTP/1.1 request with trailers.
+        stream_id = client.conn.get_next_available_stream_id()
+        head = [(":method", "POST"), (":scheme", "http"), (":authority", "localhost"), (":path", "/echo/t")]
+        client.conn.send_headers(stream_id, [*head, ("te", "trailers")])
+        client.answers[stream_id] = Answer()
+        await client.send_body(stream_id, b"body", end=False)
+        client.conn.send_headers(stream_id, [("x-sum", "42")], end_stream=True)
+        await client.flush()
+        # A chunked HTTP/1.1 response with a trailer -> h2 trailers.
+        chunked = await client.request("/chunked", extra=[("te", "trailers")])
+        await client.until(lambda: client.done(stream_id) and client.done(chunked))
+        echoed = json.loads(client.answers[stream_id].body)
+        assert echoed["body"] == "body"
+        assert ["x-sum", "42"] in echoed["trailers"]
+        assert client.answers[chunked].trailers == {"x-checksum": "done"}
     finally:
         await client.aclose()
