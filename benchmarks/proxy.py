@@ -1489,7 +1489,7 @@ def check_tools(h2: bool = False) -> list[str]:
         for t in ("wrk", "nginx", "taskset", "ss", *(("h2load",) if h2 else ()))
         if not shutil.which(t) and not Path(f"/usr/sbin/{t}").exists()
     ]
-    if importlib.util.find_spec("aiohttp") is None or importlib.util.find_spec("uvloop") is None:
+    if not h2 and (importlib.util.find_spec("aiohttp") is None or importlib.util.find_spec("uvloop") is None):
         missing.append("aiohttp and uvloop (pip install -e '.[bench]')")
     return missing
 
