@@ -21,7 +21,9 @@ Rules:
   (its streams in the actor's own nursery, see `_h2downstream`); a stop request sends it a GOAWAY. The
   look at the preface is a peek (nothing is consumed unless it is the preface), and only on such
   listeners; the TLS handshake is done first, as the first read would do it, bounded by the header
-  timeout. An HTTP/1.1 connection pays nothing for any of it.
+  timeout. An HTTP/1.1 connection pays nothing for any of it. An HTTP/2 connection we end with an error
+  (a flood, a protocol error: its GOAWAY sent) closes lingering too, so the GOAWAY reaches the client
+  rather than being lost to the reset a close with unread bytes sends.
 - A connection that ends with client bytes left unread (a refused head, a body not read) is closed the way
   nginx's lingering close does it: the write side first (the answer is followed by a FIN), then what the
   client still sends is read and dropped for up to `LINGER_TIMEOUT` seconds, so that closing with unread
@@ -67,6 +69,8 @@ DRAIN_LINGER = 1.0
 # that reads its answer closes at once, so 2 s only holds a socket from one that does not.
 LINGER_TIMEOUT = 2.0
 LINGER_MAX_BYTES = 1 << 20
+# How an HTTP/2 connection ends when we closed it with a GOAWAY carrying an error (`H2ServerConnection`).
+_OUR_GOAWAY = frozenset({ErrorType.H2_ERROR, ErrorType.INVALID_H2})
 # How long the answer to a refused head may take to write: a client that does not read loses it.
 REJECT_WRITE_TIMEOUT = 5.0
 
@@ -246,8 +250,11 @@ class ConnectionActor(Actor):
         except Exception:
             self.runtime.counters.connection_crashes += 1
             raise
-        if self.h2.error is not None:
-            logger.debug("HTTP/2 connection from %s ended: %s", client_addr, self.h2.error)
+        error = self.h2.error
+        if error is not None:
+            logger.debug("HTTP/2 connection from %s ended: %s", client_addr, error)
+            if error.etype in _OUR_GOAWAY:
+                await self._linger()
 
     def _head_timeout(self) -> float | None:
         """How long the next head may take to arrive (whole): the header timeout for the first request,
