@@ -33,6 +33,8 @@ class H2Origin:
         self.connections = 0
         self.requests: list[dict[str, Any]] = []
         self.max_open = 0
+        #: Body bytes handed to the h2 state machine, by request path (what the windows let through).
+        self.sent: dict[str, int] = {}
         self.max_concurrent_streams = max_concurrent_streams
         self.goaway_after = goaway_after
 
@@ -171,7 +173,7 @@ class _OriginConnection:
                 ("content-type", "application/json"),
             ]
         self.conn.send_headers(stream_id, fields)
-        await self.send_body(stream_id, payload)
+        await self.send_body(stream_id, payload, head[":path"])
         if target.path.startswith("/trailers"):
             self.conn.send_headers(stream_id, [("grpc-status", "0"), ("x-checksum", "done")], end_stream=True)
         else:
@@ -179,7 +181,7 @@ class _OriginConnection:
         self.open -= 1
         await self.flush()
 
-    async def send_body(self, stream_id: int, payload: bytes) -> None:
+    async def send_body(self, stream_id: int, payload: bytes, path: str) -> None:
         conn = self.conn
         view = payload
         while view:
@@ -191,4 +193,5 @@ class _OriginConnection:
                 self.windows.pop(stream_id, None)
                 continue
             conn.send_data(stream_id, view[:window])
+            self.origin.sent[path] = self.origin.sent.get(path, 0) + min(window, len(view))
             view = view[window:]

@@ -13,6 +13,7 @@ import httpx
 import pytest
 import trio
 import trustme
+from h2client import RawH2
 from h2origin import H2Origin
 
 from actorproxy.config import ServerConf
@@ -175,3 +176,26 @@ async def test_declared_in_yaml_h2c_both_sides(nursery: trio.Nursery, origin: H2
     assert response.json()["path"] == "/echo/yaml"
     assert origin.max_open <= 4
     assert origin.connections >= 2
+
+
+async def test_a_stalled_client_stream_stalls_only_its_upstream_stream(
+    origin: H2Origin, start_proxy: Any
+) -> None:
+    base, _ = await start_proxy(ToOrigin(origin), listen=lambda s: s.add_tcp("127.0.0.1:0", h2c=True))
+    client = await RawH2.connect(int(base.rsplit(":", 1)[1]), held={1})
+    try:
+        stalled = await client.request("/big?size=4000000&n=stalled")
+        flowing = await client.request("/big?size=600000&n=flowing")
+        await client.until(lambda: client.done(flowing))
+        assert len(client.answers[flowing].body) == 600_000
+        assert origin.connections == 1  # both on one upstream connection
+        # The stalled stream's window closed at each hop: the client's 65,535 bytes, what the proxy's window
+        # for that stream lets it hold (1 MiB by default), a frame in flight; not the 4 MB.
+        sent = origin.sent["/big?size=4000000&n=stalled"]
+        assert sent <= 65_535 + (1 << 20) + 65_536, sent
+        await client.ack(stalled, 4_000_000)
+        client.held.clear()
+        await client.until(lambda: client.done(stalled))
+        assert len(client.answers[stalled].body) == 4_000_000
+    finally:
+        await client.aclose()

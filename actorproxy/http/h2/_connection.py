@@ -8,9 +8,13 @@ Rules:
   malformed message resets its stream only. What the `h2` package still treats as a connection error (a
   Content-Length that disagrees with the DATA frames, a frame that breaks the protocol) ends the connection
   with its GOAWAY.
-- Received DATA is acknowledged (WINDOW_UPDATE) when the reader of the stream takes it, not when it
-  arrives: a stream whose reader is slow (its upstream, or its client) closes its own window and only its
-  own, so the peer slows that stream alone (backpressure end to end).
+- Received DATA gives the connection's window back as it arrives, and the stream's when the reader of the
+  stream takes it: a stream whose reader is slow (its upstream, or its client) closes its own window and
+  only its own, so the peer slows that stream alone (backpressure end to end) and its siblings keep the
+  connection's window (as nginx does; a connection window held by unread data would let one stalled stream
+  stop every stream of the connection, other clients' requests on a shared upstream connection included).
+  What a connection holds unread is bounded by its streams' windows: at most `initial_window_size` bytes a
+  stream. Window updates are batched: sent once half a window is owed.
 - Sending DATA waits for window: the stream's and the connection's (RFC 9113 §6.9), at most
   `flow_control_timeout` seconds; then the stream is reset (CANCEL) and the send fails, so a peer that
   never opens its window (a zero-window stall) holds nothing forever.
@@ -69,6 +73,7 @@ class H2Stream:
         "data_written",
         "ended",
         "id",
+        "owed",
         "reset_code",
         "trailers",
     )
@@ -83,6 +88,8 @@ class H2Stream:
         self.reset_code: int | None = None
         self.data_read = 0
         self.data_written = 0
+        #: Window taken by the reader and not given back yet (see `H2Connection.acknowledge`).
+        self.owed = 0
         self._waiter: trio.Event | None = None
 
     def wake(self) -> None:
@@ -180,6 +187,9 @@ class H2Connection:
         self.error: Error | None = None
         # Waiting for window on the connection (stream 0): every stream that waits, woken together.
         self._window_waiter: trio.Event | None = None
+        # Window updates wait until this much is owed (half a window), and what the connection owes so far.
+        self._batch = max(1, settings.initial_window_size // 2)
+        self._owed = 0
 
     def __repr__(self) -> str:
         side = "client" if self.h2.config.client_side else "server"
@@ -269,17 +279,16 @@ class H2Connection:
             rest(GoAwayReceived(goaway))
 
     def _on_data_received(self, event: h2.events.DataReceived) -> None:
-        stream_id = event.stream_id or 0
-        stream = self.streams.get(stream_id)
+        stream = self.streams.get(event.stream_id or 0)
         flow = event.flow_controlled_length or 0
+        self._ack_connection(flow)
         if stream is None or stream.reset_code is not None:
-            self._ack(stream_id, flow)
             return
         if event.data:
             stream.chunks.append((event.data, flow))
             stream.data_read += len(event.data)
         elif flow:
-            self._ack(stream.id, flow)  # padding only
+            self.acknowledge(stream, flow)  # padding only
         if event.stream_ended is not None:
             stream.ended = True
         stream.wake()
@@ -300,18 +309,27 @@ class H2Connection:
         """An event for the subclass (a new request, a response head, a reset, a GOAWAY...)."""
 
     def acknowledge(self, stream: H2Stream, flow: int) -> None:
-        """The reader took `flow` bytes of `stream`'s window: give them back to the peer."""
-        if flow and stream.reset_code is None and self.error is None:
-            self._ack(stream.id, flow)
-
-    def _ack(self, stream_id: int, flow: int) -> None:
-        if not flow:
+        """The reader took `flow` bytes of `stream`'s window: give them back to the peer (batched)."""
+        if not flow or stream.reset_code is not None or stream.ended or self.error is not None:
+            return  # nothing more comes on it: its window needs no room
+        owed = stream.owed + flow
+        if owed < self._batch:
+            stream.owed = owed
             return
+        stream.owed = 0
         try:
-            self.h2.acknowledge_received_data(flow, stream_id)
+            self.h2.increment_flow_control_window(owed, stream_id=stream.id)
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
-            # The stream is closed: the connection's window is still given back.
-            self.h2.increment_flow_control_window(flow)
+            return
+        self.queued += 1
+
+    def _ack_connection(self, flow: int) -> None:
+        owed = self._owed + flow
+        if owed < self._batch:
+            self._owed = owed
+            return
+        self._owed = 0
+        self.h2.increment_flow_control_window(owed)
         self.queued += 1
 
     def _wake_window(self) -> None:
