@@ -122,6 +122,14 @@ class RawH2:
         self.conn.acknowledge_received_data(size, stream_id)
         await self.flush()
 
+    async def release(self, stream_id: int, size: int) -> None:
+        """Stop holding `stream_id`: give its window back and read it to its end; its body must be `size`
+        bytes."""
+        await self.ack(stream_id, size)
+        self.held.discard(stream_id)
+        await self.until(lambda: self.done(stream_id))
+        assert len(self.answers[stream_id].body) == size
+
     async def until(self, condition: Callable[[], bool], timeout: float = 10.0) -> None:
         """Read until `condition()` holds (or the server closed: then it must hold too).
 
