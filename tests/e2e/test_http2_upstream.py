@@ -15,6 +15,7 @@ import trio
 import trustme
 from h2client import RawH2
 from h2origin import H2Origin
+from upstream import Upstream
 
 from actorproxy.config import ServerConf
 from actorproxy.declared import build_proxy
@@ -196,3 +197,29 @@ async def test_a_stalled_client_stream_stalls_only_its_upstream_stream(
         await client.release(stalled, 4_000_000)
     finally:
         await client.aclose()
+
+
+async def test_h2h1_falls_back_to_http1_when_the_peer_picks_it(
+    nursery: trio.Nursery, start_proxy: Any, ca: trustme.CA, tmp_path: Any
+) -> None:
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_context)
+    server_context.set_alpn_protocols(["http/1.1"])  # an HTTP/1.1 origin that says so
+    upstream = Upstream("tls-h1")
+    await nursery.start(upstream.serve, server_context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(ca_file)
+
+    class ToTls(ProxyHttp):
+        async def upstream_peer(self, session: Session, ctx: Any) -> HttpPeer:
+            options = PeerOptions(alpn=ALPN.H2H1, ca=str(ca_file))
+            return HttpPeer(("127.0.0.1", upstream.port), tls=True, sni="localhost", options=options)
+
+    base, service = await start_proxy(ToTls(), listen=lambda s: s.add_tcp("127.0.0.1:0", h2c=True))
+    async with httpx.AsyncClient(http2=True, http1=False) as client:
+        for n in range(3):
+            response = await client.get(f"{base}/echo/fallback?n={n}")
+            assert response.http_version == "HTTP/2"  # the client's side
+            assert response.json()["target"] == f"/echo/fallback?n={n}"
+    assert upstream.connections == 1  # HTTP/1.1 upstream, kept alive and reused
+    assert service.pool.h2.opened == 0
