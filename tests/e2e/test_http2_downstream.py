@@ -18,6 +18,7 @@ import trustme
 from h2client import Answer, RawH2
 from upstream import Upstream
 
+from actorproxy.config import HttpLimits
 from actorproxy.proxy import HttpPeer, HttpProxyService, ProxyHttp, Session, http_proxy_service
 from actors import ActorSystem
 
@@ -269,5 +270,32 @@ async def test_trailers_cross_between_versions(upstreams: list[Upstream], start_
         assert echoed["body"] == "body"
         assert ["x-sum", "42"] in echoed["trailers"]
         assert client.answers[chunked].trailers == {"x-checksum": "done"}
+    finally:
+        await client.aclose()
+
+
+async def test_a_body_over_max_body_size_is_answered_413_on_its_stream_only(
+    upstreams: list[Upstream], start_proxy: Any
+) -> None:
+    base, _ = await start_proxy(ToFirst(upstreams[0]), listen=h2c, limits=HttpLimits(max_body_size=100_000))
+    client = await RawH2.connect(int(base.rsplit(":", 1)[1]))
+    try:
+        big = await client.request("/echo/big", method="POST", body=b"x" * 300_000)
+        small = await client.request("/echo/small", method="POST", body=b"y" * 1000)
+        await client.until(lambda: client.done(big) and client.done(small))
+        assert client.answers[big].status == 413
+        assert client.answers[small].status == 200
+    finally:
+        await client.aclose()
+
+
+async def test_an_idle_connection_gets_goaway_and_closes(upstreams: list[Upstream], start_proxy: Any) -> None:
+    base, _ = await start_proxy(ToFirst(upstreams[0]), listen=h2c, keepalive_timeout=0.3)
+    client = await RawH2.connect(int(base.rsplit(":", 1)[1]))
+    try:
+        done = await client.request("/echo/one")
+        await client.until(lambda: client.done(done))
+        await client.until(lambda: client.closed, 5)
+        assert client.goaway == (done, 0)
     finally:
         await client.aclose()

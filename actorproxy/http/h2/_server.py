@@ -37,7 +37,6 @@ from .._error import Error, ErrorSource, ErrorType
 from .._header import Headers, RequestHeader, ResponseHeader
 from ..h1 import ProtocolError
 from ._connection import (
-    CANCEL,
     ENHANCE_YOUR_CALM,
     INTERNAL_ERROR,
     NO_ERROR,
@@ -376,7 +375,8 @@ class H2ServerStream:
             self._conn._wake.set()  # its WINDOW_UPDATE
             limit = self._conn.limits.max_body_size
             if limit is not None and stream.data_read > limit:
-                self._conn.reset(stream, CANCEL)
+                # Answered 413 on this stream; `complete` then resets it (NO_ERROR: the client may stop
+                # sending, RFC 9113 §8.1).
                 raise ProtocolError(
                     ErrorType.INVALID_HTTP_HEADER,
                     _DOWN,
