@@ -46,6 +46,16 @@ async def curl(*args: str) -> subprocess.CompletedProcess[bytes]:
     )
 
 
+def tls_files(ca: trustme.CA, tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A certificate for localhost from `ca`: (chain, key, the CA's certificate) as PEM files."""
+    cert = ca.issue_cert("localhost")
+    cert_file, key_file, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(cert_file)
+    cert.private_key_pem.write_to_path(key_file)
+    ca.cert_pem.write_to_path(ca_file)
+    return cert_file, key_file, ca_file
+
+
 def h2c(service: HttpProxyService) -> None:
     service.add_tcp("127.0.0.1:0", h2c=True)
 
@@ -82,11 +92,7 @@ async def test_h2c_listener_still_speaks_http1(upstreams: list[Upstream], start_
 async def test_curl_http2_over_tls_by_alpn(
     upstreams: list[Upstream], start_proxy: Any, ca: trustme.CA, tmp_path: Path
 ) -> None:
-    cert = ca.issue_cert("localhost")
-    cert_file, key_file, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
-    cert.private_key_and_cert_chain_pem.write_to_path(cert_file)
-    cert.private_key_pem.write_to_path(key_file)
-    ca.cert_pem.write_to_path(ca_file)
+    cert_file, key_file, ca_file = tls_files(ca, tmp_path)
     app = ToFirst(upstreams[0])
 
     def tls(service: HttpProxyService) -> None:
@@ -125,10 +131,7 @@ async def test_curl_http2_over_tls_by_alpn(
 async def test_httpx_http2_many_streams(
     upstreams: list[Upstream], start_proxy: Any, ca: trustme.CA, tmp_path: Path
 ) -> None:
-    cert = ca.issue_cert("localhost")
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert.private_key_and_cert_chain_pem.write_to_path(cert_file)
-    cert.private_key_pem.write_to_path(key_file)
+    cert_file, key_file, _ = tls_files(ca, tmp_path)
 
     def tls(service: HttpProxyService) -> None:
         service.add_tls("127.0.0.1:0", str(cert_file), str(key_file))
@@ -163,13 +166,15 @@ async def test_h2load_many_concurrent_streams(upstreams: list[Upstream], start_p
 
 
 class Routed(ProxyHttp):
-    """`/dead...` to a closed port (502), everything else to the upstream."""
+    """`/dead...` to a closed port (502), `/boom` raises (500), everything else to the upstream."""
 
     def __init__(self, upstream: Upstream, dead_port: int) -> None:
         self.upstream = upstream
         self.dead_port = dead_port
 
     async def upstream_peer(self, session: Session, ctx: Any) -> HttpPeer:
+        if session.req_header.uri.startswith("/boom"):
+            raise RuntimeError("a bug in the application")
         port = self.dead_port if session.req_header.uri.startswith("/dead") else self.upstream.port
         return HttpPeer(("127.0.0.1", port), tls=False, sni="")
 
@@ -188,15 +193,17 @@ async def test_a_failing_stream_never_fails_its_siblings(upstreams: list[Upstrea
         slow = await client.request("/slow?delay=0.3")
         smuggled = await client.request("/echo/bad", extra=[("transfer-encoding", "chunked")])
         dead = await client.request("/dead")
+        boom = await client.request("/boom")
         cancelled = await client.request("/slow?delay=5")
         client.conn.reset_stream(cancelled)
         await client.flush()
         posted = await client.request("/echo/post", method="POST", body=b"x" * 100_000)
-        await client.until(lambda: all(client.done(s) for s in (slow, smuggled, dead, posted)))
+        await client.until(lambda: all(client.done(s) for s in (slow, smuggled, dead, boom, posted)))
         answers = client.answers
         assert answers[slow].status == 200
         assert answers[smuggled].reset == 1  # PROTOCOL_ERROR: that stream alone
         assert answers[dead].status == 502
+        assert answers[boom].status == 500
         assert answers[posted].status == 200
         assert json.loads(answers[posted].body)["body"] == "x" * 100_000
         assert client.goaway is None and not client.closed
@@ -299,3 +306,20 @@ async def test_an_idle_connection_gets_goaway_and_closes(upstreams: list[Upstrea
         assert client.goaway == (done, 0)
     finally:
         await client.aclose()
+
+
+async def test_a_tls_listener_without_h2_in_its_alpn_speaks_http1(
+    upstreams: list[Upstream], start_proxy: Any, ca: trustme.CA, tmp_path: Path
+) -> None:
+    cert_file, key_file, ca_file = tls_files(ca, tmp_path)
+
+    def tls(service: HttpProxyService) -> None:
+        service.add_tls("127.0.0.1:0", str(cert_file), str(key_file), alpn=["http/1.1"])
+
+    base, _ = await start_proxy(ToFirst(upstreams[0]), listen=tls)
+    port = base.rsplit(":", 1)[1]
+    result = await curl(
+        "--http2", "--cacert", str(ca_file), "--resolve", f"localhost:{port}:127.0.0.1",
+        "--write-out", "\n%{http_version} %{http_code}", f"https://localhost:{port}/echo/h1",
+    )  # fmt: skip
+    assert result.stdout.rsplit(b"\n", 1)[1] == b"1.1 200"
