@@ -4,6 +4,7 @@ Routes (the path decides):
 - `/echo...`: 200 with a JSON body describing the request (method, path, authority, headers, body,
   trailers).
 - `/big?size=N`: N bytes of body, sent as the window allows.
+- `/evil?name=N&value=V`: 200 with the field N: V as it is (unchecked: CR, LF, uppercase...).
 - `/trailers`: a body, then trailers `grpc-status: 0` and `x-checksum: done`.
 - `/slow?delay=S`: waits S seconds before answering.
 Serves h2c with prior knowledge (`serve`), or TLS with ALPN h2 (`serve` with an `ssl_context`). With
@@ -64,7 +65,12 @@ class _OriginConnection:
         self.origin = origin
         self.stream = stream
         self.conn = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
+            h2.config.H2Configuration(
+                client_side=False,
+                header_encoding="utf-8",
+                validate_outbound_headers=False,  # `/evil` sends what a well-behaved server would not
+                normalize_outbound_headers=False,
+            )
         )
         self.conn.local_settings.max_concurrent_streams = origin.max_concurrent_streams
         self.lock = trio.Lock()
@@ -152,6 +158,9 @@ class _OriginConnection:
         if target.path.startswith("/big"):
             payload = b"x" * int(query.get("size", ["0"])[0])
             fields = [(":status", "200"), ("content-length", str(len(payload)))]
+        elif target.path.startswith("/evil"):
+            payload = b"evil"
+            fields = [(":status", "200"), (query["name"][0], query["value"][0])]
         elif target.path.startswith("/trailers"):
             payload = b"with trailers"
             fields = [(":status", "200"), ("content-type", "application/grpc")]

@@ -223,3 +223,26 @@ async def test_h2h1_falls_back_to_http1_when_the_peer_picks_it(
             assert response.json()["target"] == f"/echo/fallback?n={n}"
     assert upstream.connections == 1  # HTTP/1.1 upstream, kept alive and reused
     assert service.pool.h2.opened == 0
+
+
+EVIL_RESPONSE_FIELDS = {
+    "CRLF in a value": ("x-split", "a\r\nset-cookie: stolen=1"),
+    "LF in a value": ("x-split", "a\nHTTP/1.1 200 OK"),
+    "transfer-encoding": ("transfer-encoding", "chunked"),
+    "connection": ("connection", "close"),
+    "uppercase name": ("X-Upper", "1"),
+    "pseudo-header in the middle": (":path", "/x"),
+}
+
+
+@pytest.mark.parametrize(("name", "value"), EVIL_RESPONSE_FIELDS.values(), ids=EVIL_RESPONSE_FIELDS.keys())
+async def test_a_malformed_h2_response_never_reaches_an_http1_client(
+    origin: H2Origin, start_proxy: Any, name: str, value: str
+) -> None:
+    base, _ = await start_proxy(ToOrigin(origin))
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{base}/evil", params={"name": name, "value": value})
+        fine = await client.get(f"{base}/echo/after")
+    assert response.status_code == 502
+    assert "stolen" not in str(response.headers) and response.content != b"evil"
+    assert fine.status_code == 200
