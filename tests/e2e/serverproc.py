@@ -1,6 +1,7 @@
 """A proxy server process for the lifecycle tests, driven like a user's script: `Server.from_args()`.
 
-The upstream port comes from UPSTREAM_PORT and the listen address from LISTEN (default 127.0.0.1:0). Once its
+The upstream port comes from UPSTREAM_PORT and the listen address from LISTEN (default 127.0.0.1:0); H2C=1
+lets the listener take HTTP/2 with prior knowledge too. Once its
 listeners are bound it prints one JSON line: its pid and the bound addresses. Answers carry `x-worker-pid`.
 A reload prints "reloaded <pid>".
 """
@@ -30,7 +31,7 @@ def main() -> None:
     server = Server.from_args()
     server.bootstrap()
     proxy = http_proxy_service(server.configuration, App())
-    proxy.add_tcp(os.environ.get("LISTEN", "127.0.0.1:0"))
+    proxy.add_tcp(os.environ.get("LISTEN", "127.0.0.1:0"), h2c=os.environ.get("H2C") == "1")
     server.add_service(proxy)
 
     async def reloaded() -> None:

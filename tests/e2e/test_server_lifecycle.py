@@ -22,6 +22,7 @@ import attrs
 import httpx
 import pytest
 import trio
+from h2client import RawH2
 from processes import Lines
 from upstream import Upstream
 
@@ -53,9 +54,10 @@ class ServerProcess:
 
 @asynccontextmanager
 async def server_process(
-    nursery: trio.Nursery, upstream: Upstream, *args: str, listen: str = "127.0.0.1:0"
+    nursery: trio.Nursery, upstream: Upstream, *args: str, listen: str = "127.0.0.1:0", h2c: bool = False
 ) -> AsyncIterator[ServerProcess]:
     env = {**os.environ, "UPSTREAM_PORT": str(upstream.port), "LISTEN": listen, "PYTHONPATH": str(ROOT)}
+    env["H2C"] = "1" if h2c else "0"
     process = await trio.lowlevel.open_process(
         [sys.executable, str(SCRIPT), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
     )
@@ -167,6 +169,29 @@ async def test_an_idle_keepalive_connection_gets_one_more_request_during_the_dra
                 last = await client.get("/echo")  # on the same, idle, connection
                 assert last.status_code == 200
                 assert last.headers["connection"] == "close"
+            assert await server.process.wait() == 0
+
+
+async def test_sigterm_sends_http2_clients_goaway_and_their_open_streams_finish(
+    nursery: trio.Nursery, upstreams: list[Upstream], tmp_path: Path
+) -> None:
+    upstream = upstreams[0]
+    async with server_process(nursery, upstream, "-c", write_conf(tmp_path), h2c=True) as server:
+        with trio.fail_after(15):
+            await server.ready()
+            client = await RawH2.connect(server.port)
+            try:
+                held = await client.request("/hold")
+                await upstream.held.wait()
+                server.signal(signal.SIGTERM)
+                await client.until(lambda: client.goaway is not None)
+                assert client.goaway == (held, 0)  # NO_ERROR, naming the stream in flight
+                upstream.release.set()
+                await client.until(lambda: client.done(held))
+                assert client.answers[held].status == 200
+                await client.until(lambda: client.closed)
+            finally:
+                await client.aclose()
             assert await server.process.wait() == 0
 
 
