@@ -209,3 +209,22 @@ class RawH2:
     def done(self, stream_id: int) -> bool:
         answer = self.answers[stream_id]
         return answer.ended or answer.reset is not None
+
+
+async def drain_finishes_held_stream(
+    client: RawH2, stop: Callable[[], None], held: trio.Event, release: trio.Event
+) -> None:
+    """Ask for `/hold`, and once the origin holds it (`held`), `stop()` the proxy: its GOAWAY names that
+    stream (NO_ERROR), which still finishes, 200, once the origin lets it go (`release`); then the proxy
+    closes the connection."""
+    stream_id = await client.request("/hold")
+    with trio.fail_after(5):
+        await held.wait()
+    stop()
+    await client.until(lambda: client.goaway is not None)
+    assert client.goaway == (stream_id, 0)
+    assert not client.done(stream_id)
+    release.set()
+    await client.until(lambda: client.done(stream_id))
+    assert client.answers[stream_id].status == 200
+    await client.until(lambda: client.closed)

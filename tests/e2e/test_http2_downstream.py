@@ -15,7 +15,7 @@ import httpx
 import pytest
 import trio
 import trustme
-from h2client import Answer, RawH2
+from h2client import Answer, RawH2, drain_finishes_held_stream
 from upstream import Upstream
 
 from actorproxy.config import HttpLimits
@@ -243,17 +243,7 @@ async def test_graceful_stop_sends_goaway_and_open_streams_finish(
     ref = await system.spawn(service.child_spec().start, name=service.name)
     client = await RawH2.connect(service.bound[0][1])
     try:
-        held = await client.request("/hold")
-        with trio.fail_after(5):
-            await upstream.held.wait()
-        ref.request_stop()
-        await client.until(lambda: client.goaway is not None)
-        assert client.goaway == (held, 0)  # NO_ERROR, the last stream accepted: ours
-        assert not client.done(held)
-        upstream.release.set()
-        await client.until(lambda: client.done(held))
-        assert client.answers[held].status == 200
-        await client.until(lambda: client.closed)
+        await drain_finishes_held_stream(client, ref.request_stop, upstream.held, upstream.release)
     finally:
         await client.aclose()
 

@@ -15,6 +15,7 @@ import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import attrs
 import httpx
 import pytest
 import trio
-from h2client import RawH2
+from h2client import RawH2, drain_finishes_held_stream
 from processes import Lines
 from upstream import Upstream
 
@@ -181,15 +182,8 @@ async def test_sigterm_sends_http2_clients_goaway_and_their_open_streams_finish(
             await server.ready()
             client = await RawH2.connect(server.port)
             try:
-                held = await client.request("/hold")
-                await upstream.held.wait()
-                server.signal(signal.SIGTERM)
-                await client.until(lambda: client.goaway is not None)
-                assert client.goaway == (held, 0)  # NO_ERROR, naming the stream in flight
-                upstream.release.set()
-                await client.until(lambda: client.done(held))
-                assert client.answers[held].status == 200
-                await client.until(lambda: client.closed)
+                sigterm = partial(server.signal, signal.SIGTERM)
+                await drain_finishes_held_stream(client, sigterm, upstream.held, upstream.release)
             finally:
                 await client.aclose()
             assert await server.process.wait() == 0
