@@ -41,7 +41,7 @@ class Http2Settings:
         validator=_WINDOW,
         metadata=doc(
             "Bytes a peer may send on one stream before a WINDOW_UPDATE (SETTINGS_INITIAL_WINDOW_SIZE), and"
-            " the connection's window too; 1 MiB, hyper's default (the h2 stack under Pingora)."
+            " the connection's window too; 1 MiB, hyper's default (Pingora's h2 crate starts at 65,535)."
         ),
     )
     max_frame_size: int = attrs.field(
