@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 import attrs
 import trio
 
-from ._backend import BackendStatistics, BodyHead
+from ._backend import BackendStatistics, BodyHead, WriteStop, wait_for_stop
 from ._codec import decode_int, encode_int
 from ._errors import EntryKindError, EntryTooLarge
 
@@ -208,6 +208,9 @@ class MemoryBackend:
         await trio.lowlevel.checkpoint()
         entry = self._live(key)
         return None if entry is None else _MemorySource(self._body(key, entry))
+
+    async def serve_writes(self, stop: WriteStop, until: float) -> None:
+        await wait_for_stop(stop, until)  # nothing is queued: every write is done when called
 
     def _body(self, key: str, entry: _Entry) -> _Body:
         if entry.body is None:
