@@ -368,10 +368,13 @@ def cache_rows(names: list[str], requests: int) -> list[dict[str, Any]]:
     return rows
 
 
-def instructions(body: str, requests: int, through_proxy: bool) -> int:
-    """User-space instructions of one child process that runs `requests` requests, under callgrind."""
+def instructions(body: str, requests: int, through_proxy: bool, mode: str | None = None) -> int:
+    """User-space instructions of one child process that runs `requests` requests, under callgrind
+    (`mode`: one of `CACHE_MODES`, with `--cache`)."""
     command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__]
     command += ["--run-once", body, "--requests", str(requests)]
+    if mode is not None:
+        command += ["--cache", PROXY["cache"], "--cache-mode", mode]
     if not through_proxy:
         command.append("--direct")
     if PROXY["declared"]:
@@ -411,10 +414,65 @@ def instructions_rows(names: list[str], low: int, high: int) -> list[dict[str, A
     return rows
 
 
-def run_once(body: str, requests: int, through_proxy: bool) -> None:
+def cache_instructions_rows(names: list[str], modes: list[str], low: int, high: int) -> list[dict[str, Any]]:
+    """`instructions_rows` for `--cache`: the proxy's instructions per request in each of `modes`."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    runs = [
+        (name, count, through, mode)
+        for name in names
+        for mode in modes
+        for through in (False, True)
+        for count in (low, high)
+    ]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        counts = dict(zip(runs, pool.map(lambda run: instructions(*run), runs), strict=True))
+    rows = []
+    for name in names:
+        row: dict[str, Any] = {"body": name, "store": PROXY["cache"], "requests": [low, high]}
+        for mode in modes:
+            direct = (counts[name, high, False, mode] - counts[name, low, False, mode]) / (high - low)
+            proxied = (counts[name, high, True, mode] - counts[name, low, True, mode]) / (high - low)
+            row[f"{mode}_instructions_per_request"] = round(proxied - direct)
+        rows.append(row)
+    return rows
+
+
+def run_once(body: str, requests: int, through_proxy: bool, mode: str | None = None) -> None:
     """One run, for `--instructions`: a fixed order of trio's scheduling batches (its private generator)."""
     trio._core._run._r.seed(0)
-    trio.run(_measure, BODIES[body], requests, through_proxy)
+    if mode is None:
+        trio.run(_measure, BODIES[body], requests, through_proxy)
+    else:
+        trio.run(_measure_cache, BODIES[body], requests, mode, through_proxy)
+
+
+def cache_main(args: argparse.Namespace, names: list[str]) -> None:
+    """`--cache`: the table (or JSON) of the proxy's cost per request uncached, on a miss and on a hit."""
+    if args.instructions:
+        modes = args.cache_mode or list(CACHE_MODES)
+        rows = cache_instructions_rows(names, modes, args.low, args.high)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return
+        print("| body | store | " + " | ".join(f"{mode} instructions/request" for mode in modes) + " |")
+        print("| --- | --- | " + " | ".join("---" for _ in modes) + " |")
+        for row in rows:
+            counts = " | ".join(f"{row[f'{mode}_instructions_per_request']:,}" for mode in modes)
+            print(f"| {row['body']} | {row['store']} | {counts} |")
+        return
+    rows = cache_rows(names, args.requests)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print("| body | store | uncached | miss | hit | miss vs uncached | hit vs uncached |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for row in rows:
+        print(
+            f"| {row['body']} | {row['store']} | {row['uncached_us_per_request']} µs |"
+            f" {row['miss_us_per_request']} µs | {row['hit_us_per_request']} µs |"
+            f" {row['miss_vs_uncached']}x | {row['hit_vs_uncached']}x |"
+        )
 
 
 def main() -> None:
@@ -437,28 +495,24 @@ def main() -> None:
     parser.add_argument(
         "--cache", choices=["memory", "sqlite"], help="the HTTP cache on this store: uncached, miss and hit"
     )
+    parser.add_argument(
+        "--cache-mode",
+        choices=CACHE_MODES,
+        action="append",
+        help="with --cache: measure only this (uncached, miss, hit; repeatable)",
+    )
     parser.add_argument("--run-once", choices=list(BODIES), help=argparse.SUPPRESS)
     parser.add_argument("--direct", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     PROXY.update(declared=args.declared or bool(args.rate_limit), rate_limit=args.rate_limit)
     if args.run_once:
-        run_once(args.run_once, args.requests, not args.direct)
+        PROXY["cache"] = args.cache
+        run_once(args.run_once, args.requests, not args.direct, args.cache_mode[0] if args.cache else None)
         return
     names = list(BODIES) if args.body == "all" else [args.body]
     if args.cache:
         PROXY["cache"] = args.cache
-        rows = cache_rows(names, args.requests)
-        if args.json:
-            print(json.dumps(rows, indent=2))
-            return
-        print("| body | store | uncached | miss | hit | miss vs uncached | hit vs uncached |")
-        print("| --- | --- | --- | --- | --- | --- | --- |")
-        for row in rows:
-            print(
-                f"| {row['body']} | {row['store']} | {row['uncached_us_per_request']} µs |"
-                f" {row['miss_us_per_request']} µs | {row['hit_us_per_request']} µs |"
-                f" {row['miss_vs_uncached']}x | {row['hit_vs_uncached']}x |"
-            )
+        cache_main(args, names)
         return
     if args.instructions:
         rows = instructions_rows(names, args.low, args.high)
