@@ -365,21 +365,49 @@ class Database:
 
     def put_bodies(self, bodies: Sequence[QueuedBody], touches: Collection[str], now: float) -> None:
         """Whole bodies and their entries, and the use time `now` of the keys `touches`, in one
-        transaction (a later body of a key replaces an earlier one)."""
-        with _transaction(self.conn):
-            for queued in bodies:
-                cursor = self.conn.execute(
-                    "INSERT INTO bodies (state, meta, size, chunk_size, pid, since)"
-                    " VALUES ('live', ?, ?, ?, ?, ?)",
-                    (queued.meta, queued.size, self.limits.chunk_size, self.pid, queued.now),
+        transaction (a later body of a key replaces an earlier one).
+
+        Raises:
+            EntryTooLarge: an entry is larger than `max_size` (nothing is written).
+        """
+        cap = self.limits.max_size
+        for queued in bodies:
+            if cap is not None and queued.entry_size() > cap:
+                raise EntryTooLarge(
+                    f"{queued.key!r}: {queued.entry_size()} bytes is more than max_size {cap}"
                 )
-                body = cursor.lastrowid
+        with _transaction(self.conn):
+            if bodies:
+                # The ids are given here, after the last one AUTOINCREMENT handed out (the write lock is
+                # held), so that each table takes its rows in one statement.
+                (last,) = self.conn.execute(
+                    "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'bodies'), 0)"
+                ).fetchone()
+                chunk_size, pid = self.limits.chunk_size, self.pid
+                ids = range(last + 1, last + 1 + len(bodies))
+                self.conn.executemany(
+                    "INSERT INTO bodies (id, state, meta, size, chunk_size, pid, since)"
+                    " VALUES (?, 'live', ?, ?, ?, ?, ?)",
+                    [
+                        (body, q.meta, q.size, chunk_size, pid, q.now)
+                        for body, q in zip(ids, bodies, strict=True)
+                    ],
+                )
                 self.conn.executemany(
                     "INSERT INTO chunks (body, seq, data) VALUES (?, ?, ?)",
-                    [(body, seq, data) for seq, data in enumerate(queued.chunks)],
+                    [
+                        (body, seq, data)
+                        for body, queued in zip(ids, bodies, strict=True)
+                        for seq, data in enumerate(queued.chunks)
+                    ],
                 )
-                size = queued.entry_size()
-                self._upsert(queued.key, None, body, size, expires_at=queued.expires_at, now=queued.now)
+                self.conn.executemany(
+                    UPSERT,
+                    [
+                        (q.key, None, body, q.entry_size(), q.expires_at, q.now)
+                        for body, q in zip(ids, bodies, strict=True)
+                    ],
+                )
             if touches:
                 self.conn.executemany(
                     "UPDATE entries SET used_at = ? WHERE key = ?", [(now, key) for key in touches]
