@@ -8,7 +8,8 @@ Rules:
 - A response without Date gets one, the time it was received (RFC 9110 §6.6.1: a recipient with a clock
   records it for a cached response).
 - `to_bytes()` is the `meta` of a store body (`Store.open_writer(..., meta=...)`), readable without the
-  body: a line `R1 <status> <request_time> <response_time> <lifetime or -> <reason>`, then a line
+  body: a line `R1 <status> <request_time> <response_time> <lifetime or -> <reason>` (the times as
+  `float.hex`, exact and cheaper than a decimal repr), then a line
   `name:value` per header field and a line `\0name:value` (`\0name` when absent) per Vary field, UTF-8.
   Field names hold no colon and no field holds a line break (RFC 9110 §5.1, §5.5); a head that does
   anyway is written as JSON, which `from_bytes` reads too (as it reads entries stored before the line
@@ -105,10 +106,9 @@ class StoredResponse:
 
     def to_bytes(self) -> bytes:
         """The record as bytes (for a store body's meta; see the module rules)."""
-        lifetime = "-" if self.lifetime is None else repr(self.lifetime)
-        lines = [
-            f"{_LINES}{self.status} {self.request_time!r} {self.response_time!r} {lifetime} {self.reason}"
-        ]
+        lifetime = "-" if self.lifetime is None else float(self.lifetime).hex()
+        times = f"{float(self.request_time).hex()} {float(self.response_time).hex()} {lifetime}"
+        lines = [f"{_LINES}{self.status} {times} {self.reason}"]
         lines += [f"{name}:{value}" for name, value in self.headers]
         lines += [
             f"{_VARY_LINE}{name}" if value is None else f"{_VARY_LINE}{name}:{value}"
@@ -160,10 +160,10 @@ class StoredResponse:
                 status=int(status),
                 reason=reason,
                 headers=tuple(headers),
-                request_time=float(request_time),
-                response_time=float(response_time),
+                request_time=float.fromhex(request_time),
+                response_time=float.fromhex(response_time),
                 vary=tuple(vary),
-                lifetime=None if lifetime == "-" else float(lifetime),
+                lifetime=None if lifetime == "-" else float.fromhex(lifetime),
             )
         except ValueError as exc:  # UnicodeDecodeError is one
             raise ValueError(f"not a stored response: {exc}") from exc

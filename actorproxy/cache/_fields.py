@@ -50,6 +50,9 @@ def list_items(values: Iterable[str]) -> Iterator[str]:
     """The members of comma-separated field values (RFC 9110 §5.6.1), trimmed, empty ones left out; a comma
     inside a quoted string does not split."""
     for value in values:
+        if '"' not in value:  # no quoted string: every comma splits (the common case, read in C)
+            yield from filter(None, (part.strip() for part in value.split(",")))
+            continue
         start = 0
         quoted = False
         escaped = False

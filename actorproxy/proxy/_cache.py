@@ -178,7 +178,8 @@ async def _fetch_first(
 ) -> bool:
     """`_fetch` as the key's writer when nobody holds its lock: taken and released without a wait or a
     context manager. False: another request holds it (nothing done)."""
-    storage, key = session.cache.storage, session.cache.key
+    cache = session.cache
+    storage, key = cache.storage, cache.key
     assert storage is not None and key is not None  # the cache is on, the key set
     ticket = storage.lock.take(key)
     if ticket is None:
