@@ -21,6 +21,7 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 from collections.abc import Collection, Iterator, Sequence
@@ -33,7 +34,7 @@ from ._codec import decode_int, encode_int
 from ._errors import EntryKindError, EntryTooLarge, StoreError, WriterAbandoned
 from ._sqlite_schema import SCHEMA, SCHEMA_VERSION, UPSERT
 
-__all__ = ["LRU_RESOLUTION", "Database", "Limits", "QueuedBody", "connect_reader"]
+__all__ = ["LRU_RESOLUTION", "ROWS_PER_STATEMENT", "Database", "Limits", "QueuedBody", "connect_reader"]
 
 # Seconds within which two uses of an entry count as one for LRU order (a read writes at most this often).
 LRU_RESOLUTION = 1.0
@@ -41,6 +42,25 @@ LRU_RESOLUTION = 1.0
 SWEEP_BATCH = 500
 
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
+# Prepared statements a connection keeps: the batch INSERTs of every row count, and the others.
+CACHED_STATEMENTS = 512
+# Rows one INSERT of a batch writes at most: 6 values a row stay under SQLite's oldest limit of 999
+# parameters a statement.
+ROWS_PER_STATEMENT = 100
+# The batch's INSERTs: (head, one row's placeholders, tail).
+_BODY_ROWS = (
+    "INSERT INTO bodies (id, state, meta, size, chunk_size, pid, since) VALUES ",
+    "(?, 'live', ?, ?, ?, ?, ?)",
+    "",
+)
+_CHUNK_ROWS = ("INSERT INTO chunks (body, seq, data) VALUES ", "(?, ?, ?)", "")
+# (The entries' is UPSERT, around its one row.)
+_ENTRY_ROWS = UPSERT.partition("(?, ?, ?, ?, ?, ?)")
+
+
+@functools.lru_cache(maxsize=2 * ROWS_PER_STATEMENT)
+def _rows_statement(head: str, row: str, tail: str, count: int) -> str:
+    return head + ", ".join([row] * count) + tail
 
 
 class Limits:
@@ -73,7 +93,13 @@ def connect(path: str, busy_timeout: float) -> sqlite3.Connection:
     Raises:
         StoreError: the file is not a store (another schema version, or not SQLite).
     """
-    conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(
+        path,
+        timeout=busy_timeout,
+        isolation_level=None,
+        check_same_thread=False,
+        cached_statements=CACHED_STATEMENTS,
+    )
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -385,34 +411,32 @@ class Database:
                 ).fetchone()
                 chunk_size, pid = self.limits.chunk_size, self.pid
                 ids = range(last + 1, last + 1 + len(bodies))
-                self.conn.executemany(
-                    "INSERT INTO bodies (id, state, meta, size, chunk_size, pid, since)"
-                    " VALUES (?, 'live', ?, ?, ?, ?, ?)",
-                    [
-                        (body, q.meta, q.size, chunk_size, pid, q.now)
-                        for body, q in zip(ids, bodies, strict=True)
-                    ],
+                pairs = list(zip(ids, bodies, strict=True))
+                self._insert_rows(
+                    _BODY_ROWS, [(body, q.meta, q.size, chunk_size, pid, q.now) for body, q in pairs]
                 )
-                self.conn.executemany(
-                    "INSERT INTO chunks (body, seq, data) VALUES (?, ?, ?)",
-                    [
-                        (body, seq, data)
-                        for body, queued in zip(ids, bodies, strict=True)
-                        for seq, data in enumerate(queued.chunks)
-                    ],
+                self._insert_rows(
+                    _CHUNK_ROWS, [(body, seq, data) for body, q in pairs for seq, data in enumerate(q.chunks)]
                 )
-                self.conn.executemany(
-                    UPSERT,
-                    [
-                        (q.key, None, body, q.entry_size(), q.expires_at, q.now)
-                        for body, q in zip(ids, bodies, strict=True)
-                    ],
+                self._insert_rows(
+                    _ENTRY_ROWS,
+                    [(q.key, None, body, q.entry_size(), q.expires_at, q.now) for body, q in pairs],
                 )
-            if touches:
-                self.conn.executemany(
-                    "UPDATE entries SET used_at = ? WHERE key = ?", [(now, key) for key in touches]
-                )
+            touched = list(touches)
+            for start in range(0, len(touched), ROWS_PER_STATEMENT):
+                keys = touched[start : start + ROWS_PER_STATEMENT]
+                marks = ", ".join("?" * len(keys))
+                self.conn.execute(f"UPDATE entries SET used_at = ? WHERE key IN ({marks})", (now, *keys))
             self._evict(now, keep={queued.key for queued in bodies})
+
+    def _insert_rows(self, statement: tuple[str, str, str], rows: Sequence[tuple[object, ...]]) -> None:
+        """Insert `rows` with `statement` (head, one row's placeholders, tail), `ROWS_PER_STATEMENT` rows per
+        statement: one step of SQLite for many rows (a step releases and takes back the GIL)."""
+        for start in range(0, len(rows), ROWS_PER_STATEMENT):
+            part = rows[start : start + ROWS_PER_STATEMENT]
+            self.conn.execute(
+                _rows_statement(*statement, len(part)), [value for row in part for value in row]
+            )
 
     def abort_body(self, body: int) -> None:
         self.writing.discard(body)

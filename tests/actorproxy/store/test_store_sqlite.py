@@ -33,7 +33,7 @@ from actorproxy.store import (
     StoreUnavailable,
     WriterAbandoned,
 )
-from actorproxy.store._sqlite_db import Database, QueuedBody
+from actorproxy.store._sqlite_db import ROWS_PER_STATEMENT, Database, QueuedBody
 
 MiB = 1024 * 1024
 
@@ -305,6 +305,24 @@ async def test_bodies_put_together_are_written_in_one_transaction_off_the_caller
             assert reader is not None and await reader.read() == b"body 3"
 
 
+async def test_a_batch_larger_than_one_statement_is_written_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "s.db"
+    batches = Batches(monkeypatch)
+    count_ = 2 * ROWS_PER_STATEMENT + 7
+    async with Store(SqliteBackend(path, chunk_size=4)) as store, writing(store):
+        for n in range(count_):
+            await store.put_body(f"k{n}", b"body number %d" % n, 60, meta=b"m%d" % n)
+        assert len(await batches.wait()) == count_
+    async with Store(SqliteBackend(path, chunk_size=4)) as store:
+        for n in (0, ROWS_PER_STATEMENT, count_ - 1):
+            reader = await store.open_reader(f"k{n}")
+            assert reader is not None and reader.meta == b"m%d" % n
+            assert await reader.read() == b"body number %d" % n  # four bytes a chunk, in order
+    assert count(path, "SELECT count(*) FROM entries") == count_
+
+
 async def test_a_verb_on_a_queued_key_comes_after_its_write(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     async with Store(SqliteBackend(path)) as store, writing(store):
@@ -386,3 +404,22 @@ async def test_a_read_that_meets_a_busy_file_is_done_again_in_a_thread(
     assert head is not None and head.meta == b"m"
     # First on the trio thread with the read-only connection, then in a thread with the writing one.
     assert calls == [(True, True), (False, False)]
+
+
+async def test_a_read_on_the_trio_thread_refreshes_the_use_time_through_the_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    async with Store(SqliteBackend(tmp_path / "s.db", max_entries=2, clock=clock)) as store:
+        await store.put_body("a", b"1", meta=b"m")
+        clock.now += 10
+        await store.put_body("b", b"2", meta=b"m")
+        clock.now += 10
+        batches = Batches(monkeypatch)
+        async with writing(store):
+            assert await store.open_reader("a") is not None  # a is now more recent than b
+            assert await batches.wait() == []  # the use time alone, written behind
+            clock.now += 10
+            await store.put_body("c", b"3", meta=b"m")
+            assert await batches.wait() == ["c"]
+        assert [await store.head(key) is not None for key in "abc"] == [True, False, True]
