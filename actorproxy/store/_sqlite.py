@@ -213,6 +213,8 @@ class SqliteBackend:
             except sqlite3.Error as exc:
                 error = _translated(exc, self.path)
                 logger.warning("store: %d queued bodies not written: %s", len(batch), error)
+            except StoreError as exc:
+                logger.warning("store: %d queued bodies not written: %s", len(batch), exc)
             finally:
                 self._writing = {}
 
