@@ -6,8 +6,7 @@ Rules:
 - Expired entries are dropped when met and by `sweep`.
 - `put_body`, `body_head` and `open_body` are no checkpoints (every other verb is): they never block, and
   the HTTP cache calls them on every request, which yields on its sockets anyway (a checkpoint is a trip
-  through trio's scheduler, about a tenth of a cache miss's own cost). A caller that loops over them alone
-  must checkpoint itself.
+  through trio's scheduler). A caller that loops over them alone must checkpoint itself.
 - A committed body is a tuple of chunks the entry points to; a reader holds that tuple, so a body replaced
   or forgotten stays readable to it as long as it reads (Python frees it after), which covers the grace.
 """
