@@ -239,7 +239,10 @@ class _Announcement:
     async def start(self, shutdown: ShutdownWatch) -> None:
         for service in self.services:
             for url in listening_urls(service):
-                print(self.template.format(name=service.name, url=url), flush=True)
+                # One write a line: the workers of `threads: N` share stdout, and print()'s separate write of
+                # the newline could land after another worker's line.
+                sys.stdout.write(self.template.format(name=service.name, url=url) + "\n")
+                sys.stdout.flush()
         # Done, but a task that returns ends its service, which the log would report: wait for the drain.
         await shutdown.wait()
 

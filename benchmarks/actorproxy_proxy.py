@@ -19,7 +19,8 @@ Options for `benchmarks/proxy.py`:
   state none (the origin's static files), as nginx's `proxy_cache_valid`.
 - `--declared`: the proxy declared in YAML (one route to the origin) instead of the Python app; with
   `--rate-limit RATE`, the route is rate limited by client address (`1000000/s` never refuses: what a
-  limit costs when it does not trigger).
+  limit costs when it does not trigger); with `--redis URL` too, the limit counts in that Redis
+  (`backend: redis`).
 - `--threads N`: N worker processes (the server's `threads`), sharing the listening socket. The statistics
   file then describes whichever worker took the signal (the master passes it on to none): use it with one.
 """
@@ -137,13 +138,16 @@ def main(argv: list[str] | None = None) -> int:
         metavar="RATE",
         help="with --declared: a rate limit on the route by client address (1000000/s never refuses)",
     )
+    parser.add_argument("--redis", metavar="URL", help="with --rate-limit: count the limit in this Redis")
     args = parser.parse_args(argv)
     print(f"actorproxy {os.getpid()}: {args.listen} -> {args.upstream}, codec {codec_name()}", flush=True)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     if args.declared or args.rate_limit:
         server = Server(
-            ServerConf.from_yaml(declared_yaml(args.listen, args.upstream, args.rate_limit, args.threads))
+            ServerConf.from_yaml(
+                declared_yaml(args.listen, args.upstream, args.rate_limit, args.threads, args.redis)
+            )
         )
         server.bootstrap()
         service = build_proxy(server).services["proxy"].service
@@ -169,11 +173,15 @@ def main(argv: list[str] | None = None) -> int:
     return serve(server, service, args)
 
 
-def declared_yaml(listen: str, upstream: str, rate: str | None, threads: int) -> str:
-    """One service with one route to the origin, with a rate limit by client address when `rate` is given."""
-    limit = f", rate_limit: {{key: client_ip, rate: '{rate}', burst: 1000000}}" if rate else ""
+def declared_yaml(
+    listen: str, upstream: str, rate: str | None, threads: int, redis: str | None = None
+) -> str:
+    """One service with one route to the origin, with a rate limit by client address when `rate` is given
+    (counted in the Redis at `redis` if given)."""
+    backend = ", backend: redis" if redis else ""
+    limit = f", rate_limit: {{key: client_ip, rate: '{rate}', burst: 1000000{backend}}}" if rate else ""
     return (
-        f"threads: {threads}\n"
+        (f"redis: {{url: '{redis}'}}\n" if redis else "") + f"threads: {threads}\n"
         "services:\n"
         f"  - {{name: proxy, listeners: [{{address: '{listen}'}}], routes: [{{upstream: origin{limit}}}]}}\n"
         "upstreams:\n"

@@ -16,7 +16,8 @@ fixed bytes, no parsing beyond finding the end of a message), and their own cost
 same run (clients straight to the origin) and subtracted: what remains is the proxy's CPU per request.
 
 Each figure is the best of three runs. 50 keep-alive clients send requests back to back, as wrk does in
-`benchmarks/proxy.py`. CPU time counts user and system time, so syscalls are in it.
+`benchmarks/proxy.py`. CPU time counts user and system time, so syscalls are in it. The garbage collector is
+set as in a serving process (`settle_for_serving`: what exists before is frozen, young collections rarer).
 
 `--instructions` counts instead the user-space instructions the process executes (valgrind's callgrind,
 `apt-get install valgrind`), which do not depend on what else the machine runs: the same code gives the
@@ -67,7 +68,7 @@ from actorproxy.config import ServerConf
 from actorproxy.declared import build_proxy
 from actorproxy.http import select_codec
 from actorproxy.proxy import HttpPeer, ProxyHttp, ResponseCache, Session, http_proxy_service
-from actorproxy.server import Server, background_service
+from actorproxy.server import Server, background_service, settle_for_serving
 from actorproxy.store import MemoryBackend, SqliteBackend, Store
 from actors import open_actor_system
 
@@ -340,6 +341,7 @@ def measure(body: bytes, requests: int, *, through_proxy: bool = True, mode: str
     """CPU seconds for `requests` requests, best of three runs (`mode`: one of `CACHE_MODES`, with
     `--cache`)."""
     best = float("inf")
+    settle_for_serving()  # the collector as a serving process has it
     for _ in range(3):
         gc.collect()
         if mode is None:
@@ -441,6 +443,7 @@ def cache_instructions_rows(names: list[str], modes: list[str], low: int, high: 
 def run_once(body: str, requests: int, through_proxy: bool, mode: str | None = None) -> None:
     """One run, for `--instructions`: a fixed order of trio's scheduling batches (its private generator)."""
     trio._core._run._r.seed(0)
+    settle_for_serving()
     if mode is None:
         trio.run(_measure, BODIES[body], requests, through_proxy)
     else:

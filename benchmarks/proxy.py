@@ -10,6 +10,7 @@
     python benchmarks/proxy.py --profile DIR   # then profile actorproxy, tiny body (py-spy, cProfile)
     python benchmarks/proxy.py --targets actorproxy --scenarios 1m --profile DIR --profile-scenario 1m
     python benchmarks/proxy.py --cache         # the HTTP cache's hits and misses, beside nginx's
+    python benchmarks/proxy.py --redis-limit   # actorproxy rate limited in a redis-server: its latency
 
 Needs `pip install -e '.[bench]'` (aiohttp, uvloop) and the Debian packages `wrk` and `nginx`
 (`apt-get install wrk nginx`); `--profile` also needs `pip install py-spy` and the right to ptrace (root).
@@ -42,6 +43,10 @@ no lifetime), next to the same two proxies uncached. A hit scenario asks for one
 warm-up stores it); the miss scenario asks for a new URL every time (`/tiny?run=<id>&n=<k>`, from a wrk
 script), so the caches store every response and serve none. The cache's own targets: hits at least 2x the
 uncached proxy's req/s, misses at most 10% slower.
+
+With `--redis-limit`, the run starts a `redis-server` (Debian package) and actorproxy serves the declared
+proxy (`actorproxy_proxy.py --declared`) with a rate limit by client address that never refuses, counted in
+that Redis (`backend: redis`): compare its latency with a run without it (`--actorproxy-option=--declared`).
 
 Beside the load runs, in the same run: the RSS a fresh actorproxy (one worker) grows by while it holds
 5,000 idle keep-alive client connections (each has carried one request), per connection, with the number of
@@ -102,6 +107,7 @@ TARGET_1M_MIB_RATIO = 1.0  # 1 MiB: >= the nginx proxy's MiB/s
 TARGET_IDLE_KIB = 8.0  # RSS per idle keep-alive client connection, at most
 TARGET_ASK_RATIO = 1.25  # the kernel's ask with a timeout, at most this times a memory-channel ping-pong
 IDLE_CONNECTIONS = 5000  # idle keep-alive client connections held open for the memory row
+REDIS_LIMIT_RATE = "1000000/s"  # --redis-limit: a limit by client address that never refuses
 TARGET_HIT_RATIO = 2.0  # the cache's targets: hits at least 2x our own uncached proxying ...
 TARGET_MISS_RATIO = 0.9  # ... and misses at most 10% slower than no cache
 # When, as a fraction of the run, to time one new connection's first response, then a burst of new ones; and
@@ -463,8 +469,11 @@ class Fleet:
         targets: tuple[str, ...],
         actorproxy_options: tuple[str, ...] = (),
         cache_backend: str = "memory",
+        redis: bool = False,
     ) -> None:
         self.work = work
+        #: Start a redis-server for actorproxy's rate limit (`--redis-limit`).
+        self.redis = redis
         self.wanted = targets
         #: Extra arguments for benchmarks/actorproxy_proxy.py (`--actorproxy-option`).
         self.actorproxy_options = actorproxy_options
@@ -511,6 +520,13 @@ class Fleet:
             "origin", pinned(LOAD_CORE, [nginx, "-c", str(conf)]), self.origin_port
         )
         upstream = f"127.0.0.1:{self.origin_port}"
+        if self.redis:
+            port = free_port()
+            command = [shutil.which("redis-server") or "redis-server", "--port", str(port), "--save", ""]
+            command += ["--appendonly", "no", "--dir", str(self.work)]
+            self.start("redis", command, port)  # not pinned: in production it has a machine of its own
+            limit = [f"--rate-limit={REDIS_LIMIT_RATE}", f"--redis=redis://127.0.0.1:{port}/0"]
+            self.actorproxy_options = (*self.actorproxy_options, *limit)
         if "nginx" in self.wanted:
             port = free_port()
             conf = self.work / "proxy.conf"
@@ -594,9 +610,10 @@ def fleet_running(
     keep: bool,
     actorproxy_options: tuple[str, ...] = (),
     cache_backend: str = "memory",
+    redis: bool = False,
 ) -> Iterator[Fleet]:
     work = Path(tempfile.mkdtemp(prefix="actorproxy-bench-"))
-    fleet = Fleet(work, targets, actorproxy_options, cache_backend)
+    fleet = Fleet(work, targets, actorproxy_options, cache_backend, redis)
     try:
         fleet.up()
         yield fleet
@@ -1389,7 +1406,8 @@ def run_all(args: argparse.Namespace, seconds: float, meta: dict[str, Any]) -> R
     scenarios = [s for s in SCENARIOS if s.key in args.scenarios.split(",")]
     results: list[Result] = []
     report: dict[str, Any] = {}
-    with fleet_running(targets, args.keep, tuple(args.actorproxy_option), args.cache_backend) as fleet:
+    options = tuple(args.actorproxy_option)
+    with fleet_running(targets, args.keep, options, args.cache_backend, args.redis_limit) as fleet:
         for scenario in scenarios:
             for name in targets:
                 if name in CACHING and not scenario.cached:
@@ -1486,6 +1504,12 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="ARG",
         help="an argument for benchmarks/actorproxy_proxy.py (repeatable): --actorproxy-option=--metrics=A",
+    )
+    parser.add_argument(
+        "--redis-limit",
+        action="store_true",
+        help=f"actorproxy with a rate limit ({REDIS_LIMIT_RATE}, never refusing) counted in a redis-server"
+        " the run starts",
     )
     parser.add_argument("--json-out", metavar="FILE", help="also write the JSON results to FILE")
     parser.add_argument(

@@ -64,6 +64,8 @@ MAX_ITERATIONS = 256
 HASHING_ALGORITHMS = frozenset({"fnv_hash", "consistent"})
 #: The body of the proxy's 404 when no route matches.
 NO_ROUTE_BODY = "no route matches this request\n"
+#: Backends whose parsed peer a route keeps; past it the route forgets them all (discovery churn).
+PEER_CACHE_SIZE = 1024
 
 
 @attrs.frozen
@@ -113,8 +115,8 @@ class RoutePlan:
         hash_by_path: select with the request path as the key (hashing algorithms).
         retries: the most retries of one request; None: the server's `max_retries` alone.
         options: the peer options (timeouts) of every request of the route.
-        request_edits: edits of the request that goes upstream.
-        response_edits: edits of the upstream's response.
+        request_edits: edits of the request that goes upstream; None: none.
+        response_edits: edits of the upstream's response; None: none.
         compression: the route's response compression; None: off.
         limiter: the route's rate limit; None: none.
         cache: the route's HTTP cache; None: none.
@@ -127,14 +129,16 @@ class RoutePlan:
     hash_by_path: bool
     retries: int | None
     options: PeerOptions
-    request_edits: HeaderEdits
-    response_edits: HeaderEdits
+    request_edits: HeaderEdits | None
+    response_edits: HeaderEdits | None
     compression: CompressionConf | None = None
     #: The route in logs: `routes[<index>]`.
     label: str = ""
     limiter: RouteLimiter | None = None
     cache: ResponseCache | None = None
     cache_header: str | None = None
+    # Each backend's address parsed once: a request's peer is a copy of its backend's (`peer`).
+    _peers: dict[Backend, HttpPeer] = attrs.field(factory=dict, init=False, repr=False)
 
     @classmethod
     def build(
@@ -156,14 +160,24 @@ class RoutePlan:
             hash_by_path=upstream.algorithm in HASHING_ALGORITHMS,
             retries=route.retries,
             options=_peer_options(route),
-            request_edits=HeaderEdits.from_conf(route.request_headers),
-            response_edits=HeaderEdits.from_conf(route.response_headers),
+            request_edits=HeaderEdits.from_conf(route.request_headers) or None,
+            response_edits=HeaderEdits.from_conf(route.response_headers) or None,
             compression=route.compression,
             label=f"routes[{index}]",
             limiter=limiter,
             cache=cache,
             cache_header=None if cache is None or route.cache is None else route.cache.header,
         )
+
+    def peer(self, backend: Backend) -> HttpPeer:
+        """The peer of one request to `backend`, with the route's options: a new object every time."""
+        peers = self._peers
+        known = peers.get(backend)
+        if known is None:
+            if len(peers) >= PEER_CACHE_SIZE:
+                peers.clear()
+            known = peers[backend] = HttpPeer(backend.addr, tls=False, sni="", options=self.options)
+        return known.with_options(self.options)
 
     def retry_allowed(self, attempts: int) -> bool:
         """Whether a request that made `attempts` attempts may make another, by this route's bound."""
@@ -335,7 +349,7 @@ class DeclaredProxy(ProxyHttp):
             ctx.unavailable = error
             raise error
         tried.append(backend)
-        return HttpPeer(backend.addr, tls=False, sni="", options=route.options)
+        return route.peer(backend)
 
     def fail_to_connect(self, session: Session, peer: HttpPeer, ctx: DeclaredRequest, e: Error) -> Error:
         route = ctx.route
@@ -359,7 +373,7 @@ class DeclaredProxy(ProxyHttp):
         self, session: Session, upstream_request: RequestHeader, ctx: DeclaredRequest
     ) -> None:
         route = ctx.route
-        if route is not None and route.request_edits:
+        if route is not None and route.request_edits is not None:
             route.request_edits.apply(upstream_request)
 
     async def response_filter(
@@ -368,7 +382,7 @@ class DeclaredProxy(ProxyHttp):
         route = ctx.route
         if route is None:
             return
-        if route.response_edits:
+        if route.response_edits is not None:
             route.response_edits.apply(upstream_response)
         if route.cache_header is not None and session.cache_status is not None:
             upstream_response.insert_header(route.cache_header, session.cache_status)

@@ -55,7 +55,7 @@ def _order_key(backend: Backend) -> _OrderKey:
     return (0, ip.version, ip.packed, host, port)
 
 
-@attrs.frozen(eq=True, order=False)
+@attrs.frozen(eq=True, order=False, cache_hash=True)  # hashed several times a request: once is enough
 class Backend:
     """A server to proxy to: where it is, how much traffic it gets, and free-form annotations.
 

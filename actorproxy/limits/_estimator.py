@@ -19,6 +19,7 @@ from collections.abc import Hashable
 
 __all__ = ["Estimator"]
 
+_MASK = (1 << 64) - 1
 # Pingora's `Rate` uses 4 hashes of 1,024 slots; its `Inflight` 4 of 8,192.
 DEFAULT_HASHES = 4
 DEFAULT_SLOTS = 1024
@@ -40,7 +41,10 @@ class Estimator:
         self.hashes = hashes
         self.slots = slots
         self._rows = [[0] * slots for _ in range(hashes)]
-        self._seeds = tuple(random.getrandbits(64) for _ in range(hashes))
+        # Each row's hash: multiply-shift of the key's 64-bit hash by a random odd multiplier, keeping the
+        # high bits, so that rows are independent (the low bits of `hash((seed, key))` were not: two keys
+        # met in every row of an 8 x 8 sketch about 3% of the time instead of once in 16 million).
+        self._seeds = tuple(random.getrandbits(64) | 1 for _ in range(hashes))
 
     def __repr__(self) -> str:
         return f"<Estimator {self.hashes} x {self.slots}>"
@@ -48,7 +52,8 @@ class Estimator:
     def indexes(self, key: Hashable) -> tuple[int, ...]:
         """The counter `key` is kept in, in each row (what a `Guard` keeps instead of the key)."""
         slots = self.slots
-        return tuple(hash((seed, key)) % slots for seed in self._seeds)
+        hashed = hash(key) & _MASK
+        return tuple((hashed * seed & _MASK) * slots >> 64 for seed in self._seeds)
 
     def incr(self, key: Hashable, value: int = 1) -> int:
         """Add `value` to `key`'s count; return its new estimate."""

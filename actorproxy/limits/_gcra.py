@@ -41,9 +41,13 @@ class Quota:
     period: float
     burst: int
 
+    #: Seconds between two requests at the rate (the emission interval), computed once.
+    interval: float = attrs.field(init=False, eq=False, repr=False)
+
     def __attrs_post_init__(self) -> None:
         if self.count < 1 or not self.period > 0 or self.burst < 1:
             raise ValueError(f"a quota needs count >= 1, period > 0 and burst >= 1, got {self!r}")
+        object.__setattr__(self, "interval", self.period / self.count)
 
     @classmethod
     def parse(cls, rate: str, burst: int | None = None) -> Quota:
@@ -55,11 +59,6 @@ class Quota:
         """
         count, period = parse_rate(rate)
         return cls(count, period, count if burst is None else burst)
-
-    @property
-    def interval(self) -> float:
-        """Seconds between two requests at the rate (the emission interval)."""
-        return self.period / self.count
 
     @property
     def tolerance(self) -> float:

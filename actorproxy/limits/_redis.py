@@ -8,6 +8,14 @@ Rules:
   connection pool lives while the service does. Checks are direct calls from the request path, never
   messages. Connections are opened on demand, so a Redis that is down at start, or restarts, is used again
   as soon as it answers.
+- Checks made while others are on their way travel together: one pipeline (one round trip, one write) per
+  batch. A check that finds no batch open opens one and leads it: it waits for one of
+  `redis.max_connections` sending slots, closes the batch, sends it and hands each check its reply; the
+  checks that joined meanwhile only wait. A quiet proxy thus sends each check at once, alone, and a busy
+  one sends many per round trip (a check costs the proxy about 20 µs of CPU in a batch of 50, against
+  about 200 µs alone; `benchmarks/limits.py`). The leader's work is shielded from its own cancellation and
+  bounded by `redis.timeout`: a client that goes away never strands the checks that joined its batch.
+- A script Redis no longer knows (a restart, `SCRIPT FLUSH`) is loaded again and the batch sent once more.
 - A check that fails (an error, or no answer within `redis.timeout`) returns None, and the caller applies
   its `on_redis_error`. After a failure the next checks return None at once, without calling Redis, for
   `retry_interval` seconds (so a Redis that hangs costs one timeout per interval, not one per request);
@@ -64,6 +72,19 @@ return {1, math.floor((tolerance - (new_tat - now)) / interval), 0, new_tat - no
 """
 
 
+class _Batch:
+    """Checks sent in one pipeline: their arguments, then their replies (or the error) once `done`."""
+
+    __slots__ = ("args", "done", "error", "keys", "replies")
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.args: list[tuple[float, float, int]] = []
+        self.replies: list[Any] = []
+        self.error: BaseException | None = None
+        self.done = trio.Event()
+
+
 @attrs.frozen
 class RedisStatistics:
     """What a `RedisRateLimiter` has done.
@@ -73,12 +94,14 @@ class RedisStatistics:
         errors: checks that failed (an error or a timeout).
         skipped: checks not sent, in the `retry_interval` after a failure.
         degraded: the last check failed (and Redis has not answered since).
+        batches: pipelines sent (each carrying one check or more).
     """
 
     checks: int
     errors: int
     skipped: int
     degraded: bool
+    batches: int = 0
 
 
 class RedisRateLimiter(BackgroundService):
@@ -102,7 +125,11 @@ class RedisRateLimiter(BackgroundService):
         self.log_interval = log_interval
         self._client: coredis.Redis[bytes] | None = None
         self._script: coredis.commands.Script[bytes] | None = None
+        #: The batch checks join until its leader sends it.
+        self._open: _Batch | None = None
+        self._slots = trio.Semaphore(conf.max_connections)
         self._checks = 0
+        self._batches = 0
         self._errors = 0
         self._skipped = 0
         self._failing_since: float | None = None
@@ -116,7 +143,8 @@ class RedisRateLimiter(BackgroundService):
 
     def statistics(self) -> RedisStatistics:
         """Counts of checks, failures and skipped checks (this process)."""
-        return RedisStatistics(self._checks, self._errors, self._skipped, self._failing_since is not None)
+        degraded = self._failing_since is not None
+        return RedisStatistics(self._checks, self._errors, self._skipped, degraded, self._batches)
 
     async def start_with_ready_notifier(
         self, shutdown: ShutdownWatch, ready_notifier: ServiceReadyNotifier
@@ -151,21 +179,23 @@ class RedisRateLimiter(BackgroundService):
             self._skipped += 1
             self._note_failure(now, None)
             return None
-        interval = quota.interval * _MICROS
-        tolerance = quota.tolerance * _MICROS
-        error: BaseException | None = None
-        reply: Any = None
-        with trio.move_on_after(self.conf.timeout) as scope:
-            try:
-                reply = await script(
-                    keys=[self.conf.key_prefix + "rl:" + key], args=[interval, tolerance, cost]
-                )
-            except (coredis.exceptions.RedisError, OSError, TimeoutError) as exc:
-                error = exc
-        if reply is None or error is not None or scope.cancelled_caught:
+        batch = self._open
+        leader = batch is None
+        if batch is None:
+            batch = self._open = _Batch()
+        index = len(batch.keys)
+        batch.keys.append(self.conf.key_prefix + "rl:" + key)
+        batch.args.append((quota.interval * _MICROS, quota.tolerance * _MICROS, cost))
+        if leader:
+            await self._send(batch, script)
+        else:
+            await batch.done.wait()
+        error = batch.error
+        reply = batch.replies[index] if error is None else None
+        if reply is None:
             self._errors += 1
             self._retry_at = trio.current_time() + self.retry_interval
-            self._note_failure(now, error or TimeoutError(f"no answer within {self.conf.timeout:g} s"))
+            self._note_failure(now, error or TimeoutError("no reply"))
             return None
         self._checks += 1
         if self._failing_since is not None:
@@ -181,6 +211,43 @@ class RedisRateLimiter(BackgroundService):
         return Decision(
             bool(admitted), quota.burst, max(0, remaining), retry_after / _MICROS, reset_after / _MICROS
         )
+
+    async def _send(self, batch: _Batch, script: coredis.commands.Script[bytes]) -> None:
+        """Send `batch` once a slot is free, and record its replies or its error; always sets `done`."""
+        timeout = self.conf.timeout
+        try:
+            with trio.CancelScope(shield=True, deadline=trio.current_time() + timeout):
+                try:
+                    async with self._slots:
+                        if self._open is batch:
+                            self._open = None  # later checks open the next batch
+                        self._batches += 1
+                        batch.replies = await self._pipeline(batch, script)
+                except (coredis.exceptions.RedisError, OSError, TimeoutError) as exc:
+                    batch.error = exc
+        finally:
+            if batch.error is None and len(batch.replies) != len(batch.keys):
+                batch.error = TimeoutError(f"no answer within {timeout:g} s")
+            if self._open is batch:
+                self._open = None
+            batch.done.set()
+
+    async def _pipeline(self, batch: _Batch, script: coredis.commands.Script[bytes]) -> list[Any]:
+        """The replies of `batch`'s checks, in one round trip (two if the script must be loaded first)."""
+        client = self._client
+        assert client is not None  # the script is only set while the client is
+        try:
+            return await self._evalsha(client, script.sha, batch)
+        except coredis.exceptions.NoScriptError:
+            await client.script_load(GCRA_SCRIPT)
+            return await self._evalsha(client, script.sha, batch)
+
+    @staticmethod
+    async def _evalsha(client: coredis.Redis[bytes], sha: str | bytes, batch: _Batch) -> list[Any]:
+        async with client.pipeline(transaction=False) as pipe:
+            pairs = zip(batch.keys, batch.args, strict=True)
+            replies = [pipe.evalsha(sha, keys=[key], args=args) for key, args in pairs]
+        return [await reply for reply in replies]
 
     def _note_failure(self, now: float, error: BaseException | None) -> None:
         if error is None and self._failing_since is None:

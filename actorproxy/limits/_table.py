@@ -46,6 +46,10 @@ _BUCKET = struct.Struct("<" + "Qd" * BUCKET_SLOTS)
 BUCKET_SIZE = _BUCKET.size
 
 
+#: Keys whose hash a table remembers; past it the table forgets them all (a bound, whatever the keys).
+HASH_MEMORY = 4096
+
+
 def key_hash(key: str) -> int:
     """The table's 64-bit hash of a key (never 0, which marks an empty slot)."""
     digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
@@ -58,7 +62,7 @@ class GcraTable:
     Build one with `GcraTable.in_memory(slots)` (one process) or `GcraTable.open(path, slots)` (shared).
     """
 
-    __slots__ = ("_buckets", "_buffer", "_fd", "evictions", "locking", "path", "slots")
+    __slots__ = ("_buckets", "_buffer", "_fd", "_hashes", "evictions", "locking", "path", "slots")
 
     def __init__(
         self, buffer: bytearray | mmap.mmap, slots: int, *, fd: int | None, path: str | None
@@ -70,6 +74,8 @@ class GcraTable:
         self._buckets = slots // BUCKET_SLOTS
         #: Keys pushed out while still recovering, by this process.
         self.evictions = 0
+        # Recent keys' hashes: a client sends many requests, and BLAKE2b costs more than a dict lookup.
+        self._hashes: dict[str, int] = {}
         #: Lock each bucket while it is checked: needed when other processes map the file (workers); a
         #: server of one process turns it off (see the module rules).
         self.locking = fd is not None
@@ -135,7 +141,12 @@ class GcraTable:
     def check(self, key: str, quota: Quota, now: float, cost: int = 1) -> Decision:
         """Decide a request of `cost` units for `key` under `quota` at `now` (monotonic seconds), and
         record it if admitted."""
-        hashed = key_hash(key)
+        hashes = self._hashes
+        hashed = hashes.get(key)
+        if hashed is None:
+            if len(hashes) >= HASH_MEMORY:
+                hashes.clear()
+            hashed = hashes[key] = key_hash(key)
         offset = HEADER_SIZE + (hashed % self._buckets) * BUCKET_SIZE
         fd = self._fd
         if fd is None or not self.locking:

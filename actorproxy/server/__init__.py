@@ -6,7 +6,7 @@ from actorproxy.proxy import ListenFds, endpoint_key
 from ._background import background_service
 from ._daemon import daemonize, drop_privileges, write_pid_file
 from ._files import SystemFile, SystemSetup, write_atomically
-from ._server import ClusterSource, ReloadHook, ReloadOutcome, Server
+from ._server import ClusterSource, ReloadHook, ReloadOutcome, Server, settle_for_serving
 from ._services import ListeningService, Service, ServiceDependencyError, ServiceHandle
 from ._signals import shutdown_on_signals
 from ._upgrade import UpgradeError, receive_listen_fds, send_listen_fds
@@ -32,6 +32,7 @@ __all__ = [
     "endpoint_key",
     "receive_listen_fds",
     "send_listen_fds",
+    "settle_for_serving",
     "shutdown_on_signals",
     "write_atomically",
     "write_pid_file",

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import trio
+from trio.testing import wait_all_tasks_blocked
 
 from actorproxy.config import RedisConf
 from actorproxy.limits import Quota, RedisRateLimiter
@@ -40,7 +41,58 @@ async def test_checks_are_atomic_across_concurrent_callers(limiter: RedisRateLim
     assert sum(d is not None and d.allowed for d in decisions) == QUOTA.burst
     refused = next(d for d in decisions if d is not None and not d.allowed)
     assert (refused.remaining, round(refused.retry_after)) == (0, 60)
-    assert limiter.statistics().checks == 40
+    stats = limiter.statistics()
+    assert stats.checks == 40
+    assert stats.batches < 40  # the checks made while one was on its way travelled together
+
+
+async def test_a_batch_survives_its_leader_going_away(own_redis: RedisServer, system: ActorSystem) -> None:
+    # One sending slot; Redis stopped, so the first batch holds it. The second batch's leader is cancelled
+    # while it waits for the slot; the checks that joined its batch still get Redis's answers.
+    limiter = RedisRateLimiter(RedisConf(url=own_redis.url, timeout=10, max_connections=1))
+    service = GenBackgroundService("redis limits", limiter)
+    await system.spawn(service.child_spec().start, name=service.name)
+    assert (await limiter.check("warm", QUOTA)) is not None  # the connection is open
+    decisions = []
+
+    async def check() -> None:
+        decisions.append(await limiter.check("k", QUOTA))
+
+    assert own_redis.pid is not None
+    os.kill(own_redis.pid, signal.SIGSTOP)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(check)  # leads the first batch: sent, no answer while Redis is stopped
+            await wait_all_tasks_blocked()
+            leader = trio.CancelScope()
+            nursery.start_soon(_check_in, limiter, leader)  # leads the second, waits for the slot
+            await wait_all_tasks_blocked()
+            for _ in range(4):
+                nursery.start_soon(check)  # join the second batch
+            await wait_all_tasks_blocked()
+            leader.cancel()
+            os.kill(own_redis.pid, signal.SIGCONT)
+    finally:
+        os.kill(own_redis.pid, signal.SIGCONT)
+    assert len(decisions) == 5 and all(d is not None for d in decisions)
+    # The cancelled leader's check was counted too: 6 checks of a burst of 5, one refused.
+    assert [d is not None and d.allowed for d in decisions].count(True) == QUOTA.burst - 1
+    assert limiter.statistics().batches == 3
+
+
+async def _check_in(limiter: RedisRateLimiter, scope: trio.CancelScope) -> None:
+    with scope:
+        await limiter.check("k", QUOTA)
+
+
+async def test_a_script_redis_forgot_is_loaded_again(
+    limiter: RedisRateLimiter, own_redis: RedisServer
+) -> None:
+    assert (await limiter.check("k", QUOTA)) is not None
+    assert await _command(own_redis, b"SCRIPT FLUSH") == b"+OK\r\n"
+    decision = await limiter.check("k", QUOTA)
+    assert decision is not None and decision.remaining == QUOTA.burst - 2
+    assert limiter.statistics().errors == 0
 
 
 async def test_the_key_expires_when_its_burst_is_whole_again(
