@@ -5,6 +5,7 @@
     python benchmarks/path.py --profile FILE  # also count calls per request with cProfile (slower)
     python benchmarks/path.py --instructions  # instructions per request under valgrind: noise-free
     python benchmarks/path.py --declared [--rate-limit 1000000/s]  # the proxy declared in YAML instead
+    python benchmarks/path.py --cache memory  # the HTTP cache: uncached, miss and hit (or --cache sqlite)
 
 `benchmarks/proxy.py` measures throughput against nginx and aiohttp, which swings with whatever else the
 machine runs. This script measures what a change to the request path costs, with little noise: the proxy
@@ -33,6 +34,14 @@ cores (valgrind runs Python some 50x slower).
 `actorproxy run` builds it) instead of the Python application; `--rate-limit RATE` adds a rate limit by
 client address to that route (`1000000/s` never refuses: what a limit that does not trigger costs).
 
+`--cache memory|sqlite` measures the HTTP cache (docs/cache.md) on that store: the same application with
+`request_cache_filter` turning the cache on (`ResponseCache(store, default_ttl=3600)`, the store run as a
+background service as `actorproxy run` does), in three ways, each beside the proxy without a cache in the
+same run: `miss` (every request a new URL, `/bench?c=<client>&n=<k>`, so every response is looked up,
+missed and stored) and `hit` (one URL, stored by the warm-up round). Here the clients read each answer's
+Content-Length, since a cached answer's head (Age, x-cache) is not of a fixed length; `uncached` is the
+proxy without the cache with those clients and URLs.
+
 This is a script, not a test: nothing here asserts speed.
 """
 
@@ -58,13 +67,18 @@ import trio
 from actorproxy.config import ServerConf
 from actorproxy.declared import build_proxy
 from actorproxy.http import select_codec
-from actorproxy.proxy import HttpPeer, ProxyHttp, Session, http_proxy_service
-from actorproxy.server import Server, settle_for_serving
+from actorproxy.proxy import HttpPeer, ProxyHttp, ResponseCache, Session, http_proxy_service
+from actorproxy.server import Server, background_service, settle_for_serving
+from actorproxy.store import MemoryBackend, SqliteBackend, Store
 from actors import open_actor_system
 
 BODIES = {"tiny": b"hello, world\n", "64k": b"x" * 65536}
 CLIENTS = 50
 REQUEST = b"GET /bench HTTP/1.1\r\nHost: bench\r\nUser-Agent: path\r\nAccept: */*\r\n\r\n"
+# `--cache`: what is measured (each beside the others in one run), and the memory store's cap (room for
+# every response of a run).
+CACHE_MODES = ("uncached", "miss", "hit")
+MEMORY_STORE_SIZE = 1024 * 1024 * 1024
 
 
 def response_bytes(body: bytes) -> bytes:
@@ -124,8 +138,7 @@ async def _origin_connection(conn: socket.socket, answer: bytes) -> None:
                 await _send(conn, answer * heads)
 
 
-async def client(port: int, requests: int, expected: int) -> None:
-    """Send `requests` requests one after another on one connection; read each whole answer."""
+async def _connect(port: int) -> socket.socket:
     sock = socket.socket()
     sock.setblocking(False)
     try:
@@ -133,7 +146,12 @@ async def client(port: int, requests: int, expected: int) -> None:
     except BlockingIOError:
         await trio.lowlevel.wait_writable(sock)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    with sock:
+    return sock
+
+
+async def client(port: int, requests: int, expected: int) -> None:
+    """Send `requests` requests one after another on one connection; read each whole answer."""
+    with await _connect(port) as sock:
         for _ in range(requests):
             await _send(sock, REQUEST)
             received = 0
@@ -144,12 +162,55 @@ async def client(port: int, requests: int, expected: int) -> None:
                 received += len(data)
 
 
+def _request(target: str) -> bytes:
+    return f"GET {target} HTTP/1.1\r\nHost: bench\r\nUser-Agent: path\r\nAccept: */*\r\n\r\n".encode()
+
+
+async def reading_client(port: int, requests: int, targets: list[bytes]) -> None:
+    """As `client`, sending `targets` in turn (again from the first when they run out), and reading each
+    answer's head for its Content-Length (a cached answer's head has no fixed length)."""
+    with await _connect(port) as sock:
+        for index in range(requests):
+            await _send(sock, targets[index % len(targets)])
+            data = b""
+            while (end := data.find(b"\r\n\r\n")) < 0:
+                received = await _recv(sock)
+                if not received:
+                    raise RuntimeError("the server closed the connection")
+                data += received
+            found = re.search(rb"(?i)\r\ncontent-length: *(\d+)", data[:end])
+            missing = end + 4 + (0 if found is None else int(found[1])) - len(data)
+            while missing > 0:
+                received = await _recv(sock)
+                if not received:
+                    raise RuntimeError("the server closed the connection")
+                missing -= len(received)
+
+
 class ToOrigin(ProxyHttp):
     def __init__(self, port: int) -> None:
         self.peer = HttpPeer(("127.0.0.1", port), tls=False, sni="")
 
     async def upstream_peer(self, session: Session, ctx: Any) -> HttpPeer:
         return self.peer
+
+
+class CachedToOrigin(ToOrigin):
+    """`ToOrigin` with the HTTP cache on every request."""
+
+    def __init__(self, port: int, cache: ResponseCache) -> None:
+        super().__init__(port)
+        self.cache = cache
+
+    def request_cache_filter(self, session: Session, ctx: Any) -> None:
+        session.cache.enable(self.cache)
+
+
+def cache_store(backend: str, directory: str) -> Store:
+    """A new store of `backend` (`memory`, or `sqlite`: a file in `directory`)."""
+    if backend == "memory":
+        return Store(MemoryBackend(max_size=MEMORY_STORE_SIZE))
+    return Store(SqliteBackend(os.path.join(directory, "cache.db")))
 
 
 async def _clients(port: int, requests: int, expected: int) -> float:
@@ -162,8 +223,54 @@ async def _clients(port: int, requests: int, expected: int) -> float:
 
 
 #: The proxy under measure: the Python application, or the proxy declared in YAML with an optional rate
-#: limit (set from the command line, passed on to the `--run-once` children).
-PROXY: dict[str, Any] = {"declared": False, "rate_limit": None}
+#: limit, or with the HTTP cache on a store (set from the command line, passed on to the `--run-once`
+#: children).
+PROXY: dict[str, Any] = {"declared": False, "rate_limit": None, "cache": None}
+
+
+def _targets(mode: str, client: int, round_: str, requests: int) -> list[bytes]:
+    """What one `--cache` client asks for: a new URL each time for `miss`, else one."""
+    if mode != "miss":
+        return [_request("/bench")]
+    return [_request(f"/bench?r={round_}&c={client}&n={k}") for k in range(requests)]
+
+
+async def _cache_clients(port: int, requests: int, mode: str, round_: str) -> float:
+    per_client = requests // CLIENTS
+    targets = [_targets(mode, client, round_, per_client) for client in range(CLIENTS)]
+    started = time.process_time()
+    async with trio.open_nursery() as nursery:
+        for client_targets in targets:
+            nursery.start_soon(reading_client, port, per_client, client_targets)
+    return time.process_time() - started
+
+
+async def _measure_cache(body: bytes, requests: int, mode: str, through_proxy: bool) -> float:
+    """`_measure` for `--cache`: `mode` is one of `CACHE_MODES`."""
+    backend = PROXY["cache"]
+    assert backend is not None  # only with --cache
+    answer = response_bytes(body)
+    async with trio.open_nursery() as nursery:
+        origin = await nursery.start(serve_origin, answer)
+        if not through_proxy:
+            seconds = await _cache_clients(origin, requests, mode, "run")
+            nursery.cancel_scope.cancel()
+            return seconds
+        with tempfile.TemporaryDirectory() as directory:
+            async with open_actor_system("bench") as system:
+                app: ProxyHttp = ToOrigin(origin)
+                if mode != "uncached":
+                    store = cache_store(backend, directory)
+                    await system.spawn(background_service("store", store).child_spec().start, name="store")
+                    app = CachedToOrigin(origin, ResponseCache(store, default_ttl=3600))
+                service = http_proxy_service(None, app)
+                service.add_tcp("127.0.0.1:0")
+                await system.spawn(service.child_spec().start, name=service.name)
+                port = service.bound[0][1]
+                await _cache_clients(port, CLIENTS, mode, "warm-up")
+                seconds = await _cache_clients(port, requests, mode, "run")
+        nursery.cancel_scope.cancel()
+        return seconds
 
 
 def declared_yaml(origin: int, rate: str | None, directory: str) -> str:
@@ -230,20 +337,46 @@ async def _answer_length(port: int) -> int:
         return len(head) + 4 + length
 
 
-def measure(body: bytes, requests: int, *, through_proxy: bool = True) -> float:
-    """CPU seconds for `requests` requests, best of three runs."""
+def measure(body: bytes, requests: int, *, through_proxy: bool = True, mode: str | None = None) -> float:
+    """CPU seconds for `requests` requests, best of three runs (`mode`: one of `CACHE_MODES`, with
+    `--cache`)."""
     best = float("inf")
     settle_for_serving()  # the collector as a serving process has it
     for _ in range(3):
         gc.collect()
-        best = min(best, trio.run(_measure, body, requests, through_proxy))
+        if mode is None:
+            seconds = trio.run(_measure, body, requests, through_proxy)
+        else:
+            seconds = trio.run(_measure_cache, body, requests, mode, through_proxy)
+        best = min(best, seconds)
     return best
 
 
-def instructions(body: str, requests: int, through_proxy: bool) -> int:
-    """User-space instructions of one child process that runs `requests` requests, under callgrind."""
+def cache_rows(names: list[str], requests: int) -> list[dict[str, Any]]:
+    """µs of CPU per request of the proxy without a cache, and with it on a miss and on a hit."""
+    rows = []
+    for name in names:
+        body = BODIES[name]
+        row: dict[str, Any] = {"body": name, "store": PROXY["cache"], "requests": requests}
+        direct = {mode: measure(body, requests, through_proxy=False, mode=mode) for mode in ("miss", "hit")}
+        for mode in CACHE_MODES:
+            alone = direct["miss" if mode == "uncached" else mode]
+            proxied = measure(body, requests, mode=mode)
+            row[f"{mode}_us_per_request"] = round((proxied - alone) / requests * 1e6, 1)
+        uncached = row["uncached_us_per_request"]
+        row["miss_vs_uncached"] = round(uncached / row["miss_us_per_request"], 2)
+        row["hit_vs_uncached"] = round(uncached / row["hit_us_per_request"], 2)
+        rows.append(row)
+    return rows
+
+
+def instructions(body: str, requests: int, through_proxy: bool, mode: str | None = None) -> int:
+    """User-space instructions of one child process that runs `requests` requests, under callgrind
+    (`mode`: one of `CACHE_MODES`, with `--cache`)."""
     command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__]
     command += ["--run-once", body, "--requests", str(requests)]
+    if mode is not None:
+        command += ["--cache", PROXY["cache"], "--cache-mode", mode]
     if not through_proxy:
         command.append("--direct")
     if PROXY["declared"]:
@@ -283,11 +416,66 @@ def instructions_rows(names: list[str], low: int, high: int) -> list[dict[str, A
     return rows
 
 
-def run_once(body: str, requests: int, through_proxy: bool) -> None:
+def cache_instructions_rows(names: list[str], modes: list[str], low: int, high: int) -> list[dict[str, Any]]:
+    """`instructions_rows` for `--cache`: the proxy's instructions per request in each of `modes`."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    runs = [
+        (name, count, through, mode)
+        for name in names
+        for mode in modes
+        for through in (False, True)
+        for count in (low, high)
+    ]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        counts = dict(zip(runs, pool.map(lambda run: instructions(*run), runs), strict=True))
+    rows = []
+    for name in names:
+        row: dict[str, Any] = {"body": name, "store": PROXY["cache"], "requests": [low, high]}
+        for mode in modes:
+            direct = (counts[name, high, False, mode] - counts[name, low, False, mode]) / (high - low)
+            proxied = (counts[name, high, True, mode] - counts[name, low, True, mode]) / (high - low)
+            row[f"{mode}_instructions_per_request"] = round(proxied - direct)
+        rows.append(row)
+    return rows
+
+
+def run_once(body: str, requests: int, through_proxy: bool, mode: str | None = None) -> None:
     """One run, for `--instructions`: a fixed order of trio's scheduling batches (its private generator)."""
     trio._core._run._r.seed(0)
     settle_for_serving()
-    trio.run(_measure, BODIES[body], requests, through_proxy)
+    if mode is None:
+        trio.run(_measure, BODIES[body], requests, through_proxy)
+    else:
+        trio.run(_measure_cache, BODIES[body], requests, mode, through_proxy)
+
+
+def cache_main(args: argparse.Namespace, names: list[str]) -> None:
+    """`--cache`: the table (or JSON) of the proxy's cost per request uncached, on a miss and on a hit."""
+    if args.instructions:
+        modes = args.cache_mode or list(CACHE_MODES)
+        rows = cache_instructions_rows(names, modes, args.low, args.high)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return
+        print("| body | store | " + " | ".join(f"{mode} instructions/request" for mode in modes) + " |")
+        print("| --- | --- | " + " | ".join("---" for _ in modes) + " |")
+        for row in rows:
+            counts = " | ".join(f"{row[f'{mode}_instructions_per_request']:,}" for mode in modes)
+            print(f"| {row['body']} | {row['store']} | {counts} |")
+        return
+    rows = cache_rows(names, args.requests)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print("| body | store | uncached | miss | hit | miss vs uncached | hit vs uncached |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for row in rows:
+        print(
+            f"| {row['body']} | {row['store']} | {row['uncached_us_per_request']} µs |"
+            f" {row['miss_us_per_request']} µs | {row['hit_us_per_request']} µs |"
+            f" {row['miss_vs_uncached']}x | {row['hit_vs_uncached']}x |"
+        )
 
 
 def main() -> None:
@@ -307,14 +495,28 @@ def main() -> None:
         "--declared", action="store_true", help="measure the proxy declared in YAML (one route to the origin)"
     )
     parser.add_argument("--rate-limit", metavar="RATE", help="with --declared: a limit by client address")
+    parser.add_argument(
+        "--cache", choices=["memory", "sqlite"], help="the HTTP cache on this store: uncached, miss and hit"
+    )
+    parser.add_argument(
+        "--cache-mode",
+        choices=CACHE_MODES,
+        action="append",
+        help="with --cache: measure only this (uncached, miss, hit; repeatable)",
+    )
     parser.add_argument("--run-once", choices=list(BODIES), help=argparse.SUPPRESS)
     parser.add_argument("--direct", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     PROXY.update(declared=args.declared or bool(args.rate_limit), rate_limit=args.rate_limit)
     if args.run_once:
-        run_once(args.run_once, args.requests, not args.direct)
+        PROXY["cache"] = args.cache
+        run_once(args.run_once, args.requests, not args.direct, args.cache_mode[0] if args.cache else None)
         return
     names = list(BODIES) if args.body == "all" else [args.body]
+    if args.cache:
+        PROXY["cache"] = args.cache
+        cache_main(args, names)
+        return
     if args.instructions:
         rows = instructions_rows(names, args.low, args.high)
         if args.json:

@@ -7,8 +7,13 @@ Rules:
   fields it lists (§5.2.2.7).
 - A response without Date gets one, the time it was received (RFC 9110 §6.6.1: a recipient with a clock
   records it for a cached response).
-- `to_bytes()` is compact JSON: the `meta` of a store body (`Store.open_writer(..., meta=...)`), readable
-  without the body.
+- `to_bytes()` is the `meta` of a store body (`Store.open_writer(..., meta=...)`), readable without the
+  body: a line `R1 <status> <request_time> <response_time> <lifetime or -> <reason>` (the times as
+  `float.hex`, exact and cheaper than a decimal repr), then a line
+  `name:value` per header field and a line `\0name:value` (`\0name` when absent) per Vary field, UTF-8.
+  Field names hold no colon and no field holds a line break (RFC 9110 §5.1, §5.5); a head that does
+  anyway is written as JSON, which `from_bytes` reads too (as it reads entries stored before the line
+  format).
 - `lifetime`, when set, is the freshness lifetime the cache's operator decided for this response (a
   route's `default_ttl` for a response that states none, or `response_cache_filter`'s override); it
   replaces the one computed from the response (RFC 9111 §4.2.2 leaves heuristics to the cache, and
@@ -34,6 +39,10 @@ __all__ = ["StoredResponse", "prepare_for_storage"]
 
 # Compact JSON; one encoder for all (json.dumps with options makes a new one per call).
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
+# The first bytes of the line format (see the module rules); JSON starts with "{".
+_LINES = "R1 "
+# The first character of a Vary line of the line format.
+_VARY_LINE = "\0"
 # RFC 9111 §3.1: the connection's own fields are not stored. Transfer-Encoding goes too: the body is
 # stored decoded, and a hit is sent with the stored length.
 _NOT_STORED = HOP_BY_HOP | {"transfer-encoding"}
@@ -96,7 +105,22 @@ class StoredResponse:
         return ResponseHeader(self.status, self.fields(), reason=self.reason)
 
     def to_bytes(self) -> bytes:
-        """The record as compact JSON (for a store body's meta)."""
+        """The record as bytes (for a store body's meta; see the module rules)."""
+        lifetime = "-" if self.lifetime is None else float(self.lifetime).hex()
+        times = f"{float(self.request_time).hex()} {float(self.response_time).hex()} {lifetime}"
+        lines = [f"{_LINES}{self.status} {times} {self.reason}"]
+        lines += [f"{name}:{value}" for name, value in self.headers]
+        lines += [
+            f"{_VARY_LINE}{name}" if value is None else f"{_VARY_LINE}{name}:{value}"
+            for name, value in self.vary
+        ]
+        text = "\n".join(lines)
+        names = "".join([name for name, _ in self.headers])
+        if text.count("\n") != len(lines) - 1 or ":" in names or "\n" in self.reason:
+            return self._to_json()
+        return text.encode("utf-8", "surrogatepass")
+
+    def _to_json(self) -> bytes:
         record = {
             "status": self.status,
             "reason": self.reason,
@@ -115,6 +139,37 @@ class StoredResponse:
         Raises:
             ValueError: the bytes are not such a record.
         """
+        if data.startswith(b"{"):
+            return cls._from_json(data)
+        try:
+            text = data.decode("utf-8", "surrogatepass")
+            if not text.startswith(_LINES):
+                raise ValueError("no record line")
+            first, *rest = text.split("\n")
+            _, status, request_time, response_time, lifetime, reason = first.split(" ", 5)
+            headers: list[tuple[str, str]] = []
+            vary: list[tuple[str, str | None]] = []
+            for line in rest:
+                if line.startswith(_VARY_LINE):
+                    name, colon, value = line[1:].partition(":")
+                    vary.append((name, value if colon else None))
+                else:
+                    name, _, value = line.partition(":")
+                    headers.append((name, value))
+            return cls(
+                status=int(status),
+                reason=reason,
+                headers=tuple(headers),
+                request_time=float.fromhex(request_time),
+                response_time=float.fromhex(response_time),
+                vary=tuple(vary),
+                lifetime=None if lifetime == "-" else float.fromhex(lifetime),
+            )
+        except ValueError as exc:  # UnicodeDecodeError is one
+            raise ValueError(f"not a stored response: {exc}") from exc
+
+    @classmethod
+    def _from_json(cls, data: bytes) -> StoredResponse:
         try:
             raw: dict[str, Any] = json.loads(data)
             return cls(
@@ -148,11 +203,15 @@ def prepare_for_storage(
         lifetime: the freshness lifetime the cache decided (see the module rules); None: the response's.
     """
     headers = response.headers
-    dropped = set(_NOT_STORED)
-    dropped.update(item.lower() for item in list_items(headers.get_all("connection")))
-    dropped.update(CacheControl.parse(headers).fields("private"))
-    kept = [(name, value) for name, value in headers if name.lower() not in dropped]
-    if not any(name.lower() == "date" for name, _ in kept):
+    pairs = headers.items()
+    names = [name.lower() for name, _ in pairs]
+    dropped = _NOT_STORED
+    connection = headers.get_all("connection") if "connection" in names else ()
+    private = CacheControl.parse(headers).fields("private")
+    if connection or private:
+        dropped = dropped | {item.lower() for item in list_items(connection)} | set(private)
+    kept = [pair for pair, name in zip(pairs, names, strict=True) if name not in dropped]
+    if "date" not in names or "date" in dropped:
         kept.append(("Date", format_http_date(response_time)))
     fields = vary_fields(headers)
     return StoredResponse(

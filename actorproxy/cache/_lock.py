@@ -16,6 +16,8 @@ Rules:
 - The lock is released whatever way the writer's block ends: `done()` and a normal exit wake the waiters
   with DONE; an exception, a cancellation, or a block left without `done()` wake them with ABANDONED.
   Release is a synchronous step (set the outcome, wake, forget the key), so it needs no shielding.
+- `take(key)` is the writer's way in without an await (and `release(ticket)` its way out), for a caller
+  that goes upstream at once when nobody holds the key: no context manager, no event until a waiter comes.
 - One process: worker processes (`threads: N`) each hold their own locks, so a key costs at most one
   upstream request per worker.
 """
@@ -50,11 +52,13 @@ class LockStatus(enum.Enum):
 
 
 class _Lock:
-    __slots__ = ("deadline", "finished", "outcome")
+    __slots__ = ("deadline", "finished", "outcome", "released")
 
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
-        self.finished = trio.Event()
+        # Made by the first waiter: a writer nobody waits for sets nothing.
+        self.finished: trio.Event | None = None
+        self.released = False
         self.outcome = LockStatus.ABANDONED
 
 
@@ -100,27 +104,47 @@ class CacheLock:
         """Whether a writer holds `key` now."""
         return key in self._locks
 
+    def take(self, key: str) -> LockTicket | None:
+        """`key`'s lock as its writer, when nobody holds it: the WRITER ticket, to end with `release`
+        however the fetch ends; None: another writer holds it (wait with `hold`)."""
+        if key in self._locks:
+            return None
+        lock = self._locks[key] = _Lock(trio.current_time() + self.lock_timeout)
+        return LockTicket(key, LockStatus.WRITER, lock)
+
+    def release(self, ticket: LockTicket, *, failed: bool = False) -> None:
+        """End the writer's hold: its waiters wake with DONE if it called `done()` and did not fail (an
+        exception, a cancellation), else with ABANDONED. Synchronous: it needs no shielding."""
+        lock = ticket._lock
+        if ticket.status is not LockStatus.WRITER or lock is None:
+            raise RuntimeError(f"{ticket!r}: only the writer releases the lock")
+        if failed:
+            lock.outcome = LockStatus.ABANDONED
+        if self._locks.get(ticket.key) is lock:
+            del self._locks[ticket.key]
+        lock.released = True
+        if lock.finished is not None:
+            lock.finished.set()
+
     @asynccontextmanager
     async def hold(self, key: str) -> AsyncIterator[LockTicket]:
         """Take `key`'s lock as its writer, or wait for its writer; the ticket says which, and how it
         ended."""
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = _Lock(trio.current_time() + self.lock_timeout)
-            ticket = LockTicket(key, LockStatus.WRITER, lock)
+        ticket = self.take(key)
+        if ticket is not None:
             try:
                 # No checkpoint for the writer: a miss goes upstream at once, and the request around it
                 # has checkpoints enough (trio's rule is for loops that could otherwise never yield).
                 yield ticket
             except BaseException:
-                lock.outcome = LockStatus.ABANDONED
+                self.release(ticket, failed=True)
                 raise
-            finally:
-                if self._locks.get(key) is lock:
-                    del self._locks[key]
-                lock.finished.set()
+            self.release(ticket)
             return
+        lock = self._locks[key]
+        if lock.finished is None:
+            lock.finished = trio.Event()
         with trio.move_on_at(lock.deadline):
             await lock.finished.wait()
-        status = lock.outcome if lock.finished.is_set() else LockStatus.TIMEOUT
+        status = lock.outcome if lock.released else LockStatus.TIMEOUT
         yield LockTicket(key, status)

@@ -23,6 +23,8 @@ __all__ = ["normalized_value", "secondary_key", "vary_fields", "vary_values"]
 
 def vary_fields(headers: Headers) -> tuple[str, ...] | None:
     """The lowercase, sorted field names a response's Vary lists; () without Vary; None for `Vary: *`."""
+    if "vary" not in headers:
+        return ()
     names = {item.lower() for item in list_items(headers.get_all("vary"))}
     if "*" in names:
         return None

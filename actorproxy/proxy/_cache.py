@@ -66,7 +66,7 @@ from actorproxy.store import StoreError
 
 from ._exchange import Exchange
 from ._httpcache import X_CACHE, Cacheable, CachePhase, ForcedFreshness, HttpCache, UpstreamMode, scheme_of
-from ._phases import BodyChunk, ProxyHttp
+from ._phases import BodyChunk, Phases, ProxyHttp
 from ._responsecache import PURGE_TOKEN_HEADER, Found, ResponseCache
 from ._session import Session
 
@@ -161,6 +161,8 @@ async def _cached(
             await session.respond_error(504)  # only-if-cached and nothing usable (RFC 9111 §5.2.1.7)
             return
         usable = found if outcome is Outcome.MUST_REVALIDATE else None
+        if await _fetch_first(runtime, session, ctx, upstream, usable):
+            return
         async with storage.lock.hold(key) as ticket:
             if ticket.status is LockStatus.DONE:
                 continue
@@ -169,6 +171,26 @@ async def _cached(
             await _fetch(fetch, session, ctx=ctx, upstream=upstream, found=usable, ticket=writer)
             return
     await _fetch(_cache_runtime(runtime), session, ctx=ctx, upstream=upstream, found=None, ticket=None)
+
+
+async def _fetch_first(
+    runtime: ProxyRuntime, session: Session, ctx: Any, upstream: Upstream, found: Found | None
+) -> bool:
+    """`_fetch` as the key's writer when nobody holds its lock: taken and released without a wait or a
+    context manager. False: another request holds it (nothing done)."""
+    cache = session.cache
+    storage, key = cache.storage, cache.key
+    assert storage is not None and key is not None  # the cache is on, the key set
+    ticket = storage.lock.take(key)
+    if ticket is None:
+        return False
+    try:
+        await _fetch(_cache_runtime(runtime), session, ctx=ctx, upstream=upstream, found=found, ticket=ticket)
+    except BaseException:
+        storage.lock.release(ticket, failed=True)
+        raise
+    storage.lock.release(ticket)
+    return True
 
 
 async def _hit_filter(app: ProxyHttp, session: Session, ctx: Any, found: Found, outcome: Outcome) -> Outcome:
@@ -207,9 +229,8 @@ def _cache_runtime(runtime: ProxyRuntime) -> ProxyRuntime:
         return known[1]
     # The phases the cache runs itself are called whether or not the application overrides them.
     phases = attrs.evolve(runtime.phases, **dict.fromkeys(CachePhases.RUNS, True))
-    fetch = attrs.evolve(
-        runtime, app=cast(ProxyHttp, CachePhases(runtime.app)), exchange=CacheExchange, phases=phases
-    )
+    wrapped = CachePhases(runtime.app, runtime.phases)
+    fetch = attrs.evolve(runtime, app=cast(ProxyHttp, wrapped), exchange=CacheExchange, phases=phases)
     key = id(runtime)
     _FETCH_RUNTIMES[key] = (weakref.ref(runtime, lambda _: _FETCH_RUNTIMES.pop(key, None)), fetch)
     return fetch
@@ -241,7 +262,8 @@ async def _fetch(
         _settle(session, CachePhase.STALE)
         await serve_found(app, session, ctx, found, found.stored)
     finally:
-        await _end_fill(cache)
+        if cache.fill is not None:
+            await _end_fill(cache)
 
 
 def _may_serve_stale(app: ProxyHttp, session: Session, ctx: Any, found: Found, error: Error) -> bool:
@@ -274,22 +296,26 @@ async def _refresh(
     cache = session.cache
     key = cache.key
     assert key is not None  # set before any lookup
-    if storage.lock.held(key):
-        return
-    async with storage.lock.hold(key) as ticket:
-        if ticket.status is not LockStatus.WRITER:
-            return
-        cache.found = found
-        cache.ticket = ticket
-        cache.mode = UpstreamMode.REFRESH
-        cache.admit = True
+    ticket = storage.lock.take(key)
+    if ticket is None:
+        return  # another request fetches it already
+    cache.found = found
+    cache.ticket = ticket
+    cache.mode = UpstreamMode.REFRESH
+    cache.admit = True
+    try:
         try:
             await upstream(fetch, session, ctx)
         except Error as exc:
             # The client has its answer; the stale response stays until it expires or a refresh succeeds.
             logger.warning("cache: refreshing %r failed: %s", key, exc)
         finally:
-            await _end_fill(cache)
+            if cache.fill is not None:
+                await _end_fill(cache)
+    except BaseException:
+        storage.lock.release(ticket, failed=True)
+        raise
+    storage.lock.release(ticket)
 
 
 # -- serving from the cache --------------------------------------------------------------------------------
@@ -448,8 +474,10 @@ class CachePhases:
     #: The phases this wrapper runs for the cache, around the application's own.
     RUNS = ("upstream_request_filter", "upstream_response_filter", "upstream_response_body_filter")
 
-    def __init__(self, app: ProxyHttp) -> None:
+    def __init__(self, app: ProxyHttp, own: Phases | None = None) -> None:
         self.app = app
+        #: Which of the application's own phases to call (`Phases.of`): one it does not override is skipped.
+        self.own = Phases.of(app) if own is None else own
 
     def __repr__(self) -> str:
         return f"<CachePhases of {self.app!r}>"
@@ -463,7 +491,8 @@ class CachePhases:
     async def upstream_request_filter(self, session: Session, upstream_request: Any, ctx: Any) -> None:
         cache = session.cache
         cache.prepare_upstream_request(upstream_request)
-        await self.app.upstream_request_filter(session, upstream_request, ctx)
+        if self.own.upstream_request_filter:
+            await self.app.upstream_request_filter(session, upstream_request, ctx)
         storage = cache.storage
         assert storage is not None  # the cache's upstream part runs only with the cache on
         cache.request_time = storage.clock()
@@ -471,13 +500,16 @@ class CachePhases:
     async def upstream_response_filter(
         self, session: Session, upstream_response: ResponseHeader, ctx: Any
     ) -> None:
-        await self.app.upstream_response_filter(session, upstream_response, ctx)
+        if self.own.upstream_response_filter:
+            await self.app.upstream_response_filter(session, upstream_response, ctx)
         await _response_arrived(self.app, session, upstream_response, ctx)
 
     async def upstream_response_body_filter(
         self, session: Session, body: BodyChunk, end_of_stream: bool, ctx: Any
     ) -> float | None:
-        delay = await self.app.upstream_response_body_filter(session, body, end_of_stream, ctx)
+        delay = None
+        if self.own.upstream_response_body_filter:
+            delay = await self.app.upstream_response_body_filter(session, body, end_of_stream, ctx)
         cache = session.cache
         fill = cache.fill
         if fill is not None:
@@ -502,7 +534,8 @@ async def _response_arrived(app: ProxyHttp, session: Session, response: Response
     storage = cache.storage
     assert storage is not None  # the cache's upstream part runs only with the cache on
     cache.response_time = storage.clock()
-    await _end_fill(cache)  # an earlier attempt's, if it got this far and failed
+    if cache.fill is not None:
+        await _end_fill(cache)  # an earlier attempt's, if it got this far and failed
     request = session.req_header
     status = response.status
     mode = cache.mode
@@ -526,7 +559,7 @@ async def _response_arrived(app: ProxyHttp, session: Session, response: Response
             )
             if _may_serve_stale(app, session, ctx, found, error):
                 raise TakeOver(_stale_instead, response)
-    stored = await _admit(app, session, response, ctx)
+    stored = _admit(app, session, response, ctx)
     if stored is not None and status == 200:
         _answer_the_client(session, response, stored)
 
@@ -563,9 +596,7 @@ def _length(response: ResponseHeader) -> int | None:
     return int(value) if value is not None and value.isdigit() else None
 
 
-async def _admit(
-    app: ProxyHttp, session: Session, response: ResponseHeader, ctx: Any
-) -> StoredResponse | None:
+def _admit(app: ProxyHttp, session: Session, response: ResponseHeader, ctx: Any) -> StoredResponse | None:
     """Open the fill of `response` if it may be stored (response_cache_filter); return its stored head."""
     cache = session.cache
     storage = cache.storage
@@ -706,7 +737,7 @@ async def _refreshed(exchange: Exchange, response: ResponseHeader) -> None:
     if status in ERROR_STATUSES:
         await _consume(exchange, keep=False)
         return
-    if await _admit(app, session, response, ctx) is None:
+    if _admit(app, session, response, ctx) is None:
         await _consume(exchange, keep=False)
         await _purge_quietly(storage, key)
         return

@@ -12,6 +12,8 @@ Rules every backend keeps:
   commits (abort, cancellation, a killed process) never becomes visible, and its chunks are removed.
 - Every chunk of a body but the last is exactly `BodyHead.chunk_size` bytes long, so a reader finds the
   chunk of any byte offset without reading the ones before it.
+- `serve_writes` is the store service's: a backend that queues writes (sqlite's `put_body`) writes them
+  there; the others only wait in it.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 import attrs
+import trio
 
-__all__ = ["Backend", "BackendStatistics", "BodyHead", "BodySink", "BodySource"]
+__all__ = ["Backend", "BackendStatistics", "BodyHead", "BodySink", "BodySource", "WriteStop", "wait_for_stop"]
 
 
 @attrs.frozen(kw_only=True)
@@ -83,6 +86,20 @@ class BodySource(Protocol):
         """
 
 
+class WriteStop(Protocol):
+    """When a backend's writer stops: a service's `ShutdownWatch` (or a `trio.Event`)."""
+
+    def is_set(self) -> bool: ...
+
+    async def wait(self) -> None: ...
+
+
+async def wait_for_stop(stop: WriteStop, until: float) -> None:
+    """`serve_writes` for a backend that queues nothing: wait until `until` (trio's clock) or `stop`."""
+    with trio.move_on_at(until):
+        await stop.wait()
+
+
 class Backend(Protocol):
     """Raw storage for `Store`: keys are full keys (prefix included), values tagged bytes (`_codec`)."""
 
@@ -128,3 +145,6 @@ class Backend(Protocol):
     async def body_head(self, key: str) -> BodyHead | None: ...
 
     async def open_body(self, key: str) -> BodySource | None: ...
+
+    async def serve_writes(self, stop: WriteStop, until: float) -> None:
+        """Write what the backend queued, as it comes, until `until` (trio's clock) or `stop` is set."""

@@ -4,6 +4,9 @@ Rules:
 - An `OrderedDict` in use order: a read or write moves the entry to the end, eviction takes from the front.
   Every operation is synchronous between awaits, so no lock is needed (one trio thread).
 - Expired entries are dropped when met and by `sweep`.
+- `put_body`, `body_head` and `open_body` are no checkpoints (every other verb is): they never block, and
+  the HTTP cache calls them on every request, which yields on its sockets anyway (a checkpoint is a trip
+  through trio's scheduler). A caller that loops over them alone must checkpoint itself.
 - A committed body is a tuple of chunks the entry points to; a reader holds that tuple, so a body replaced
   or forgotten stays readable to it as long as it reads (Python frees it after), which covers the grace.
 """
@@ -18,7 +21,7 @@ from contextlib import asynccontextmanager
 import attrs
 import trio
 
-from ._backend import BackendStatistics, BodyHead
+from ._backend import BackendStatistics, BodyHead, WriteStop, wait_for_stop
 from ._codec import decode_int, encode_int
 from ._errors import EntryKindError, EntryTooLarge
 
@@ -196,18 +199,18 @@ class MemoryBackend:
         return _MemorySink(self, key, ttl, meta)
 
     async def put_body(self, key: str, ttl: float | None, meta: bytes, chunks: Sequence[bytes]) -> None:
-        await trio.lowlevel.checkpoint()
         self._commit(key, ttl, meta, list(chunks), sum(len(chunk) for chunk in chunks))
 
     async def body_head(self, key: str) -> BodyHead | None:
-        await trio.lowlevel.checkpoint()
         entry = self._live(key)
         return None if entry is None else self._body(key, entry).head
 
     async def open_body(self, key: str) -> _MemorySource | None:
-        await trio.lowlevel.checkpoint()
         entry = self._live(key)
         return None if entry is None else _MemorySource(self._body(key, entry))
+
+    async def serve_writes(self, stop: WriteStop, until: float) -> None:
+        await wait_for_stop(stop, until)  # nothing is queued: every write is done when called
 
     def _body(self, key: str, entry: _Entry) -> _Body:
         if entry.body is None:

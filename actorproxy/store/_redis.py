@@ -35,7 +35,7 @@ import trio
 
 from actorproxy.config import RedisConf
 
-from ._backend import BackendStatistics, BodyHead
+from ._backend import BackendStatistics, BodyHead, WriteStop, wait_for_stop
 from ._body import ABORT_TIMEOUT
 from ._errors import (
     BodyGone,
@@ -374,6 +374,9 @@ class RedisBackend:
             await self.forget(key)
             return None
         return _RedisSource(self, body, head)
+
+    async def serve_writes(self, stop: WriteStop, until: float) -> None:
+        await wait_for_stop(stop, until)  # nothing is queued: every write is done when called
 
 
 class _RedisSink:

@@ -11,21 +11,30 @@ Rules:
   least recently used, never the entry just written. An entry larger than `max_size` is refused.
 - With a cap, a hit refreshes the entry's `used_at` at most once per `LRU_RESOLUTION`, so a hot key does
   not turn every read into a write; with no cap, reads never write.
+- A second connection per process (`connect_reader`) only reads (`query_only`), with a busy timeout of 0:
+  in WAL mode a reader never waits for a writer, so a point read on it (`find_body`) runs on the trio
+  thread; the rare SQLITE_BUSY (another connection recovering the WAL, an exclusive lock) is the caller's
+  to retry on the writing connection, in a thread.
+- `put_bodies` writes several whole bodies (queued by the backend, `QueuedBody`) and use-time refreshes in
+  one transaction: all of them or none.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
+
+import attrs
 
 from ._backend import BackendStatistics, BodyHead
 from ._codec import decode_int, encode_int
 from ._errors import EntryKindError, EntryTooLarge, StoreError, WriterAbandoned
 from ._sqlite_schema import SCHEMA, SCHEMA_VERSION, UPSERT
 
-__all__ = ["LRU_RESOLUTION", "Database", "Limits"]
+__all__ = ["LRU_RESOLUTION", "ROWS_PER_STATEMENT", "Database", "Limits", "QueuedBody", "connect_reader"]
 
 # Seconds within which two uses of an entry count as one for LRU order (a read writes at most this often).
 LRU_RESOLUTION = 1.0
@@ -33,6 +42,25 @@ LRU_RESOLUTION = 1.0
 SWEEP_BATCH = 500
 
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
+# Prepared statements a connection keeps: the batch INSERTs of every row count, and the others.
+CACHED_STATEMENTS = 512
+# Rows one INSERT of a batch writes at most: 6 values a row stay under SQLite's oldest limit of 999
+# parameters a statement.
+ROWS_PER_STATEMENT = 100
+# The batch's INSERTs: (head, one row's placeholders, tail).
+_BODY_ROWS = (
+    "INSERT INTO bodies (id, state, meta, size, chunk_size, pid, since) VALUES ",
+    "(?, 'live', ?, ?, ?, ?, ?)",
+    "",
+)
+_CHUNK_ROWS = ("INSERT INTO chunks (body, seq, data) VALUES ", "(?, ?, ?)", "")
+# (The entries' is UPSERT, around its one row.)
+_ENTRY_ROWS = UPSERT.partition("(?, ?, ?, ?, ?, ?)")
+
+
+@functools.lru_cache(maxsize=2 * ROWS_PER_STATEMENT)
+def _rows_statement(head: str, row: str, tail: str, count: int) -> str:
+    return head + ", ".join([row] * count) + tail
 
 
 class Limits:
@@ -65,7 +93,13 @@ def connect(path: str, busy_timeout: float) -> sqlite3.Connection:
     Raises:
         StoreError: the file is not a store (another schema version, or not SQLite).
     """
-    conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(
+        path,
+        timeout=busy_timeout,
+        isolation_level=None,
+        check_same_thread=False,
+        cached_statements=CACHED_STATEMENTS,
+    )
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -83,6 +117,44 @@ def connect(path: str, busy_timeout: float) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def connect_reader(path: str) -> sqlite3.Connection:
+    """A read-only connection to the store file at `path` (opened by `connect` first), which never waits
+    for a lock: its busy timeout is 0."""
+    conn = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA busy_timeout = 0")
+        conn.execute("PRAGMA query_only = 1")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+@attrs.frozen
+class QueuedBody:
+    """A whole body waiting to be written (`Database.put_bodies`).
+
+    Attributes:
+        key: its key.
+        meta: its meta.
+        chunks: its bytes, `chunk_size` per chunk but the last.
+        size: its length in bytes.
+        expires_at: when it expires (the store's clock); None: never.
+        now: when it was written (its first use time).
+    """
+
+    key: str
+    meta: bytes
+    chunks: tuple[bytes, ...]
+    size: int
+    expires_at: float | None
+    now: float
+
+    def entry_size(self) -> int:
+        """The bytes the size cap counts for it."""
+        return _size(self.key, len(self.meta), self.size)
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -317,24 +389,54 @@ class Database:
             self._evict(now, keep={key})
         self.writing.discard(body)
 
-    def put_body(
-        self, key: str, meta: bytes, chunks: Sequence[bytes], *, expires_at: float | None, now: float
-    ) -> None:
-        """A whole body and its entry, in one transaction."""
-        size = sum(len(chunk) for chunk in chunks)
+    def put_bodies(self, bodies: Sequence[QueuedBody], touches: Collection[str], now: float) -> None:
+        """Whole bodies and their entries, and the use time `now` of the keys `touches`, in one
+        transaction (a later body of a key replaces an earlier one).
+
+        Raises:
+            EntryTooLarge: an entry is larger than `max_size` (nothing is written).
+        """
+        cap = self.limits.max_size
+        for queued in bodies:
+            if cap is not None and queued.entry_size() > cap:
+                raise EntryTooLarge(
+                    f"{queued.key!r}: {queued.entry_size()} bytes is more than max_size {cap}"
+                )
         with _transaction(self.conn):
-            cursor = self.conn.execute(
-                "INSERT INTO bodies (state, meta, size, chunk_size, pid, since)"
-                " VALUES ('live', ?, ?, ?, ?, ?)",
-                (meta, size, self.limits.chunk_size, self.pid, now),
+            if bodies:
+                # The ids are given here, after the last one AUTOINCREMENT handed out (the write lock is
+                # held), so that each table takes its rows in one statement.
+                (last,) = self.conn.execute(
+                    "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'bodies'), 0)"
+                ).fetchone()
+                chunk_size, pid = self.limits.chunk_size, self.pid
+                ids = range(last + 1, last + 1 + len(bodies))
+                pairs = list(zip(ids, bodies, strict=True))
+                self._insert_rows(
+                    _BODY_ROWS, [(body, q.meta, q.size, chunk_size, pid, q.now) for body, q in pairs]
+                )
+                self._insert_rows(
+                    _CHUNK_ROWS, [(body, seq, data) for body, q in pairs for seq, data in enumerate(q.chunks)]
+                )
+                self._insert_rows(
+                    _ENTRY_ROWS,
+                    [(q.key, None, body, q.entry_size(), q.expires_at, q.now) for body, q in pairs],
+                )
+            touched = list(touches)
+            for start in range(0, len(touched), ROWS_PER_STATEMENT):
+                keys = touched[start : start + ROWS_PER_STATEMENT]
+                marks = ", ".join("?" * len(keys))
+                self.conn.execute(f"UPDATE entries SET used_at = ? WHERE key IN ({marks})", (now, *keys))
+            self._evict(now, keep={queued.key for queued in bodies})
+
+    def _insert_rows(self, statement: tuple[str, str, str], rows: Sequence[tuple[object, ...]]) -> None:
+        """Insert `rows` with `statement` (head, one row's placeholders, tail), `ROWS_PER_STATEMENT` rows per
+        statement: one step of SQLite for many rows (a step releases and takes back the GIL)."""
+        for start in range(0, len(rows), ROWS_PER_STATEMENT):
+            part = rows[start : start + ROWS_PER_STATEMENT]
+            self.conn.execute(
+                _rows_statement(*statement, len(part)), [value for row in part for value in row]
             )
-            body = cursor.lastrowid
-            self.conn.executemany(
-                "INSERT INTO chunks (body, seq, data) VALUES (?, ?, ?)",
-                [(body, seq, data) for seq, data in enumerate(chunks)],
-            )
-            self._upsert(key, None, body, _size(key, len(meta), size), expires_at=expires_at, now=now)
-            self._evict(now, keep={key})
 
     def abort_body(self, body: int) -> None:
         self.writing.discard(body)
@@ -346,7 +448,13 @@ class Database:
                 self.conn.execute("DELETE FROM chunks WHERE body = ?", (body,))
                 self.conn.execute("DELETE FROM bodies WHERE id = ?", (body,))
 
-    def body_head(self, key: str, now: float, *, touch: bool = False) -> tuple[int, BodyHead] | None:
+    def find_body(self, key: str, now: float) -> tuple[int, BodyHead, bool] | None:
+        """The body under `key`: its id, its head, and whether its use time is due a refresh (a cap is set
+        and it was last used more than `LRU_RESOLUTION` ago). Reads only.
+
+        Raises:
+            EntryKindError: the key holds a value.
+        """
         row = self.conn.execute(
             "SELECT e.value IS NOT NULL, e.body, e.expires_at, e.used_at, b.meta, b.size, b.chunk_size"
             f" FROM entries AS e LEFT JOIN bodies AS b ON b.id = e.body WHERE e.key = ? AND {_LIVE}",
@@ -357,9 +465,21 @@ class Database:
         is_value, body, expires_at, used_at, meta, size, chunk_size = row
         if is_value:
             raise EntryKindError(f"{key!r} holds a value, not a streamed body; read it with get")
-        if touch and self.limits.capped and used_at < now - LRU_RESOLUTION:
-            self.conn.execute("UPDATE entries SET used_at = ? WHERE key = ?", (now, key))
-        return body, BodyHead(meta=meta, size=size, chunk_size=chunk_size, expires_at=expires_at)
+        head = BodyHead(meta=meta, size=size, chunk_size=chunk_size, expires_at=expires_at)
+        return body, head, self.limits.capped and used_at < now - LRU_RESOLUTION
+
+    def body_head(self, key: str, now: float, *, touch: bool = False) -> tuple[int, BodyHead] | None:
+        found = self.find_body(key, now)
+        if found is None:
+            return None
+        body, head, due = found
+        if touch and due:
+            self.touch([key], now)
+        return body, head
+
+    def touch(self, keys: Collection[str], now: float) -> None:
+        """Record a use of `keys` at `now` (for LRU eviction)."""
+        self.conn.executemany("UPDATE entries SET used_at = ? WHERE key = ?", [(now, key) for key in keys])
 
     def read_chunk(self, body: int, seq: int) -> bytes | None:
         row = self.conn.execute("SELECT data FROM chunks WHERE body = ? AND seq = ?", (body, seq)).fetchone()

@@ -14,8 +14,9 @@ Rules:
 - `remember` runs its factory once in this process for a key missed by many callers at once: the first
   runs it, the others wait on a per-key lock and then read what it stored. Processes do not coordinate.
 - The store is opened by `async with store`, or by running it as a background service
-  (`background_service("store", store)`), which also sweeps every `sweep_interval` seconds. Either opens
-  the backend in the process that runs it, after any fork.
+  (`background_service("store", store)`), which also sweeps every `sweep_interval` seconds and runs the
+  backend's writer (sqlite queues `put_body` for it; see `_sqlite`). Either opens the backend in the
+  process that runs it, after any fork.
 - Counts of hits, misses and writes are kept per process (`statistics()`); the backend adds its sizes.
 """
 
@@ -221,13 +222,15 @@ class Store:
     async def start_with_ready_notifier(
         self, shutdown: ShutdownWatch, ready_notifier: ServiceReadyNotifier
     ) -> None:
-        """Run as a background service: open the store, say ready, sweep every `sweep_interval` until
-        shutdown, then close it. A failed sweep raises, for the service's supervisor to restart it."""
+        """Run as a background service: open the store, say ready, serve the backend's queued writes
+        (`Backend.serve_writes`) and sweep every `sweep_interval` until shutdown, then close it. A failed
+        sweep raises, for the service's supervisor to restart it."""
+        backend = self.backend
         async with self:
             ready_notifier.notify_ready()
             while True:
-                with trio.move_on_after(self.sweep_interval):
-                    await shutdown.wait()
+                await backend.serve_writes(shutdown, trio.current_time() + self.sweep_interval)
+                if shutdown.is_set():
                     return
                 await self.sweep()
 
@@ -387,6 +390,8 @@ class Store:
     async def put_body(self, key: str, data: bytes, ttl: float | None = None, *, meta: bytes = b"") -> None:
         """Store `data` as the body under `key` (with `meta`), in one step: what a writer that wrote `data`
         and committed stores, for a body already in memory (one call to the backend instead of three).
+        A sqlite store run as a service queues it for its writer: this process sees it at once, the
+        others once written (see `_sqlite`).
 
         Raises:
             EntryTooLarge: the entry would be larger than the store's `max_size`.

@@ -1,5 +1,5 @@
-"""The cache lock on virtual time: one writer per key, waiters woken however the writer's block ends,
-and waiting bounded by `lock_timeout` from when the lock was taken."""
+"""The cache lock on virtual time: one writer per key (by `hold`, or `take` and `release`), waiters woken
+however the writer's block ends, and waiting bounded by `lock_timeout` from when the lock was taken."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import trio
 import trio.testing
 
-from actorproxy.cache import CacheLock, LockStatus
+from actorproxy.cache import CacheLock, LockStatus, LockTicket
 
 WAITERS = 100
 
@@ -142,3 +142,48 @@ async def test_keys_are_independent_and_only_the_writer_marks_done(
             assert waited.status is LockStatus.DONE
             with pytest.raises(RuntimeError, match="only the writer"):
                 waited.done()
+
+
+async def test_take_and_release_hold_the_key_without_a_wait(autojump_clock: trio.testing.MockClock) -> None:
+    lock = CacheLock(lock_timeout=5)
+    ticket = lock.take("key")
+    assert ticket is not None and ticket.status is LockStatus.WRITER
+    assert lock.take("key") is None  # held: the caller waits with hold()
+    statuses: list[LockStatus] = []
+
+    async def waiter() -> None:
+        async with lock.hold("key") as waiting:
+            statuses.append(waiting.status)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(waiter)
+        await trio.testing.wait_all_tasks_blocked()
+        ticket.done()
+        lock.release(ticket)
+    assert statuses == [LockStatus.DONE]
+    assert trio.current_time() == 0
+    assert not lock.held("key")
+
+
+async def test_a_writer_released_as_failed_wakes_its_waiters_abandoned() -> None:
+    lock = CacheLock()
+    ticket = lock.take("key")
+    assert ticket is not None
+    statuses: list[LockStatus] = []
+
+    async def waiter() -> None:
+        async with lock.hold("key") as waiting:
+            statuses.append(waiting.status)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(waiter)
+        await trio.testing.wait_all_tasks_blocked()
+        ticket.done()  # then the fetch failed after all
+        lock.release(ticket, failed=True)
+    assert statuses == [LockStatus.ABANDONED]
+    with pytest.raises(RuntimeError, match="only the writer"):
+        lock.release(LockTicket("key", LockStatus.DONE))
+    fresh = lock.take("key")
+    assert fresh is not None
+    lock.release(fresh)  # nobody waited: nothing to wake
+    assert not lock.held("key")

@@ -83,7 +83,57 @@ def test_a_stored_response_keeps_its_own_date() -> None:
     assert kept.header_values("date") == [date(-30)]
 
 
-@pytest.mark.parametrize("data", [b"", b"{}", b"[1]", b'{"status": "x"}'])
+def test_a_private_date_is_dropped_and_the_cache_dates_the_response() -> None:
+    upstream = response(200, ("Date", date(-30)), ("Cache-Control", 'private="Date", max-age=60'))
+    kept = prepare_for_storage(request(), upstream, request_time=NOW, response_time=NOW)
+    assert kept.header_values("date") == [date()]
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        StoredResponse(
+            status=200,
+            reason="OK then",
+            headers=(
+                ("Content-Type", "text/plain"),
+                ("X-Empty", ""),
+                ("X-Colon", "a: b"),
+                ("X-Utf8", "é\udcff"),
+            ),
+            request_time=NOW - 0.123456789,
+            response_time=NOW,
+            vary=(("accept", None), ("accept-encoding", ""), ("x-a", "1:2")),
+            lifetime=3600.5,
+        ),
+        StoredResponse(status=404, request_time=NOW, response_time=NOW),  # no reason, no lifetime
+    ],
+)
+def test_a_head_is_stored_as_lines_and_read_back_the_same(stored: StoredResponse) -> None:
+    data = stored.to_bytes()
+    assert data.startswith(b"R1 ")
+    assert StoredResponse.from_bytes(data) == stored
+
+
+def test_a_head_lines_cannot_hold_is_stored_as_json_and_read_back_the_same() -> None:
+    for odd in [(("X-Bad", "a\nb"),), (("X:Bad", "v"),)]:
+        stored = StoredResponse(status=200, headers=odd, request_time=NOW, response_time=NOW)
+        data = stored.to_bytes()
+        assert data.startswith(b"{")
+        assert StoredResponse.from_bytes(data) == stored
+
+
+def test_a_head_stored_as_json_before_the_line_format_is_read() -> None:
+    data = (
+        b'{"status":200,"reason":"OK","headers":[["ETag","\\"v1\\""]],"request_time":1.5,'
+        b'"response_time":2.0,"vary":[["accept",null]],"lifetime":null}'
+    )
+    stored = StoredResponse.from_bytes(data)
+    assert stored.headers == (("ETag", '"v1"'),) and stored.vary == (("accept", None),)
+    assert stored.response_time == 2.0 and stored.lifetime is None
+
+
+@pytest.mark.parametrize("data", [b"", b"{}", b"[1]", b'{"status": "x"}', b"R1 x", b"R1 200 1 2 -", b"\xff"])
 def test_meta_that_is_not_a_stored_response_is_refused(data: bytes) -> None:
     with pytest.raises(ValueError, match="not a stored response"):
         StoredResponse.from_bytes(data)

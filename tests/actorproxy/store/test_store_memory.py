@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import pytest
+import trio
+import trio.testing
 
 from actorproxy.config import DEFAULT_STORE_MEMORY_MAX_SIZE, StoreConf
 from actorproxy.store import EntryTooLarge, MemoryBackend, Store
@@ -44,3 +46,15 @@ def test_a_memory_store_from_the_config_is_bounded_by_default() -> None:
     backend = store.backend
     assert isinstance(backend, MemoryBackend)
     assert backend.max_size == DEFAULT_STORE_MEMORY_MAX_SIZE
+
+
+async def test_the_cache_s_body_verbs_are_no_checkpoints() -> None:
+    async with Store(MemoryBackend()) as store:
+        with trio.testing.assert_no_checkpoints():
+            await store.put_body("k", b"body", 60, meta=b"m")
+            reader = await store.open_reader("k")
+            head = await store.head("k")
+        assert reader is not None and await reader.read() == b"body"
+        assert head is not None and head.meta == b"m"
+        with trio.testing.assert_checkpoints():
+            await store.get("other")  # the other verbs still are

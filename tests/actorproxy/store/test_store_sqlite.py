@@ -1,22 +1,30 @@
 """What only the SQLite backend does: the file (WAL, schema, refusals), the caps with LRU eviction, bodies'
-grace and abandoned writers, busy locks, and bodies streamed in constant memory.
+grace and abandoned writers, busy locks, bodies streamed in constant memory, the writer's batches and the
+reads on the trio thread.
 
 (The verbs every backend shares are in tests/e2e/test_store_backends.py.)
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 import sys
+import threading
 import tracemalloc
+from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from actorproxy.store import (
     BodyGone,
+    BodyHead,
+    EntryKindError,
     EntryTooLarge,
     SqliteBackend,
     Store,
@@ -25,6 +33,7 @@ from actorproxy.store import (
     StoreUnavailable,
     WriterAbandoned,
 )
+from actorproxy.store._sqlite_db import ROWS_PER_STATEMENT, Database, QueuedBody
 
 MiB = 1024 * 1024
 
@@ -231,3 +240,186 @@ async def test_a_10_mib_body_streams_through_in_constant_memory(tmp_path: Path) 
             tracemalloc.stop()
     assert read == total
     assert peak < 2 * MiB, f"peak {peak / MiB:.2f} MiB"
+
+
+# -- the writer and the reads on the trio thread ----------------------------------------------------------
+
+
+class Batches:
+    """`Database.put_bodies` recorded: the keys of each batch written, and an event per batch."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, fail: bool = False) -> None:
+        self.keys: list[list[str]] = []
+        self.written = trio.Event()
+        token = trio.lowlevel.current_trio_token()
+        real = Database.put_bodies
+
+        def put_bodies(
+            db: Database, bodies: Sequence[QueuedBody], touches: Collection[str], now: float
+        ) -> None:
+            try:
+                if fail:
+                    raise sqlite3.OperationalError("disk I/O error")
+                real(db, bodies, touches, now)
+            finally:
+                self.keys.append([queued.key for queued in bodies])
+                trio.from_thread.run_sync(self.written.set, trio_token=token)
+
+        monkeypatch.setattr(Database, "put_bodies", put_bodies)
+
+    async def wait(self) -> list[str]:
+        """The keys of the next batch written."""
+        await self.written.wait()
+        self.written = trio.Event()
+        return self.keys[-1]
+
+
+@asynccontextmanager
+async def writing(store: Store) -> AsyncIterator[trio.Event]:
+    """The store's writer running (as the store service runs it); set the event to stop it."""
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(store.backend.serve_writes, stop, math.inf)
+        await trio.testing.wait_all_tasks_blocked()
+        yield stop
+        stop.set()
+
+
+async def test_bodies_put_together_are_written_in_one_transaction_off_the_callers_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "s.db"
+    batches = Batches(monkeypatch)
+    async with Store(SqliteBackend(path)) as store, writing(store):
+        for n in range(10):
+            await store.put_body(f"k{n}", b"body %d" % n, 60, meta=b"m")
+        assert batches.keys == []  # queued: the callers did not wait for a transaction
+        assert count(path, "SELECT count(*) FROM entries") == 0
+        reader = await store.open_reader("k3")  # this process reads them at once
+        assert reader is not None and reader.meta == b"m" and await reader.read() == b"body 3"
+        assert await store.has("k9")
+        assert await batches.wait() == [f"k{n}" for n in range(10)]
+        assert count(path, "SELECT count(*) FROM entries") == 10
+        async with Store(SqliteBackend(path)) as other:
+            reader = await other.open_reader("k3")
+            assert reader is not None and await reader.read() == b"body 3"
+
+
+async def test_a_batch_larger_than_one_statement_is_written_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "s.db"
+    batches = Batches(monkeypatch)
+    count_ = 2 * ROWS_PER_STATEMENT + 7
+    async with Store(SqliteBackend(path, chunk_size=4)) as store, writing(store):
+        for n in range(count_):
+            await store.put_body(f"k{n}", b"body number %d" % n, 60, meta=b"m%d" % n)
+        assert len(await batches.wait()) == count_
+    async with Store(SqliteBackend(path, chunk_size=4)) as store:
+        for n in (0, ROWS_PER_STATEMENT, count_ - 1):
+            reader = await store.open_reader(f"k{n}")
+            assert reader is not None and reader.meta == b"m%d" % n
+            assert await reader.read() == b"body number %d" % n  # four bytes a chunk, in order
+    assert count(path, "SELECT count(*) FROM entries") == count_
+
+
+async def test_a_verb_on_a_queued_key_comes_after_its_write(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    async with Store(SqliteBackend(path)) as store, writing(store):
+        await store.put_body("k", b"new", 60, meta=b"m")
+        assert await store.forget("k")  # the queued body was written first, then forgotten
+        assert await store.head("k") is None
+        await store.put_body("p:1", b"a", 60)
+        await store.put_body("p:2", b"b", 60)
+        assert await store.prefixed("p:").flush() == 2
+        await store.put_body("v", b"body", 60)
+        with pytest.raises(EntryKindError):
+            await store.get("v")
+    assert count(path, "SELECT count(*) FROM entries") == 1
+
+
+async def test_closing_the_store_writes_what_is_queued(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    async with Store(SqliteBackend(path)) as store, writing(store):
+        await store.put_body("k", b"body", 60, meta=b"m")
+    async with Store(SqliteBackend(path)) as store:
+        head = await store.head("k")
+        assert head is not None and head.meta == b"m" and head.size == 4
+
+
+async def test_a_batch_that_fails_is_dropped_and_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "s.db"
+    batches = Batches(monkeypatch, fail=True)
+    async with Store(SqliteBackend(path)) as store, writing(store):
+        await store.put_body("k", b"body", 60)
+        assert await batches.wait() == ["k"]
+    assert count(path, "SELECT count(*) FROM entries") == 0
+    assert "1 queued bodies not written: " in caplog.text and "disk I/O error" in caplog.text
+
+
+async def test_a_queued_body_larger_than_max_size_is_refused_at_once(tmp_path: Path) -> None:
+    async with Store(SqliteBackend(tmp_path / "s.db", max_size=100)) as store, writing(store):
+        with pytest.raises(EntryTooLarge):
+            await store.put_body("k", b"x" * 200, 60)
+        assert await store.head("k") is None
+
+
+async def test_lookups_do_not_wait_for_a_write_held_up_by_another_process(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    async with Store(SqliteBackend(path, busy_timeout=30)) as store:
+        await store.put_body("old", b"body", 60, meta=b"m")
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        async with writing(store):
+            await store.put_body("new", b"body", 60, meta=b"m")
+            await trio.testing.wait_all_tasks_blocked()  # the writer waits for the file's write lock
+            with trio.fail_after(10):  # far less than busy_timeout: the reads waited for nothing
+                assert await store.head("old") is not None
+                assert await store.head("new") is not None
+                assert await store.head("absent") is None
+            other.execute("ROLLBACK")
+            other.close()
+    assert count(path, "SELECT count(*) FROM entries") == 2
+
+
+async def test_a_read_that_meets_a_busy_file_is_done_again_in_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[bool, bool]] = []
+    real = Database.find_body
+
+    def find_body(db: Database, key: str, now: float) -> tuple[int, BodyHead, bool] | None:
+        on_trio_thread = threading.current_thread() is threading.main_thread()
+        calls.append((on_trio_thread, db.conn.execute("PRAGMA query_only").fetchone()[0] == 1))
+        if on_trio_thread:
+            raise sqlite3.OperationalError("database is locked")
+        return real(db, key, now)
+
+    async with Store(SqliteBackend(tmp_path / "s.db")) as store:
+        await store.put_body("k", b"body", 60, meta=b"m")
+        monkeypatch.setattr(Database, "find_body", find_body)
+        head = await store.head("k")
+    assert head is not None and head.meta == b"m"
+    # First on the trio thread with the read-only connection, then in a thread with the writing one.
+    assert calls == [(True, True), (False, False)]
+
+
+async def test_a_read_on_the_trio_thread_refreshes_the_use_time_through_the_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    async with Store(SqliteBackend(tmp_path / "s.db", max_entries=2, clock=clock)) as store:
+        await store.put_body("a", b"1", meta=b"m")
+        clock.now += 10
+        await store.put_body("b", b"2", meta=b"m")
+        clock.now += 10
+        batches = Batches(monkeypatch)
+        async with writing(store):
+            assert await store.open_reader("a") is not None  # a is now more recent than b
+            assert await batches.wait() == []  # the use time alone, written behind
+            clock.now += 10
+            await store.put_body("c", b"3", meta=b"m")
+            assert await batches.wait() == ["c"]
+        assert [await store.head(key) is not None for key in "abc"] == [True, False, True]
