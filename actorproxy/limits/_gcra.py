@@ -24,7 +24,7 @@ import attrs
 
 from actorproxy.config import parse_rate
 
-__all__ = ["Decision", "Quota", "gcra"]
+__all__ = ["Decision", "Quota", "admitted_tat", "gcra"]
 
 # Float seconds lose about 1e-11 at monotonic-clock magnitudes; this absorbs the rounding of `interval`.
 EPSILON = 1e-9
@@ -86,6 +86,17 @@ class Decision(NamedTuple):
     remaining: int
     retry_after: float
     reset_after: float
+
+
+def admitted_tat(quota: Quota, tat: float | None, now: float) -> float | None:
+    """The TAT to store when one request for a key whose stored TAT is `tat` is admitted, or None when it is
+    refused: `gcra`'s decision without its figures (the request path's check)."""
+    interval = quota.interval
+    tolerance = quota.burst * interval
+    if tat is None or tat < now or tat > now + tolerance + EPSILON:
+        tat = now
+    new_tat = tat + interval
+    return None if new_tat - tolerance > now + EPSILON else new_tat
 
 
 def gcra(quota: Quota, tat: float | None, now: float, cost: int = 1) -> tuple[float | None, Decision]:

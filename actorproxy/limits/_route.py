@@ -171,21 +171,22 @@ class RouteLimiter:
         quota = self.quota
         if quota is not None:
             if self.redis is None:
-                # The local table's check is synchronous: no coroutine for it.
-                assert self.table is not None  # checked at construction
-                local = self.table.check(self._rate_prefix + key, quota, self.clock())
-                if not local.allowed:
+                # The local table's check is synchronous: no coroutine for it; an admitted request needs
+                # no figures (`admit`), a refused one gets them from `check` (which records nothing then).
+                table = self.table
+                assert table is not None  # checked at construction
+                rate_key = self._rate_prefix + key
+                now = self.clock()
+                if not table.admit(rate_key, quota, now):
                     counters.limited += 1
-                decision: Decision | None = local
-            else:
+                    refused = table.check(rate_key, quota, now)  # the figures; a refusal records nothing
+                    await self._refuse_rate(session, guard, quota, refused._replace(allowed=False))
+                    return False
+            else:  # in Redis
                 decision = await self._check(key, quota)
-            if decision is None or not decision.allowed:
-                if guard is not None:
-                    guard.release()
-                retry_after = 1.0 if decision is None else decision.retry_after
-                headers = [] if decision is None else self._headers(quota, decision)
-                await self._refuse(session, retry_after, headers)
-                return False
+                if decision is None or not decision.allowed:
+                    await self._refuse_rate(session, guard, quota, decision)
+                    return False
         if guard is not None:
             session.enter_context(guard)
             # A client that gives up must not keep its place in flight until the upstream answers.
@@ -193,22 +194,28 @@ class RouteLimiter:
         counters.allowed += 1
         return True
 
+    async def _refuse_rate(
+        self, session: Session, guard: Guard | None, quota: Quota, decision: Decision | None
+    ) -> None:
+        """Answer a request the rate refused (`decision` None: Redis failed and the policy refuses)."""
+        if guard is not None:
+            guard.release()
+        retry_after = 1.0 if decision is None else decision.retry_after
+        headers = [] if decision is None else self._headers(quota, decision)
+        await self._refuse(session, retry_after, headers)
+
     async def _check(self, key: str, quota: Quota) -> Decision | None:
-        """The rate's decision; None when Redis failed and `on_redis_error` refuses."""
+        """The rate's decision in Redis; None when Redis failed and `on_redis_error` refuses."""
         counters = self._counters
         redis = self.redis
-        if redis is None:
-            assert self.table is not None  # checked at construction
-            decision = self.table.check(self._rate_prefix + key, quota, self.clock())
-        else:
-            found = await redis.check(self._rate_prefix + key, quota)
-            if found is None:
-                if self.on_redis_error == "allow":
-                    counters.redis_allowed += 1
-                    return Decision(True, quota.burst, 0, 0.0, 0.0)
-                counters.redis_denied += 1
-                return None
-            decision = found
+        assert redis is not None  # local rates are checked in `admit`
+        decision = await redis.check(self._rate_prefix + key, quota)
+        if decision is None:
+            if self.on_redis_error == "allow":
+                counters.redis_allowed += 1
+                return Decision(True, quota.burst, 0, 0.0, 0.0)
+            counters.redis_denied += 1
+            return None
         if not decision.allowed:
             counters.limited += 1
         return decision

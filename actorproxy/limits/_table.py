@@ -31,7 +31,7 @@ import mmap
 import os
 import struct
 
-from ._gcra import Decision, Quota, gcra
+from ._gcra import Decision, Quota, admitted_tat, gcra
 
 __all__ = ["GcraTable"]
 
@@ -62,7 +62,7 @@ class GcraTable:
     Build one with `GcraTable.in_memory(slots)` (one process) or `GcraTable.open(path, slots)` (shared).
     """
 
-    __slots__ = ("_buckets", "_buffer", "_fd", "_hashes", "evictions", "locking", "path", "slots")
+    __slots__ = ("_buckets", "_buffer", "_fd", "_hashes", "_places", "evictions", "locking", "path", "slots")
 
     def __init__(
         self, buffer: bytearray | mmap.mmap, slots: int, *, fd: int | None, path: str | None
@@ -76,6 +76,9 @@ class GcraTable:
         self.evictions = 0
         # Recent keys' hashes: a client sends many requests, and BLAKE2b costs more than a dict lookup.
         self._hashes: dict[str, int] = {}
+        # Where a recent key's entry was (its offset): checked first, the bucket scanned only when another
+        # key took the place since.
+        self._places: dict[int, int] = {}
         #: Lock each bucket while it is checked: needed when other processes map the file (workers); a
         #: server of one process turns it off (see the module rules).
         self.locking = fd is not None
@@ -141,12 +144,7 @@ class GcraTable:
     def check(self, key: str, quota: Quota, now: float, cost: int = 1) -> Decision:
         """Decide a request of `cost` units for `key` under `quota` at `now` (monotonic seconds), and
         record it if admitted."""
-        hashes = self._hashes
-        hashed = hashes.get(key)
-        if hashed is None:
-            if len(hashes) >= HASH_MEMORY:
-                hashes.clear()
-            hashed = hashes[key] = key_hash(key)
+        hashed = self._hash(key)
         offset = HEADER_SIZE + (hashed % self._buckets) * BUCKET_SIZE
         fd = self._fd
         if fd is None or not self.locking:
@@ -156,6 +154,35 @@ class GcraTable:
             return self._check(hashed, offset, quota, now, cost)
         finally:
             fcntl.lockf(fd, fcntl.LOCK_UN, BUCKET_SIZE, offset)
+
+    def admit(self, key: str, quota: Quota, now: float) -> bool:
+        """Whether one request for `key` under `quota` at `now` is admitted (then recorded): `check`'s
+        decision without its figures, for the request path; `check` again gives them, for a refusal."""
+        hashed = self._hash(key)
+        fd = self._fd
+        if fd is not None and self.locking:
+            return self.check(key, quota, now).allowed
+        place = self._places.get(hashed)
+        buffer = self._buffer
+        if place is not None:
+            owner, tat = _ENTRY.unpack_from(buffer, place)
+            if owner == hashed:
+                new_tat = admitted_tat(quota, tat, now)
+                if new_tat is None:
+                    return False
+                _ENTRY.pack_into(buffer, place, hashed, new_tat)
+                return True
+        offset = HEADER_SIZE + (hashed % self._buckets) * BUCKET_SIZE
+        return self._check(hashed, offset, quota, now, 1).allowed
+
+    def _hash(self, key: str) -> int:
+        hashes = self._hashes
+        hashed = hashes.get(key)
+        if hashed is None:
+            if len(hashes) >= HASH_MEMORY:
+                hashes.clear()
+            hashed = hashes[key] = key_hash(key)
+        return hashed
 
     def _check(self, hashed: int, offset: int, quota: Quota, now: float, cost: int) -> Decision:
         buffer = self._buffer
@@ -180,5 +207,10 @@ class GcraTable:
                 slot = victim
                 if victim_tat > now:
                     self.evictions += 1
-            _ENTRY.pack_into(buffer, offset + slot * _ENTRY.size, hashed, new_tat)
+            place = offset + slot * _ENTRY.size
+            _ENTRY.pack_into(buffer, place, hashed, new_tat)
+            places = self._places
+            if len(places) >= HASH_MEMORY:
+                places.clear()
+            places[hashed] = place
         return decision

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import multiprocessing
 import os
+import random
 import time
 from pathlib import Path
 
@@ -57,6 +58,27 @@ def test_a_recovered_key_gives_its_slot_away_without_an_eviction() -> None:
         table.check(key, quota, 10.0)
     assert table.check("e", quota, 20.0).allowed
     assert table.evictions == 0
+
+
+def test_admit_decides_as_check_does_whatever_took_a_key_s_place() -> None:
+    # One bucket of 4 slots and 6 keys: places change hands, so admit's remembered places go stale.
+    rng = random.Random(5)
+    quota = Quota.parse("2/s", burst=2)
+    by_admit, by_check = GcraTable.in_memory(4), GcraTable.in_memory(4)
+    now = 100.0
+    for _ in range(2000):
+        now += rng.choice((0.0, 0.0, 0.1, 0.5))
+        key = rng.choice("abcdef")
+        assert by_admit.admit(key, quota, now) == by_check.check(key, quota, now).allowed
+    assert by_admit.evictions == by_check.evictions > 0
+
+
+def test_a_refused_admit_leaves_the_figures_to_check() -> None:
+    table = GcraTable.in_memory(64)
+    quota = Quota.parse("1/s", burst=2)
+    assert [table.admit("k", quota, 10.0) for _ in range(3)] == [True, True, False]
+    refused = table.check("k", quota, 10.0)
+    assert (refused.allowed, refused.remaining, round(refused.retry_after, 6)) == (False, 0, 1.0)
 
 
 def _take(path: str, key: str, n: int, results: multiprocessing.Queue[int]) -> None:
