@@ -5,6 +5,7 @@ as the deadline."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from concurrent import futures
@@ -29,7 +30,10 @@ def _unary(request: bytes, context: grpc.ServicerContext) -> bytes:
     if request == b"slow":
         remaining = context.time_remaining()
         context.set_trailing_metadata([("x-remaining", f"{remaining:.3f}")])
-        time.sleep(min(LONG, remaining + 1.0))
+        # A slow handler: it answers only once the RPC has ended (the deadline, or the proxy's reset).
+        ended = threading.Event()
+        context.add_callback(ended.set)
+        ended.wait(LONG)
     context.set_trailing_metadata([("x-trailer", "unary")])
     return b"echo:" + request
 
