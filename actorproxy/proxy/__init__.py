@@ -2,7 +2,8 @@
 connections, the upstream pool and connector, and the service that supervises them; the HTTP cache's
 phases on the request path (`ResponseCache`, `session.cache`)."""
 
-from ._cache import CacheExchange, CachePhases, TakeOver, proxy_cache
+from ._cache import proxy_cache
+from ._cacheupstream import CacheExchange, CachePhases, TakeOver
 from ._connection import DRAIN_LINGER, LINGER_TIMEOUT, ConnectionActor
 from ._connector import connect_peer, tls_context
 from ._engine import PeerDefaults, ProxyCounters, ProxyRuntime, serve_request

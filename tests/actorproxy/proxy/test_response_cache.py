@@ -12,7 +12,7 @@ from trio.testing import MockClock
 from actorproxy.cache import Outcome, StoredResponse, lookup, prepare_for_storage, serve
 from actorproxy.http import RequestHeader, ResponseHeader
 from actorproxy.proxy import Found, HotEntry, HotTier, ResponseCache
-from actorproxy.proxy._cache import _ASKING, plain_hit
+from actorproxy.proxy._cacheserve import _ASKING, plain_hit
 from actorproxy.store import MemoryBackend, Store
 
 
