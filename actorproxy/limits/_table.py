@@ -158,10 +158,9 @@ class GcraTable:
     def admit(self, key: str, quota: Quota, now: float) -> bool:
         """Whether one request for `key` under `quota` at `now` is admitted (then recorded): `check`'s
         decision without its figures, for the request path; `check` again gives them, for a refusal."""
+        if self._fd is not None and self.locking:
+            return self.check(key, quota, now).allowed  # other processes write too: under the lock
         hashed = self._hash(key)
-        fd = self._fd
-        if fd is not None and self.locking:
-            return self.check(key, quota, now).allowed
         place = self._places.get(hashed)
         buffer = self._buffer
         if place is not None:
