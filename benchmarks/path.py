@@ -465,6 +465,15 @@ def cache_main(args: argparse.Namespace, names: list[str]) -> None:
             print(f"| {row['body']} | {row['store']} | {counts} |")
         return
     rows = cache_rows(names, args.requests)
+    if args.profile:
+        settle_for_serving()
+        for name in names:
+            for mode in args.cache_mode or [m for m in CACHE_MODES if m != "uncached"]:
+                profiler = cProfile.Profile()
+                profiler.enable()
+                trio.run(_measure_cache, BODIES[name], args.requests, mode, True)
+                profiler.disable()
+                profiler.dump_stats(f"{args.profile}.{name}.{mode}")
     if args.json:
         print(json.dumps(rows, indent=2))
         return
