@@ -77,9 +77,10 @@ class StoredResponse:
 
     @functools.cached_property
     def _fields(self) -> Headers:
-        # Copied for each answer: the copy keeps the lowercase names, which a lookup has made once here.
+        # Copied for each answer: the copy keeps the lowercase names, made once here, and the mark of fields
+        # valid to write as they are, checked once here rather than at each answer's write.
         fields = Headers(self.headers)
-        fields.get("date")
+        fields._trust_if_writable()
         return fields
 
     def header(self, name: str) -> str | None:

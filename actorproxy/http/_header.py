@@ -11,7 +11,8 @@ Rules:
   without checking each field again (that check cost about 20,000 instructions for a nine-field response
   head). Removing fields keeps the mark; any field added or set through the public methods clears it, and
   the proxy's own additions (Via) keep it only through `_add_trusted` / `_set_trusted`, which callers use
-  for values they know to be valid.
+  for values they know to be valid. Headers written many times (a cached response's) are checked once,
+  by `_trust_if_writable`, against a rule stricter than both codecs' own.
 - `Headers` is a list of pairs plus a parallel list of their names lowercased, kept in step with every
   change, so each operation is O(number of fields) and none rebuilds the index it just used. A codec hands
   over the names it lowercased once while parsing (`_from_parsed`); headers built otherwise lowercase them
@@ -23,6 +24,7 @@ Rules:
 from __future__ import annotations
 
 import http
+import re
 from collections.abc import Iterable, Iterator
 from collections.abc import Set as AbstractSet
 
@@ -30,6 +32,18 @@ __all__ = ["Headers", "RequestHeader", "ResponseHeader"]
 
 HeaderValue = str | bytes | int
 """What `insert_header` / `append_header` accept: `str`, latin-1 `bytes`, or an integer (Pingora parity)."""
+
+
+# Fields as `_trust_if_writable` checks them, joined "name NUL value CR LF": a token, and a value of visible
+# characters (obs-text included) with inner spaces or tabs. What passes is valid for the HTTP/1.1 codecs
+# and for HTTP/2 (RFC 9110 §5.1, §5.5; RFC 9113 §8.2.1), which refuses control characters HTTP/1.1 lets by.
+_VISIBLE = r"[\x21-\x7e\x80-\xff]"
+_VALUE = r"(?:" + _VISIBLE + r"(?:[\t \x21-\x7e\x80-\xff]*" + _VISIBLE + r")?)?"
+_WRITABLE_RE = re.compile(r"(?:[-!#$%&'*+.^_`|~0-9a-zA-Z]+\x00" + _VALUE + r"\r\n)*")
+
+
+# h11's CONTENT_LENGTH_MAX_DIGITS.
+_MAX_LENGTH_DIGITS = 20
 
 
 def _text(value: HeaderValue) -> str:
@@ -90,6 +104,11 @@ class Headers:
         names = self._lower
         return lower in (self._names() if names is None else names)
 
+    def _has_any(self, lowers: AbstractSet[str]) -> bool:
+        """Whether a field called any of `lowers` (lowercase) is here."""
+        names = self._lower
+        return not lowers.isdisjoint(self._names() if names is None else names)
+
     def _values(self, lower: str) -> list[str]:
         """The values of the fields called `lower` (lowercase), in order."""
         names = self._lower
@@ -105,6 +124,26 @@ class Headers:
         to write."""
         names = self._lower
         return list(self._pairs), list(self._names() if names is None else names), self._trusted
+
+    def _trust_if_writable(self) -> bool:
+        """Mark these fields `_trusted` when every one is valid to write as it is (see `_WRITABLE_RE`) and
+        their framing needs no normalising (no Transfer-Encoding, at most one Content-Length of digits);
+        return whether they are now trusted."""
+        pairs = self._pairs
+        names = self._names()
+        if "transfer-encoding" in names or names.count("content-length") > 1:
+            return self._trusted
+        if "content-length" in names:
+            length = pairs[names.index("content-length")][1]
+            if not (length.isascii() and length.isdigit() and len(length) <= _MAX_LENGTH_DIGITS):
+                return self._trusted
+        try:
+            text = "\r\n".join(map("\x00".join, pairs)) + "\r\n" if pairs else ""
+        except TypeError:  # a name or value that is not text
+            return self._trusted
+        if _WRITABLE_RE.fullmatch(text) is not None:
+            self._trusted = True
+        return self._trusted
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The value of the first field called `name` (any case), or `default`."""

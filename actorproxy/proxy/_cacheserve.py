@@ -37,7 +37,9 @@ def settle(session: Session, phase: CachePhase) -> None:
 
 
 # Request fields that may make a hit more than "fresh, whole, now": `lookup` and `serve` read them.
-_ASKING = ("cache-control", "authorization", "if-none-match", "if-modified-since", "range", "if-range")
+_ASKING = frozenset(
+    ("cache-control", "authorization", "if-none-match", "if-modified-since", "range", "if-range")
+)
 
 
 def plain_hit(request: RequestHeader, found: Found, storage: ResponseCache) -> Served | None:
@@ -48,15 +50,16 @@ def plain_hit(request: RequestHeader, found: Found, storage: ResponseCache) -> S
     stored = found.stored
     if request.method != "GET" or found.body is None or stored.status != 200 or stored.vary:
         return None
-    headers = request.headers
-    if any(name in headers for name in _ASKING) or stored.cache_control.no_cache:
+    if request.headers._has_any(_ASKING) or stored.cache_control.no_cache:
         return None
     age = current_age(stored, storage.clock())
     if age >= freshness_lifetime(stored, storage.policy):
         return None
     header = stored.response()
-    header.insert_header("Age", age_header(age))
-    header.insert_header("Content-Length", str(found.size))
+    fields = header.headers
+    # Digits, valid to write: a stored head checked once stays trusted (`StoredResponse.fields`).
+    fields._set_trusted("Age", age_header(age))
+    fields._set_trusted("Content-Length", str(found.size))
     return Served(header, (0, found.size))
 
 

@@ -145,3 +145,29 @@ def test_parsed_headers_are_trusted_until_a_public_call_adds_or_sets_a_field() -
     set_.set("x-a", "anything")
     assert not added._trusted and not set_._trusted
     assert not Headers([("Host", "h")])._trusted
+
+
+@pytest.mark.parametrize(
+    ("fields", "trusted"),
+    [
+        ([], True),
+        ([("Content-Type", "text/plain"), ("X-Empty", ""), ("X-Tab", "a\tb c"), ("X-Obs", "caf\xe9")], True),
+        ([("Content-Length", "13"), ("ETag", '"v1"')], True),
+        ([("X-Ctl", "a\x01b")], False),  # HTTP/1.1 writes it; HTTP/2 does not
+        ([("X-Edge", " a")], False),
+        ([("X-Edge", "a\t")], False),
+        ([("X-Line", "a\r\nX-Smuggled: 1")], False),
+        ([("Bad Name", "a")], False),
+        ([("X-Wide", "\u0100")], False),
+        ([("Transfer-Encoding", "chunked")], False),  # framing the codec normalises
+        ([("Content-Length", "1"), ("Content-Length", "1")], False),
+        ([("Content-Length", "+1")], False),
+    ],
+)
+def test_trust_if_writable_marks_only_fields_every_codec_writes_as_they_are(
+    fields: list[tuple[str, str]], trusted: bool
+) -> None:
+    headers = Headers(fields)
+    assert headers._trust_if_writable() is trusted
+    assert headers._trusted is trusted
+    assert headers.copy()._trusted is trusted
