@@ -22,7 +22,11 @@ duration per run, against
 2. nginx: a second nginx (Debian package, one worker) as a reverse proxy with an upstream keep-alive pool,
 3. aiohttp: `benchmarks/aiohttp_proxy.py`, aiohttp + uvloop, one process, one shared ClientSession,
 4. actorproxy: `benchmarks/actorproxy_proxy.py`, one worker process, `Server.run_forever()`,
-5. actorproxy, threads: 2: the same with two worker processes sharing the listening socket.
+5. actorproxy, threads: 2: the same with two worker processes sharing the listening socket,
+6. trio-floor (only when asked for, `--targets ...,trio-floor`): `benchmarks/trio_floor_proxy.py`, bytes
+   relayed between sockets on trio with httptools finding where messages end, and nothing else (no header
+   touched or checked, one upstream connection per client connection): how fast a trio proxy can be at
+   all here, next to aiohttp + uvloop.
 
 The proxy under test is pinned to core 0; wrk and the origin share core 1 (`taskset`). `threads: 2` is not
 pinned: its two workers have both cores, which wrk and the origin use too, so it shows what a second worker
@@ -172,6 +176,7 @@ TARGETS = (
     "nginx",
     "nginx-cache",
     "aiohttp",
+    "trio-floor",
     "actorproxy",
     "actorproxy-cache",
     "actorproxy2",
@@ -181,18 +186,20 @@ DEFAULT_TARGETS = "direct,nginx,aiohttp,actorproxy"
 CACHE_TARGETS = "nginx,nginx-cache,actorproxy,actorproxy-cache"
 #: Targets that cache: they run the cache scenarios only.
 CACHING = ("nginx-cache", "actorproxy-cache")
-REFERENCES = ("direct", "nginx", "aiohttp")
+REFERENCES = ("direct", "nginx", "aiohttp", "trio-floor")
 #: (target, reference) pairs compared in the ratio table, besides actorproxy against each reference.
 CACHE_PAIRS = (
     ("actorproxy-cache", "actorproxy"),
     ("actorproxy-cache", "nginx-cache"),
     ("nginx-cache", "nginx"),
+    ("trio-floor", "aiohttp"),
 )
 LABELS = {
     "direct": "direct (nginx origin)",
     "nginx": "nginx proxy",
     "nginx-cache": "nginx proxy_cache",
     "aiohttp": "aiohttp + uvloop",
+    "trio-floor": "bare trio + httptools (floor)",
     "actorproxy": "actorproxy",
     "actorproxy-cache": "actorproxy cache",
     "actorproxy2": "actorproxy, threads: 2",
@@ -580,6 +587,11 @@ class Fleet:
             script = str(HERE / "aiohttp_proxy.py")
             command = [sys.executable, script, "--listen", f"127.0.0.1:{port}", "--upstream", upstream]
             self.targets["aiohttp"] = self.start("aiohttp", pinned(PROXY_CORE, command), port)
+        if "trio-floor" in self.wanted:
+            port = free_port()
+            script = str(HERE / "trio_floor_proxy.py")
+            command = [sys.executable, script, "--listen", f"127.0.0.1:{port}", "--upstream", upstream]
+            self.targets["trio-floor"] = self.start("trio-floor", pinned(PROXY_CORE, command), port)
         if "actorproxy" in self.wanted:
             self.targets["actorproxy"] = self.start_actorproxy("actorproxy", list(self.actorproxy_options))
         if "actorproxy-cache" in self.wanted:
