@@ -141,7 +141,8 @@ class CachePhases:
         cache = session.cache
         fill = cache.fill
         if fill is not None:
-            await fill.write(body.data)
+            if body.data:
+                await fill.write(body.data)
             if end_of_stream:
                 stored = await fill.commit()
                 cache.fill = None
