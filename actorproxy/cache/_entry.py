@@ -218,12 +218,14 @@ def prepare_for_storage(
     names = [name.lower() for name, _ in pairs]
     dropped = _NOT_STORED
     if "connection" in names:
-        dropped = dropped | _connection_options(headers.get_all("connection"))
+        options = _connection_options(headers.get_all("connection"))
+        if not options <= dropped:  # (`Connection: keep-alive` names a field dropped anyway)
+            dropped = dropped | options
     directives = CacheControl.parse(headers)
     if "private" in directives.directives:
         dropped = dropped | directives.fields("private")
     kept = [pair for pair, name in zip(pairs, names, strict=True) if name not in dropped]
-    date = None if "date" in dropped else headers.get("date")
+    date = None if "date" in dropped or "date" not in names else headers.get("date")
     if date is None:
         date = format_http_date(response_time)
         kept.append(("Date", date))
