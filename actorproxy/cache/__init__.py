@@ -33,6 +33,7 @@ from ._freshness import (
     current_age,
     date_of,
     freshness_facts,
+    freshness_from,
     freshness_lifetime,
     has_explicit_lifetime,
 )
@@ -96,6 +97,7 @@ __all__ = [
     "format_http_date",
     "freshen",
     "freshness_facts",
+    "freshness_from",
     "freshness_lifetime",
     "has_explicit_lifetime",
     "invalidated_keys",

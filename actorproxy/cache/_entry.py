@@ -32,7 +32,7 @@ from actorproxy.http import HOP_BY_HOP, Headers, RequestHeader, ResponseHeader
 
 from ._directives import CacheControl
 from ._fields import format_http_date, list_items
-from ._freshness import Freshness, freshness_facts
+from ._freshness import Freshness, freshness_facts, freshness_from
 from ._vary import vary_fields, vary_values
 
 __all__ = ["StoredResponse", "prepare_for_storage"]
@@ -46,6 +46,8 @@ _VARY_LINE = "\0"
 # RFC 9111 §3.1: the connection's own fields are not stored. Transfer-Encoding goes too: the body is
 # stored decoded, and a hit is sent with the stored length.
 _NOT_STORED = HOP_BY_HOP | {"transfer-encoding"}
+# The fields a stored response's freshness facts and directives are read from (`freshness_facts`).
+_READ_FOR_FRESHNESS = frozenset({"date", "age", "expires", "cache-control"})
 
 
 @attrs.frozen(kw_only=True)
@@ -109,14 +111,15 @@ class StoredResponse:
         """The record as bytes (for a store body's meta; see the module rules)."""
         lifetime = "-" if self.lifetime is None else float(self.lifetime).hex()
         times = f"{float(self.request_time).hex()} {float(self.response_time).hex()} {lifetime}"
-        lines = [f"{_LINES}{self.status} {times} {self.reason}"]
-        lines += [f"{name}:{value}" for name, value in self.headers]
-        lines += [
-            f"{_VARY_LINE}{name}" if value is None else f"{_VARY_LINE}{name}:{value}"
-            for name, value in self.vary
-        ]
+        headers = self.headers
+        lines = [f"{_LINES}{self.status} {times} {self.reason}", *map(":".join, headers)]
+        if self.vary:
+            lines += [
+                f"{_VARY_LINE}{name}" if value is None else f"{_VARY_LINE}{name}:{value}"
+                for name, value in self.vary
+            ]
         text = "\n".join(lines)
-        names = "".join([name for name, _ in self.headers])
+        names = "".join([name for name, _ in headers])
         if text.count("\n") != len(lines) - 1 or ":" in names or "\n" in self.reason:
             return self._to_json()
         return text.encode("utf-8", "surrogatepass")
@@ -186,6 +189,14 @@ class StoredResponse:
             raise ValueError(f"not a stored response: {exc}") from exc
 
 
+def _connection_options(values: list[str]) -> set[str]:
+    """The lowercase field names Connection values list (RFC 9110 §7.6.1)."""
+    if any('"' in value for value in values):
+        return {item.lower() for item in list_items(values)}
+    # Tokens only, the usual case: split in C (an empty item names no field, so it may stay).
+    return {item.strip().lower() for value in values for item in value.split(",")}
+
+
 def prepare_for_storage(
     request: RequestHeader,
     response: ResponseHeader,
@@ -207,20 +218,35 @@ def prepare_for_storage(
     pairs = headers.items()
     names = [name.lower() for name, _ in pairs]
     dropped = _NOT_STORED
-    connection = headers.get_all("connection") if "connection" in names else ()
-    private = CacheControl.parse(headers).fields("private")
-    if connection or private:
-        dropped = dropped | {item.lower() for item in list_items(connection)} | set(private)
+    if "connection" in names:
+        options = _connection_options(headers.get_all("connection"))
+        if not options <= dropped:  # (`Connection: keep-alive` names a field dropped anyway)
+            dropped = dropped | options
+    directives = CacheControl.parse(headers)
+    if "private" in directives.directives:
+        dropped = dropped | directives.fields("private")
     kept = [pair for pair, name in zip(pairs, names, strict=True) if name not in dropped]
-    if "date" not in names or "date" in dropped:
-        kept.append(("Date", format_http_date(response_time)))
+    date = None if "date" in dropped or "date" not in names else headers.get("date")
+    if date is None:
+        date = format_http_date(response_time)
+        kept.append(("Date", date))
     fields = vary_fields(headers)
-    return StoredResponse(
+    stored = StoredResponse(
         status=response.status,
         reason=response.reason,
         headers=tuple(kept),
         request_time=request_time,
         response_time=response_time,
-        vary=vary_values(fields or (), request),
+        vary=vary_values(fields, request) if fields else (),
         lifetime=lifetime,
     )
+    if _READ_FOR_FRESHNESS.isdisjoint(dropped):
+        # The fields freshness reads were all kept: read here from the response's, already indexed.
+        age = headers.get("age") if "age" in names else None
+        expires = headers.get_all("expires") if "expires" in names else []
+        facts = freshness_from(
+            date, age, expires, directives, request_time=request_time, response_time=response_time
+        )
+        object.__setattr__(stored, "cache_control", directives)
+        object.__setattr__(stored, "freshness", facts)
+    return stored

@@ -23,6 +23,7 @@ from ._fields import MAX_DELTA_SECONDS, parse_delta_seconds, parse_http_date
 from ._policy import DEFAULT_POLICY, HEURISTIC_STATUSES, CachePolicy
 
 if TYPE_CHECKING:
+    from ._directives import CacheControl
     from ._entry import StoredResponse
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "current_age",
     "date_of",
     "freshness_facts",
+    "freshness_from",
     "freshness_lifetime",
     "has_explicit_lifetime",
 ]
@@ -53,24 +55,44 @@ class Freshness:
 
 def freshness_facts(stored: StoredResponse) -> Freshness:
     """Read `stored`'s Freshness (use `stored.freshness`, which keeps it)."""
-    parsed = parse_http_date(stored.header("date"))
-    date = stored.response_time if parsed is None else parsed
-    age_value = parse_delta_seconds(stored.header("age")) or 0
-    apparent_age = max(0.0, stored.response_time - date)
-    response_delay = max(0.0, stored.response_time - stored.request_time)
-    initial_age = max(apparent_age, age_value + response_delay)
-    return Freshness(date, initial_age, _explicit_lifetime(stored, date))
+    return freshness_from(
+        stored.header("date"),
+        stored.header("age"),
+        stored.header_values("expires"),
+        stored.cache_control,
+        request_time=stored.request_time,
+        response_time=stored.response_time,
+    )
 
 
-def _explicit_lifetime(stored: StoredResponse, date: float) -> float | None:
-    directives = stored.cache_control
-    s_maxage = directives.s_maxage
-    if s_maxage is not None:
-        return s_maxage
-    max_age = directives.max_age
-    if max_age is not None:
-        return max_age
-    expires_values = stored.header_values("expires")
+def freshness_from(
+    date_value: str | None,
+    age_value: str | None,
+    expires_values: list[str],
+    directives: CacheControl,
+    *,
+    request_time: float,
+    response_time: float,
+) -> Freshness:
+    """The Freshness of a response with these Date, Age and Expires values and Cache-Control directives,
+    asked at `request_time` and received at `response_time`."""
+    parsed = parse_http_date(date_value)
+    date = response_time if parsed is None else parsed
+    age = parse_delta_seconds(age_value) or 0
+    apparent_age = max(0.0, response_time - date)
+    response_delay = max(0.0, response_time - request_time)
+    initial_age = max(apparent_age, age + response_delay)
+    return Freshness(date, initial_age, _explicit_lifetime(directives, expires_values, date))
+
+
+def _explicit_lifetime(directives: CacheControl, expires_values: list[str], date: float) -> float | None:
+    if directives.directives:
+        s_maxage = directives.s_maxage
+        if s_maxage is not None:
+            return s_maxage
+        max_age = directives.max_age
+        if max_age is not None:
+            return max_age
     if not expires_values:
         return None
     if len(set(expires_values)) > 1:

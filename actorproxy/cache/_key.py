@@ -13,6 +13,7 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import urljoin, urlsplit
 
 import attrs
@@ -62,6 +63,8 @@ def _authority(request: RequestHeader) -> str:
     return request.headers.get("host") or ""
 
 
+# Clients of one cache name a few hosts: each authority is read once (bounded: a client cannot grow it).
+@functools.lru_cache(maxsize=1024)
 def _host(authority: str, scheme: str) -> str:
     authority = authority.strip().lower().rpartition("@")[2]
     host, colon, port = authority.rpartition(":")
@@ -80,19 +83,24 @@ def cache_key(
         scheme: the scheme the client used (the listener's: http or https).
         parts: which parts make the key.
     """
-    pieces = []
-    if parts.method:
-        pieces.append("GET" if request.method in _KEYED_AS_GET else request.method)
-    target = ""
-    if parts.scheme:
-        target += f"{scheme}://"
+    target = f"{scheme}://" if parts.scheme else ""
     if parts.host:
         target += _host(_authority(request), scheme)
-    if parts.path:
-        target += request.path
-    if parts.query and request.query is not None:
-        target += f"?{request.query}"
-    pieces.append(target)
+    uri = request.uri
+    if parts.path and parts.query and uri.startswith("/"):
+        target += uri  # an origin-form target is its path and query, as they are
+    else:
+        if parts.path:
+            target += request.path
+        query = request.query if parts.query else None
+        if query is not None:
+            target += f"?{query}"
+    if parts.method:
+        method = request.method
+        target = f"{'GET' if method in _KEYED_AS_GET else method} {target}"
+    if not parts.headers:
+        return target
+    pieces = [target]
     for name in parts.headers:
         values = request.headers.get_all(name)
         pieces.append(f"{name}={','.join(values)}" if values else f"{name}!")

@@ -51,26 +51,14 @@ class LockStatus(enum.Enum):
     TIMEOUT = "timeout"
 
 
-class _Lock:
-    __slots__ = ("deadline", "finished", "outcome", "released")
-
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
-        # Made by the first waiter: a writer nobody waits for sets nothing.
-        self.finished: trio.Event | None = None
-        self.released = False
-        self.outcome = LockStatus.ABANDONED
-
-
 class LockTicket:
     """A caller's place at a key's lock: `status` says what to do."""
 
-    __slots__ = ("_lock", "key", "status")
+    __slots__ = ("key", "status")
 
-    def __init__(self, key: str, status: LockStatus, lock: _Lock | None = None) -> None:
+    def __init__(self, key: str, status: LockStatus) -> None:
         self.key = key
         self.status = status
-        self._lock = lock
 
     def __repr__(self) -> str:
         return f"<LockTicket {self.key!r} {self.status.value}>"
@@ -81,9 +69,25 @@ class LockTicket:
         Raises:
             RuntimeError: this ticket is not the writer's.
         """
-        if self.status is not LockStatus.WRITER or self._lock is None:
-            raise RuntimeError(f"{self!r}: only the writer marks the lock done")
-        self._lock.outcome = LockStatus.DONE
+        raise RuntimeError(f"{self!r}: only the writer marks the lock done")
+
+
+class _Held(LockTicket):
+    """The writer's ticket, which is also the key's lock while it is held: one object per fill."""
+
+    __slots__ = ("deadline", "finished", "outcome", "released")
+
+    def __init__(self, key: str, deadline: float) -> None:
+        self.key = key
+        self.status = LockStatus.WRITER
+        self.deadline = deadline
+        # Made by the first waiter: a writer nobody waits for sets nothing.
+        self.finished: trio.Event | None = None
+        self.released = False
+        self.outcome = LockStatus.ABANDONED
+
+    def done(self) -> None:
+        self.outcome = LockStatus.DONE
 
 
 class CacheLock:
@@ -95,7 +99,7 @@ class CacheLock:
 
     def __init__(self, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
         self.lock_timeout = lock_timeout
-        self._locks: dict[str, _Lock] = {}
+        self._locks: dict[str, _Held] = {}
 
     def __repr__(self) -> str:
         return f"<CacheLock {len(self._locks)} held>"
@@ -107,24 +111,24 @@ class CacheLock:
     def take(self, key: str) -> LockTicket | None:
         """`key`'s lock as its writer, when nobody holds it: the WRITER ticket, to end with `release`
         however the fetch ends; None: another writer holds it (wait with `hold`)."""
-        if key in self._locks:
+        locks = self._locks
+        if key in locks:
             return None
-        lock = self._locks[key] = _Lock(trio.current_time() + self.lock_timeout)
-        return LockTicket(key, LockStatus.WRITER, lock)
+        held = locks[key] = _Held(key, trio.current_time() + self.lock_timeout)
+        return held
 
     def release(self, ticket: LockTicket, *, failed: bool = False) -> None:
         """End the writer's hold: its waiters wake with DONE if it called `done()` and did not fail (an
         exception, a cancellation), else with ABANDONED. Synchronous: it needs no shielding."""
-        lock = ticket._lock
-        if ticket.status is not LockStatus.WRITER or lock is None:
+        if not isinstance(ticket, _Held):
             raise RuntimeError(f"{ticket!r}: only the writer releases the lock")
         if failed:
-            lock.outcome = LockStatus.ABANDONED
-        if self._locks.get(ticket.key) is lock:
+            ticket.outcome = LockStatus.ABANDONED
+        if self._locks.get(ticket.key) is ticket:
             del self._locks[ticket.key]
-        lock.released = True
-        if lock.finished is not None:
-            lock.finished.set()
+        ticket.released = True
+        if ticket.finished is not None:
+            ticket.finished.set()
 
     @asynccontextmanager
     async def hold(self, key: str) -> AsyncIterator[LockTicket]:

@@ -53,24 +53,35 @@ def storable(
         return Verdict(False, f"status {status} is not final")
     if status in (206, 304):
         return Verdict(False, f"status {status} is not stored")
-    directives = CacheControl.parse(response.headers)
-    understood = directives.must_understand and status in UNDERSTOOD_STATUSES
-    if directives.must_understand and not understood:
-        return Verdict(False, f"must-understand, and status {status} is not understood")
-    if directives.no_store and not understood:
-        return Verdict(False, "no-store")
+    headers = response.headers
+    directives = CacheControl.parse(headers)
+    stated = directives.directives  # most responses state none
+    if stated:
+        understood = directives.must_understand and status in UNDERSTOOD_STATUSES
+        if directives.must_understand and not understood:
+            return Verdict(False, f"must-understand, and status {status} is not understood")
+        if directives.no_store and not understood:
+            return Verdict(False, "no-store")
     if CacheControl.parse(request.headers).no_store:
         return Verdict(False, "the request says no-store")
-    if directives.private:
+    if stated and directives.private:
         return Verdict(False, "private")
     if "authorization" in request.headers and not authorization_allows(directives):
         return Verdict(False, "a request with Authorization, and no public, must-revalidate or s-maxage")
-    if vary_fields(response.headers) is None:
+    if "vary" in headers and vary_fields(headers) is None:
         return Verdict(False, "Vary: * never matches")
-    if directives.public or directives.has("max-age") or directives.has("s-maxage"):
-        return Verdict(True, "explicit freshness")
-    if "expires" in response.headers:
-        return Verdict(True, "Expires")
+    if stated and (directives.public or "max-age" in stated or "s-maxage" in stated):
+        return _EXPLICIT
+    if "expires" in headers:
+        return _EXPIRES
     if status in HEURISTIC_STATUSES:
-        return Verdict(True, f"status {status} is heuristically cacheable")
+        return _HEURISTIC[status]
     return Verdict(False, f"no explicit freshness, and status {status} is not heuristically cacheable")
+
+
+# The yeses, made once (a Verdict is never changed).
+_EXPLICIT = Verdict(True, "explicit freshness")
+_EXPIRES = Verdict(True, "Expires")
+_HEURISTIC = {
+    status: Verdict(True, f"status {status} is heuristically cacheable") for status in HEURISTIC_STATUSES
+}

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
-from actorproxy.cache import LOOKUP_METHODS, LockStatus, LockTicket, Outcome, lookup
+from actorproxy.cache import LOOKUP_METHODS, CacheControl, LockStatus, LockTicket, Outcome, lookup
 from actorproxy.http import Error, ErrorSource, ErrorType
 from actorproxy.store import StoreError
 
@@ -108,30 +108,32 @@ async def _cached(
     hit_filter = type(app).cache_hit_filter is not ProxyHttp.cache_hit_filter
     for _ in range(MAX_LOOKUPS):
         found = await _find(storage, key, session)
-        if found is not None and not hit_filter:
-            served = plain_hit(request, found, storage)
-            if served is not None:
-                settle(session, CachePhase.HIT)
-                await send_served(app, session, ctx, served, found)
-                return
-        now = storage.clock()
-        decision = lookup(request, None if found is None else found.stored, now, storage.policy)
-        outcome = decision.outcome
-        inspected = found is not None and (decision.serves_stored or outcome is Outcome.MUST_REVALIDATE)
-        if inspected and found is not None and hit_filter:
-            outcome = await _hit_filter(app, session, ctx, found, outcome)
-        if found is not None and outcome in (Outcome.FRESH, Outcome.STALE):
-            settle(session, CachePhase.HIT if outcome is Outcome.FRESH else CachePhase.STALE)
-            await serve_found(app, session, ctx, found, found.stored)
+        if found is None:
+            # What `lookup` decides when nothing is stored, without its general cases.
+            outcome = (
+                Outcome.UNAVAILABLE if CacheControl.parse(request.headers).only_if_cached else Outcome.MISS
+            )
+        elif not hit_filter and (served := plain_hit(request, found, storage)) is not None:
+            settle(session, CachePhase.HIT)
+            await send_served(app, session, ctx, served, found)
             return
-        if found is not None and outcome is Outcome.STALE_WHILE_REVALIDATE:
-            if app.should_serve_stale(session, ctx, None):
-                settle(session, CachePhase.STALE_UPDATING)
+        else:
+            decision = lookup(request, found.stored, storage.clock(), storage.policy)
+            outcome = decision.outcome
+            if hit_filter and (decision.serves_stored or outcome is Outcome.MUST_REVALIDATE):
+                outcome = await _hit_filter(app, session, ctx, found, outcome)
+            if outcome in (Outcome.FRESH, Outcome.STALE):
+                settle(session, CachePhase.HIT if outcome is Outcome.FRESH else CachePhase.STALE)
                 await serve_found(app, session, ctx, found, found.stored)
-                fetch = _cache_runtime(runtime)
-                await _refresh(fetch, session, ctx=ctx, upstream=upstream, storage=storage, found=found)
                 return
-            outcome = Outcome.MUST_REVALIDATE
+            if outcome is Outcome.STALE_WHILE_REVALIDATE:
+                if app.should_serve_stale(session, ctx, None):
+                    settle(session, CachePhase.STALE_UPDATING)
+                    await serve_found(app, session, ctx, found, found.stored)
+                    fetch = _cache_runtime(runtime)
+                    await _refresh(fetch, session, ctx=ctx, upstream=upstream, storage=storage, found=found)
+                    return
+                outcome = Outcome.MUST_REVALIDATE
         if outcome is Outcome.UNAVAILABLE:
             settle(session, CachePhase.MISS)
             await session.respond_error(504)  # only-if-cached and nothing usable (RFC 9111 §5.2.1.7)

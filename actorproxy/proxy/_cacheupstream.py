@@ -130,7 +130,7 @@ class CachePhases:
     ) -> None:
         if self.own.upstream_response_filter:
             await self.app.upstream_response_filter(session, upstream_response, ctx)
-        await _response_arrived(self.app, session, upstream_response, ctx)
+        await _response_arrived(self.app, session, session.cache, upstream_response, ctx)
 
     async def upstream_response_body_filter(
         self, session: Session, body: BodyChunk, end_of_stream: bool, ctx: Any
@@ -141,7 +141,8 @@ class CachePhases:
         cache = session.cache
         fill = cache.fill
         if fill is not None:
-            await fill.write(body.data)
+            if body.data:
+                await fill.write(body.data)
             if end_of_stream:
                 stored = await fill.commit()
                 cache.fill = None
@@ -152,13 +153,15 @@ class CachePhases:
         return delay
 
 
-async def _response_arrived(app: ProxyHttp, session: Session, response: ResponseHeader, ctx: Any) -> None:
-    """The cache's look at the upstream head: invalidate, take over, or relay (storing what may be).
+async def _response_arrived(
+    app: ProxyHttp, session: Session, cache: HttpCache, response: ResponseHeader, ctx: Any
+) -> None:
+    """The cache's look at the upstream head (`cache`: the session's): invalidate, take over, or relay
+    (storing what may be).
 
     Raises:
         TakeOver: the cache answers instead (see the module rules).
     """
-    cache = session.cache
     storage = cache.storage
     assert storage is not None  # the cache's upstream part runs only with the cache on
     cache.response_time = storage.clock()
@@ -187,17 +190,18 @@ async def _response_arrived(app: ProxyHttp, session: Session, response: Response
             )
             if may_serve_stale(app, session, ctx, found, error):
                 raise TakeOver(_stale_instead, response)
-    stored = _admit(app, session, response, ctx)
+    stored = _admit(app, session, cache, response, ctx)
     if stored is not None and status == 200:
-        _answer_the_client(session, response, stored)
+        _answer_the_client(session, cache, response, stored)
 
 
-def _answer_the_client(session: Session, response: ResponseHeader, stored: StoredResponse) -> None:
+def _answer_the_client(
+    session: Session, cache: HttpCache, response: ResponseHeader, stored: StoredResponse
+) -> None:
     """The client's own precondition or Range, removed from the fill request, answered here from the new
     response as it streams (RFC 9111 §4.3.2, RFC 9110 §14): its head changed in place, its body cut to what
     the client asked for while all of it is stored."""
     request = session.req_header
-    cache = session.cache
     storage = cache.storage
     assert storage is not None  # the cache is on
     if not_modified(request, stored):
@@ -206,8 +210,10 @@ def _answer_the_client(session: Session, response: ResponseHeader, stored: Store
         response.headers = answer.headers
         cache.body_range = (0, 0)
         return
+    if "range" not in request.headers:
+        return
     length = _length(response)
-    if "range" not in request.headers or length is None:
+    if length is None:
         return
     plan = plan_range(request, stored, length)
     if plan.status == 200:
@@ -224,9 +230,10 @@ def _length(response: ResponseHeader) -> int | None:
     return int(value) if value is not None and value.isdigit() else None
 
 
-def _admit(app: ProxyHttp, session: Session, response: ResponseHeader, ctx: Any) -> StoredResponse | None:
+def _admit(
+    app: ProxyHttp, session: Session, cache: HttpCache, response: ResponseHeader, ctx: Any
+) -> StoredResponse | None:
     """Open the fill of `response` if it may be stored (response_cache_filter); return its stored head."""
-    cache = session.cache
     storage = cache.storage
     assert storage is not None and cache.key is not None  # the cache is on, the key set
     if not cache.admit:
@@ -365,7 +372,7 @@ async def _refreshed(exchange: Exchange, response: ResponseHeader) -> None:
     if status in ERROR_STATUSES:
         await _consume(exchange, keep=False)
         return
-    if _admit(app, session, response, ctx) is None:
+    if _admit(app, session, cache, response, ctx) is None:
         await _consume(exchange, keep=False)
         await purge_quietly(storage, key)
         return

@@ -99,11 +99,15 @@ class HotTier:
 
     def put(self, key: str, entry: HotEntry) -> None:
         """Keep `entry` under `key` (if it fits), replacing what was there; evict the least recently used."""
-        self.drop(key)
-        if not self.fits(len(entry.body)) or entry.size > self.max_size:
+        entries = self._entries
+        old = entries.pop(key, None)
+        if old is not None:
+            self._size -= old.size
+        size = entry.size
+        if not self.fits(len(entry.body)) or size > self.max_size:
             return
-        self._entries[key] = entry
-        self._size += entry.size
+        entries[key] = entry
+        self._size += size
         while self._size > self.max_size:
             _, oldest = self._entries.popitem(last=False)
             self._size -= oldest.size

@@ -86,6 +86,8 @@ PURGE_TOKEN_HEADER = "X-Purge-Token"
 _VARIANT = "\n"
 # The first byte of a Vary marker's meta; a response's meta is JSON, so it starts with "{".
 _MARKER = b"V"
+# `response_cache_filter`'s yes for a response whose own lifetime stands (a Cacheable is never changed).
+_OWN_LIFETIME = Cacheable()
 
 
 def _marker_meta(fields: tuple[str, ...]) -> bytes:
@@ -192,6 +194,8 @@ class ResponseCache:
         self.keep_stale = keep_stale
         self.purge_token = purge_token
         self.clock = clock
+        # `cacheable`'s answer for a response that states no lifetime (remade if `default_ttl` changes).
+        self._default_lifetime = Cacheable(default_ttl)
 
     @classmethod
     def from_conf(
@@ -250,15 +254,22 @@ class ResponseCache:
         verdict = storable(request, response, self.policy)
         if not verdict:
             return Uncacheable(verdict.reason)
-        length = response.headers.get("content-length")
-        too_large = length is not None and length.isdigit() and int(length) > (self.max_size or 1 << 62)
-        if too_large:
-            return Uncacheable(f"{length} bytes is more than max_size {self.max_size}")
-        if self.default_ttl is None:
-            return Cacheable()
-        directives = CacheControl.parse(response.headers)
-        explicit = directives.has("s-maxage") or directives.has("max-age") or "expires" in response.headers
-        return Cacheable() if explicit else Cacheable(self.default_ttl)
+        max_size = self.max_size
+        if max_size:
+            length = response.headers.get("content-length")
+            if length is not None and length.isdigit() and int(length) > max_size:
+                return Uncacheable(f"{length} bytes is more than max_size {max_size}")
+        default_ttl = self.default_ttl
+        if default_ttl is None:
+            return _OWN_LIFETIME
+        headers = response.headers
+        stated = CacheControl.parse(headers).directives
+        if "s-maxage" in stated or "max-age" in stated or "expires" in headers:
+            return _OWN_LIFETIME
+        default = self._default_lifetime
+        if default.ttl != default_ttl:
+            default = self._default_lifetime = Cacheable(default_ttl)
+        return default
 
     def store_ttl(self, stored: StoredResponse, now: float) -> float:
         """Seconds the store keeps `stored`: what is left of its freshness, its stale windows and
@@ -266,10 +277,13 @@ class ResponseCache:
         policy = self.policy
         left = max(0.0, freshness_lifetime(stored, policy) - current_age(stored, now))
         directives = stored.cache_control
-        windows = (
-            directives.stale_while_revalidate or policy.stale_while_revalidate or 0,
-            directives.stale_if_error or policy.stale_if_error or 0,
-        )
+        if directives.directives:
+            windows = (
+                directives.stale_while_revalidate or policy.stale_while_revalidate or 0,
+                directives.stale_if_error or policy.stale_if_error or 0,
+            )
+        else:  # most responses: the policy's windows alone
+            windows = (policy.stale_while_revalidate or 0, policy.stale_if_error or 0)
         return left + max(windows) + self.keep_stale
 
     # -- reading ---------------------------------------------------------------------------------------------
@@ -346,9 +360,10 @@ class ResponseCache:
         """Start storing the response `stored` (to `request`) under `key`; its body follows by `Fill.write`
         and `Fill.commit` (nothing reaches the store before the body passes `WHOLE_BODY_MAX` bytes)."""
         primary = self.namespace + key
-        fields = tuple(name for name, _ in stored.vary)
         store_key = primary
-        if fields:
+        fields: tuple[str, ...] = ()
+        if stored.vary:
+            fields = tuple(name for name, _ in stored.vary)
             store_key = primary + _VARIANT + (secondary_key(fields, request) or "")
         ttl = self.store_ttl(stored, self.clock())
         return Fill(self, primary=primary, store_key=store_key, stored=stored, vary=fields, ttl=ttl)

@@ -99,9 +99,11 @@ class MemoryBackend:
     def _set(self, key: str, entry: _Entry) -> None:
         if self.max_size is not None and entry.size > self.max_size:
             raise EntryTooLarge(f"{key!r}: {entry.size} bytes is more than max_size {self.max_size}")
-        self._remove(key)
-        self._entries[key] = entry
-        self._size += entry.size
+        entries = self._entries
+        old = entries.pop(key, None)
+        size = self._size + entry.size - (0 if old is None else old.size)
+        entries[key] = entry
+        self._size = size
         self._evict(keep=key)
 
     def _evict(self, keep: str) -> None:
@@ -199,7 +201,7 @@ class MemoryBackend:
         return _MemorySink(self, key, ttl, meta)
 
     async def put_body(self, key: str, ttl: float | None, meta: bytes, chunks: Sequence[bytes]) -> None:
-        self._commit(key, ttl, meta, list(chunks), sum(len(chunk) for chunk in chunks))
+        self._commit(key, ttl, meta, chunks, sum(map(len, chunks)))
 
     async def body_head(self, key: str) -> BodyHead | None:
         entry = self._live(key)
@@ -217,9 +219,10 @@ class MemoryBackend:
             raise EntryKindError(f"{key!r} holds a value, not a streamed body; read it with get")
         return entry.body
 
-    def _commit(self, key: str, ttl: float | None, meta: bytes, chunks: list[bytes], size: int) -> None:
-        head = BodyHead(meta=meta, size=size, chunk_size=self.chunk_size, expires_at=self._expiry(ttl))
-        self._set(key, _Entry(None, _Body(head, tuple(chunks)), len(key) + len(meta) + size, head.expires_at))
+    def _commit(self, key: str, ttl: float | None, meta: bytes, chunks: Sequence[bytes], size: int) -> None:
+        expires_at = None if ttl is None else self.clock() + ttl
+        head = BodyHead(meta=meta, size=size, chunk_size=self.chunk_size, expires_at=expires_at)
+        self._set(key, _Entry(None, _Body(head, tuple(chunks)), len(key) + len(meta) + size, expires_at))
 
 
 class _MemorySink:

@@ -396,10 +396,15 @@ class Store:
         Raises:
             EntryTooLarge: the entry would be larger than the store's `max_size`.
         """
-        size = self.backend.chunk_size
-        chunks = [data[start : start + size] for start in range(0, len(data), size)]
-        await self.backend.put_body(self._key(key), ttl, meta, chunks)
-        self._shared.counts.writes += 1
+        shared = self._shared
+        backend = shared.backend
+        size = backend.chunk_size
+        if len(data) > size:
+            chunks = [data[start : start + size] for start in range(0, len(data), size)]
+        else:
+            chunks = [data] if data else []
+        await backend.put_body(self.prefix + key, ttl, meta, chunks)
+        shared.counts.writes += 1
 
     async def open_reader(self, key: str) -> BodyReader | None:
         """The body under `key`, to stream (`async for chunk in reader`), or None when there is none.
