@@ -132,7 +132,7 @@ class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
             self._our = _SEND_BODY
             if self._their is _IDLE:
                 self._their = _SEND_RESPONSE
-            if fields.lists("connection", "close"):
+            if "connection" in fields.lowers and fields.lists("connection", "close"):
                 self._keep_alive = False
             self._wframing, self._wleft = fields.framing(method, None)
             parts = [head]
@@ -152,8 +152,11 @@ class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
             if response.status >= 200:
                 fields = self._fields
                 self._fields = NO_FIELDS  # decided with: a pooled connection keeps none of it
-                chunked = "transfer-encoding" in fields.lowers
-                length = fields.first("content-length")
+                lowers = fields.lowers
+                chunked = "transfer-encoding" in lowers
+                length = None
+                if "content-length" in lowers:
+                    length = fields.pairs[lowers.index("content-length")][1]
                 if chunked and length is not None:
                     raise self._smuggling_response()
                 self._in_body = True
@@ -263,12 +266,14 @@ class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
                 self._start_body(_UNTIL_EOF, 0)
             else:
                 self._start_body(_LENGTH, length)
+        lowers = fields.lowers
         if version < "1.1":
             self._keep_alive = False
-        elif "connection" in fields.lowers:
-            values = fields.values("connection")
-            # The usual answer says `Connection: keep-alive` as it is: no list to split.
-            if values != ["keep-alive"] and "close" in _comma_items(values):
+        elif "connection" in lowers:
+            # The usual answer says `Connection: keep-alive` once, as it is: no list to split.
+            first = fields.pairs[lowers.index("connection")][1]
+            usual = first == "keep-alive" and lowers.count("connection") == 1
+            if not usual and "close" in _comma_items(fields.values("connection")):
                 self._keep_alive = False
 
     def _switch(self) -> None:
