@@ -5,10 +5,11 @@ Rules:
   trailers, errors (with the retry decision), reuse and the bytes on the wire.
 - A request head is validated as h11 does before sending (one Host, a token method, a visible-ASCII target,
   framing fields) and joined with the first body piece: one write per call.
-- A status line is matched with h11's grammar and its fields read by llhttp (`_httptools_fields.py`). The
-  response is framed by the request's method as h11 frames it (HEAD, 204, 304 and a 2xx to CONNECT are
-  bodiless; no length means read to EOF); a response with both Content-Length and Transfer-Encoding is
-  refused (502) and its connection not reused (RFC 9112 §6.3).
+- A status line is matched with h11's grammar; its fields are split when the strict field grammar passes
+  them, else read by llhttp (`_httptools_fields.py`). The response is framed by the request's method as
+  h11 frames it (HEAD, 204, 304 and a 2xx to CONNECT are bodiless; no length means read to EOF); a
+  response with both Content-Length and Transfer-Encoding is refused (502) and its connection not reused
+  (RFC 9112 §6.3).
 - A 101, or a 2xx to CONNECT, switches protocols as in h11: our side follows once the request has ended.
 """
 
