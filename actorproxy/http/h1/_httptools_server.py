@@ -168,7 +168,9 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
         method, target, version, start = check_head(buf, self._pos, end, self._scanner.match)
         fields = valid_fields(buf, start, end)
         check_request(method, target, version, fields.noted(CHECKED_FIELDS), self.limits)
-        fields = fields.normalised()
+        lowers = fields.lowers
+        if "content-length" in lowers or "transfer-encoding" in lowers:  # else `normalised` is itself
+            fields = fields.normalised()
         if self._our is not _IDLE:
             raise h11.RemoteProtocolError(
                 f"can't handle event type Request when role=SERVER and state={self._our}"
