@@ -583,16 +583,12 @@ class Fleet:
         if "actorproxy-h2" in self.wanted:
             extra = [*self.actorproxy_options, "--h2c"]
             self.targets["actorproxy-h2"] = self.start_actorproxy("actorproxy-h2", extra)
-        if "aiohttp" in self.wanted:
-            port = free_port()
-            script = str(HERE / "aiohttp_proxy.py")
-            command = [sys.executable, script, "--listen", f"127.0.0.1:{port}", "--upstream", upstream]
-            self.targets["aiohttp"] = self.start("aiohttp", pinned(PROXY_CORE, command), port)
-        if "trio-floor" in self.wanted:
-            port = free_port()
-            script = str(HERE / "trio_floor_proxy.py")
-            command = [sys.executable, script, "--listen", f"127.0.0.1:{port}", "--upstream", upstream]
-            self.targets["trio-floor"] = self.start("trio-floor", pinned(PROXY_CORE, command), port)
+        for name, script in (("aiohttp", "aiohttp_proxy.py"), ("trio-floor", "trio_floor_proxy.py")):
+            if name in self.wanted:  # the Python proxies we compare with, started alike
+                port = free_port()
+                command = [sys.executable, str(HERE / script), "--listen", f"127.0.0.1:{port}"]
+                command += ["--upstream", upstream]
+                self.targets[name] = self.start(name, pinned(PROXY_CORE, command), port)
         if "actorproxy" in self.wanted:
             self.targets["actorproxy"] = self.start_actorproxy("actorproxy", list(self.actorproxy_options))
         if "actorproxy-cache" in self.wanted:

@@ -136,7 +136,9 @@ def _address(text: str) -> tuple[str, int]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--listen", required=True, type=_address)
     parser.add_argument("--upstream", required=True, type=_address)
     args = parser.parse_args()

@@ -101,9 +101,10 @@ def has_looped(forwarding: Forwarding, request: RequestHeader) -> bool:
     that points at the proxy itself), and forwarding it again would loop until connections run out. A
     proxy that adds no Via cannot tell."""
     pseudonym = forwarding.via
-    if pseudonym is None or not request.headers._has("via"):
+    headers = request.headers
+    if pseudonym is None or "via" not in (headers._lower or headers._names()):
         return False
-    for value in request.headers._values("via"):
+    for value in headers._values("via"):
         for entry in value.split(","):
             # received-protocol SP received-by [ SP comment ] (RFC 9110 §7.6.3)
             parts = entry.split()
@@ -146,12 +147,17 @@ def remove_hop_by_hop(header: RequestHeader | ResponseHeader, *, upgrade: bool =
     still go.
     """
     headers = header.headers
+    lower = headers._lower or headers._names()
     names = HOP_BY_HOP
-    if headers._has("connection"):
-        values = headers._values("connection")
-        if values != ["keep-alive"]:  # the usual upstream answer names nothing beyond HOP_BY_HOP
+    if "connection" in lower:
+        pairs = headers._pairs
+        # The usual upstream answer, one `Connection: keep-alive`, names nothing beyond HOP_BY_HOP.
+        if lower.count("connection") > 1 or pairs[lower.index("connection")][1] != "keep-alive":
+            values = headers._values("connection")
             named = {token.strip().lower() for value in values for token in value.split(",")}
             names = names | (named - _KEPT_ON_THE_WAY)
+    elif not upgrade and names.isdisjoint(lower):
+        return  # the usual request: none of them
     if not upgrade:
         headers.remove_all(names)
         return
@@ -162,20 +168,22 @@ def remove_hop_by_hop(header: RequestHeader | ResponseHeader, *, upgrade: bool =
 def has_body(request: RequestHeader) -> bool:
     """Whether the request's head announces content (chunked, or a Content-Length above 0)."""
     headers = request.headers
-    if headers._has("transfer-encoding"):
+    lower = headers._lower or headers._names()
+    if "transfer-encoding" in lower:
         return True
-    if not headers._has("content-length"):
+    if "content-length" not in lower:
         return False
-    return headers._values("content-length")[0].strip() not in ("", "0")
+    return headers._pairs[lower.index("content-length")][1].strip() not in ("", "0")
 
 
 def is_upgrade_request(request: RequestHeader) -> bool:
     """Whether the client asks to switch protocols: its first Connection field lists `upgrade` (in any case,
     as a substring) and it has an Upgrade field (Pingora's `is_upgrade_req`)."""
     headers = request.headers
-    if not headers._has("connection") or not headers._has("upgrade"):
+    lower = headers._lower or headers._names()
+    if "connection" not in lower or "upgrade" not in lower:
         return False
-    return "upgrade" in headers._values("connection")[0].lower()
+    return "upgrade" in headers._pairs[lower.index("connection")][1].lower()
 
 
 def add_via(headers: Headers, version: str, pseudonym: str) -> None:
@@ -183,8 +191,8 @@ def add_via(headers: Headers, version: str, pseudonym: str) -> None:
     entry = f"{version} {pseudonym}"
     # An entry of a version and a pseudonym that are valid field text keeps a parsed head trusted (the
     # codecs then write it unchecked); any other goes through the public calls, and is checked when written.
-    valid = version in _VERSIONS and _visible(pseudonym)
-    if not headers._has("via"):
+    valid = version in _VERSIONS and (_VISIBLE.get(pseudonym) or _visible(pseudonym))
+    if "via" not in (headers._lower or headers._names()):
         if valid:
             headers._add_trusted("Via", entry)
         else:

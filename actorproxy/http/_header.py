@@ -147,7 +147,9 @@ class Headers:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The value of the first field called `name` (any case), or `default`."""
-        names = self._names()
+        names = self._lower
+        if names is None:
+            names = self._names()
         key = name.lower()
         if key not in names:
             return default
@@ -186,7 +188,7 @@ class Headers:
 
     def copy(self) -> Headers:
         """An independent copy."""
-        new = Headers()
+        new = Headers.__new__(Headers)
         new._pairs = list(self._pairs)
         new._lower = None if self._lower is None else list(self._lower)
         new._trusted = self._trusted
@@ -211,14 +213,13 @@ class Headers:
     def set_valid(self, name: str, value: str) -> None:
         """`set` a field the caller has checked: `name` a token (RFC 9110 §5.1), `value` visible ASCII
         with no leading or trailing space. A parsed head stays trusted (written without a check)."""
-        self._set_trusted(name, value)
-
-    def _set_trusted(self, name: str, value: str) -> None:
-        """`set` a field the caller knows to be valid to write: it keeps the `_trusted` mark."""
-        names = self._names()
+        names = self._lower
+        if names is None:
+            names = self._names()
         key = name.lower()
         if key not in names:
-            self._add_trusted(name, value)
+            self._pairs.append((name, value))
+            names.append(key)
             return
         first = names.index(key)
         self._pairs[first] = (name, value)
@@ -227,9 +228,14 @@ class Headers:
             self._pairs = [self._pairs[i] for i in keep]
             self._lower = [names[i] for i in keep]
 
+    # `set` a field the caller knows to be valid to write: it keeps the `_trusted` mark.
+    _set_trusted = set_valid
+
     def remove_all(self, names: AbstractSet[str]) -> bool:
         """Remove every field whose lowercase name is in `names`, in one pass; return whether any was."""
-        lower = self._names()
+        lower = self._lower
+        if lower is None:
+            lower = self._names()
         if names.isdisjoint(lower):
             return False
         found = set(lower).intersection(names)
@@ -244,7 +250,9 @@ class Headers:
 
     def remove(self, name: str) -> bool:
         """Remove every field called `name`; return whether there was one."""
-        names = self._names()
+        names = self._lower
+        if names is None:
+            names = self._names()
         key = name.lower()
         if key not in names:
             return False
@@ -337,7 +345,12 @@ class RequestHeader:
 
     def copy(self) -> RequestHeader:
         """An independent copy (the upstream request usually starts as one of the downstream's)."""
-        return RequestHeader(self.method, self.uri, self.headers.copy(), self.version)
+        new = RequestHeader.__new__(RequestHeader)
+        new.method = self.method
+        new.uri = self.uri
+        new.version = self.version
+        new.headers = self.headers.copy()
+        return new
 
     def __repr__(self) -> str:
         return f"RequestHeader({self.method!r}, {self.uri!r}, {self.headers!r}, version={self.version!r})"

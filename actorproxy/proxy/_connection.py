@@ -185,7 +185,8 @@ class ConnectionActor(Actor):
                 del session, header  # an idle connection keeps nothing of its last request
                 # A response that went out keep-alive before a stop request promised the client another
                 # turn: the next wait lingers, and that request is answered with `Connection: close`.
-                if not downstream.keepalive or not downstream.start_next_cycle():
+                # `start_next_cycle` is False unless the connection keeps alive (`next_request_ready`).
+                if not downstream.start_next_cycle():
                     if not downstream.body_done:
                         await self._linger()
                     return

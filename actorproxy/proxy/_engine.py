@@ -265,8 +265,10 @@ async def serve_request(runtime: ProxyRuntime, session: Session) -> Error | None
             if not (phases.request_filter and await app.request_filter(session, ctx)):
                 if app.cache_phases:  # the HTTP cache's phases (_cache.py), then maybe _go_upstream
                     await proxy_cache(runtime, session, ctx, _go_upstream)
-                else:
+                elif phases.proxy_upstream_filter or runtime.settings.request_timeout is not None:
                     await _go_upstream(runtime, session, ctx)
+                else:  # what _go_upstream comes to, without its frame
+                    await _proxy_to_upstream(runtime, session, ctx)
         except Error as exc:
             error = exc
         except Exception as exc:
@@ -311,7 +313,7 @@ async def _go_upstream(runtime: ProxyRuntime, session: Session, ctx: Any) -> Non
 def _account(runtime: ProxyRuntime, session: Session, error: Error | None, duration: float) -> None:
     """Count a request that ended (in detail when a page shows it), and leave its access log record."""
     counters = runtime.counters
-    written = session.response_written()
+    written = session.downstream.response_header  # `session.response_written()`
     status_class = 0
     if written is not None:
         status_class = written.status // 100
@@ -445,7 +447,8 @@ async def _proxy_to_upstream(runtime: ProxyRuntime, session: Session, ctx: Any) 
         try:
             retry = await _attempt(runtime, session, ctx, peer=peer, attempt=attempt, retries=retries)
         finally:
-            attempt.finish(Outcome.ABANDONED)
+            if not attempt.done:  # finished already, or not tracked (`NO_ATTEMPT`): nothing to do
+                attempt.finish(Outcome.ABANDONED)
         if not retry:
             return
         retries += 1
@@ -515,7 +518,8 @@ async def _attempt(
         raise
     finally:
         counters.upstream_in_use -= 1
-    attempt.finish(Outcome.SERVER_ERROR if status >= 500 else Outcome.SUCCESS)
+    if not attempt.done:
+        attempt.finish(Outcome.SERVER_ERROR if status >= 500 else Outcome.SUCCESS)
     if not (conn.reusable and conn.start_next_cycle()) or not pool.checkin(
         peer.reuse_key(), conn, conn.stream, peer.options.idle_timeout
     ):

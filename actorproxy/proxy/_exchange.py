@@ -44,6 +44,7 @@ from actorproxy.http import (
     forward_request,
     forward_response,
     has_body,
+    is_upgrade_request,
     remove_hop_by_hop,
 )
 
@@ -99,7 +100,7 @@ class Exchange:
         self.ctx = ctx
         self.conn = conn
         self.forwarding = forwarding
-        self.upgrade = session.is_upgrade_req()
+        self.upgrade = is_upgrade_request(session.req_header)
         # Set once the whole request, body included, has gone upstream (a tunnel starts only then).
         self._request_sent: trio.Event | None = None
         self._sent_at = 0.0  # when the request head went upstream (perf_counter), for the time to first byte
@@ -113,7 +114,7 @@ class Exchange:
         upstream_request = session.req_header.copy()
         remove_hop_by_hop(upstream_request, upgrade=self.upgrade)
         # The proxy answers `Expect: 100-continue` itself when it reads the body; the upstream need not.
-        upstream_request.remove_header("expect")
+        upstream_request.headers.remove("expect")
         scheme = "https" if isinstance(session.downstream.stream, trio.SSLStream) else "http"
         forward_request(self.forwarding, session.req_header, upstream_request, session.client_addr, scheme)
         if session.request_id is not None:
@@ -217,7 +218,9 @@ class Exchange:
         if self.upgrade:
             # The upstream refused the upgrade: its answer goes through as usual, and the connection ends.
             session.set_keepalive(None)
-        await self._filter_response_head(response)
+        phases = self.phases
+        if phases.upstream_response_filter or phases.response_filter:
+            await self._filter_response_head(response)
         remove_hop_by_hop(response)
         if session.request_id is not None:
             session.stamp_response(response)

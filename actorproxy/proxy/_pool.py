@@ -125,11 +125,16 @@ class PooledConnection:
         Args:
             poller: a `select.poll` object to reuse (the pool's); a new one when None.
         """
-        if _tls_buffered(self.stream):
-            return False
-        fd = self._watch_fd()
-        if fd is None:
-            return True  # nothing to poll (a memory stream); the next read tells
+        stream = self.stream
+        fd: int | None
+        if type(stream) is SocketStream:
+            fd = stream.socket.fileno()  # the usual transport, as `_watch_fd` finds it without its steps
+        else:
+            if _tls_buffered(stream):
+                return False
+            fd = self._watch_fd()
+            if fd is None:
+                return True  # nothing to poll (a memory stream); the next read tells
         if fd < 0:
             return False
         if poller is None:
@@ -318,6 +323,8 @@ class ConnectionPool:
             conn=conn,
             stream=stream,
             key=key,
+            # The usual transport's descriptor, as the default finds it without its steps.
+            fd=stream.socket.fileno() if type(stream) is SocketStream else stream_fileno(stream),
             # Read only to expire it: a connection kept until evicted or dead needs no clock reading.
             idle_since=0.0 if idle_timeout is None else self._clock(),
             idle_timeout=idle_timeout,

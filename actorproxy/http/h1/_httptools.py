@@ -7,11 +7,13 @@ Rules:
   llhttp and h11 disagree, h11's verdict is the one given; the codec tests run on both codecs, and a parity
   test feeds both the same malformed input.
 - We find where a head ends (h11's rule: the first empty line), count an incomplete head against
-  `max_head_size` across reads (431, as h11), and give llhttp only the header block, behind a fixed start
-  line. The request or status line is matched with h11's grammar: llhttp knows a fixed list of methods and
-  versions, h11 takes any token and any digit.digit. A connection keeps one parser while each head leaves
-  it at the start of a message. Requests go through the strict checks (`_strict.py`) first, exactly as in
-  the h11 codec, so both refuse the same requests with the same status.
+  `max_head_size` across reads (431, as h11). The request or status line is matched with h11's grammar:
+  llhttp knows a fixed list of methods and versions, h11 takes any token and any digit.digit. A header
+  block the strict field grammar passes (every request's, most responses') is split here, line by line
+  (`_httptools_fields.py`); llhttp reads the others, only the header block behind a fixed status line, with
+  one parser per thread while each head leaves it at the start of a message. Requests go through the strict
+  checks (`_strict.py`) first, exactly as in the h11 codec, so both refuse the same requests with the same
+  status.
 - llhttp never sees a body. Bodies are framed here exactly as h11 frames them (Content-Length, chunked with
   trailers, read to EOF), so bytes past a message stay in our buffer for the next cycle or for `detach`, and
   a response to HEAD, 1xx, 204, 304 or a 2xx to CONNECT is bodiless without a parser flag. httptools (0.9)

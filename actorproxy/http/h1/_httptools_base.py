@@ -182,7 +182,19 @@ class _HttptoolsConnection(_H1Connection):
         if their is not _SEND_BODY:
             return _PAUSED
         try:
-            event = self._body_event()
+            if self._rframing is _LENGTH:  # the usual framing, read here without a further frame
+                left = self._rleft
+                avail = len(self._buf) - self._pos
+                if left == 0:
+                    event: bytes | _Sentinel | None = _END
+                elif avail:
+                    count = avail if avail < left else left
+                    self._rleft = left - count
+                    event = self._take(count)
+                else:
+                    event = None
+            else:
+                event = self._body_event()
             if event is None and self._pos >= len(self._buf) and self._eof:
                 event = self._body_eof()
             if event is None:
@@ -195,18 +207,9 @@ class _HttptoolsConnection(_H1Connection):
             raise
 
     def _body_event(self) -> bytes | _Sentinel | None:
-        framing = self._rframing
+        """The next event of a body read to EOF or chunked (`_next_body_event` reads a Content-Length's)."""
         avail = len(self._buf) - self._pos
-        if framing is _LENGTH:
-            left = self._rleft
-            if left == 0:
-                return _END
-            if not avail:
-                return None
-            count = avail if avail < left else left
-            self._rleft = left - count
-            return self._take(count)
-        if framing is _UNTIL_EOF:
+        if self._rframing is _UNTIL_EOF:
             return self._take(avail) if avail else None
         return self._chunk_event()
 
@@ -350,11 +353,13 @@ class _HttptoolsConnection(_H1Connection):
             except h11.RemoteProtocolError as exc:
                 self._failed = True
                 raise self._protocol_error(exc) from exc
-            if event is _NEED_DATA:
+            if type(event) is bytes:
+                if event:
+                    return event
+            elif event is _NEED_DATA:
                 raise trio.WouldBlock
-            data = self._body_piece(event)
-            if data:
-                return data
+            else:
+                self._body_piece(event)  # the end
         return None
 
     # -- writing bodies --------------------------------------------------------------------------------
@@ -397,10 +402,12 @@ class _HttptoolsConnection(_H1Connection):
         elif trailers:
             raise h11.LocalProtocolError("can't send trailers to HTTP/1.0 client")
         self._our = _DONE
-        self._end_of_ours()
+        if self._connect_proposed or self._upgrade_proposed:
+            self._end_of_ours()
 
     def _end_of_ours(self) -> None:
-        """Hook: our message ended (the client side may now wait for a switch of protocols)."""
+        """Hook: our message ended while it proposed a switch of protocols (the client side may now wait
+        for it)."""
 
     def _encode_data(self, data: bytes) -> bytes:
         try:

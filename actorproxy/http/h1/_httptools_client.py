@@ -5,10 +5,11 @@ Rules:
   trailers, errors (with the retry decision), reuse and the bytes on the wire.
 - A request head is validated as h11 does before sending (one Host, a token method, a visible-ASCII target,
   framing fields) and joined with the first body piece: one write per call.
-- A status line is matched with h11's grammar and its fields read by llhttp (`_httptools_fields.py`). The
-  response is framed by the request's method as h11 frames it (HEAD, 204, 304 and a 2xx to CONNECT are
-  bodiless; no length means read to EOF); a response with both Content-Length and Transfer-Encoding is
-  refused (502) and its connection not reused (RFC 9112 §6.3).
+- A status line is matched with h11's grammar; its fields are split when the strict field grammar passes
+  them, else read by llhttp (`_httptools_fields.py`). The response is framed by the request's method as
+  h11 frames it (HEAD, 204, 304 and a 2xx to CONNECT are bodiless; no length means read to EOF); a
+  response with both Content-Length and Transfer-Encoding is refused (502) and its connection not reused
+  (RFC 9112 §6.3).
 - A 101, or a 2xx to CONNECT, switches protocols as in h11: our side follows once the request has ended.
 """
 
@@ -132,7 +133,7 @@ class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
             self._our = _SEND_BODY
             if self._their is _IDLE:
                 self._their = _SEND_RESPONSE
-            if fields.lists("connection", "close"):
+            if "connection" in fields.lowers and fields.lists("connection", "close"):
                 self._keep_alive = False
             self._wframing, self._wleft = fields.framing(method, None)
             parts = [head]
@@ -152,8 +153,11 @@ class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
             if response.status >= 200:
                 fields = self._fields
                 self._fields = NO_FIELDS  # decided with: a pooled connection keeps none of it
-                chunked = "transfer-encoding" in fields.lowers
-                length = fields.first("content-length")
+                lowers = fields.lowers
+                chunked = "transfer-encoding" in lowers
+                length = None
+                if "content-length" in lowers:
+                    length = fields.pairs[lowers.index("content-length")][1]
                 if chunked and length is not None:
                     raise self._smuggling_response()
                 self._in_body = True
@@ -263,12 +267,14 @@ class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
                 self._start_body(_UNTIL_EOF, 0)
             else:
                 self._start_body(_LENGTH, length)
+        lowers = fields.lowers
         if version < "1.1":
             self._keep_alive = False
-        elif "connection" in fields.lowers:
-            values = fields.values("connection")
-            # The usual answer says `Connection: keep-alive` as it is: no list to split.
-            if values != ["keep-alive"] and "close" in _comma_items(values):
+        elif "connection" in lowers:
+            # The usual answer says `Connection: keep-alive` once, as it is: no list to split.
+            first = fields.pairs[lowers.index("connection")][1]
+            usual = first == "keep-alive" and lowers.count("connection") == 1
+            if not usual and "close" in _comma_items(fields.values("connection")):
                 self._keep_alive = False
 
     def _switch(self) -> None:

@@ -4,7 +4,7 @@ Rules:
 - It is `ServerSide` (`_protocols.py`) with h11's observable behaviour (`_h11.py`): heads, body pieces,
   trailers, errors, keep-alive and the bytes on the wire.
 - A request head goes through the strict checks first (`_strict.py`: limits, grammar, version, Host, target,
-  framing, expectations), then its fields are read by llhttp (`_httptools_fields.py`); a chunked request
+  framing, expectations), then its fields are split (`_httptools_fields.py`); a chunked request
   body is read with the strict chunk rules (`_httptools_base.py`).
 - A response head is validated and cleaned up as h11 does before sending (framing fields, `Connection:
   close`, no chunked coding to an HTTP/1.0 client), then joined with the first body piece: one write per call.
@@ -33,10 +33,11 @@ from ._httptools_base import (
     _HttptoolsConnection,
     _Sentinel,
 )
-from ._httptools_fields import NO_FIELDS, request_fields
+from ._httptools_fields import NO_FIELDS, valid_fields
 from ._rules import (
     _CHUNKED,
     _LENGTH,
+    _STATUS_LINES,
     _check_status_line,
     _comma_items,
     _has_token,
@@ -45,7 +46,6 @@ from ._rules import (
     _latin1,
     _lists,
     _OutFields,
-    _standard_status_line,
 )
 from ._strict import CHECKED_FIELDS, HeadScanner, check_head, check_request
 
@@ -88,12 +88,15 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
 
     def read_request_nowait(self) -> RequestHeader | None:
         self._begin_request()
+        # Nothing buffered (the usual case between two requests) is NEED_DATA: read at once.
+        if self._pos < len(self._buf) or self._eof:
+            request = self._buffered_request()
+            if request is not _NEED_DATA:
+                return self._took_request(request)
+        self._append(self._receive_nowait())
         request = self._buffered_request()
         if request is _NEED_DATA:
-            self._append(self._receive_nowait())
-            request = self._buffered_request()
-            if request is _NEED_DATA:
-                raise trio.WouldBlock
+            raise trio.WouldBlock
         return self._took_request(request)
 
     def _begin_request(self) -> None:
@@ -122,9 +125,15 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
         lowers = fields.lowers
         self._method = request.method
         self._version = request.version
-        self._in_body = True
-        if "transfer-encoding" not in lowers and (fields.first("content-length") or "0") == "0":
-            self._take_empty_body()
+        if "transfer-encoding" not in lowers and (
+            "content-length" not in lowers or (fields.pairs[lowers.index("content-length")][1] or "0") == "0"
+        ):
+            # The end of an empty body comes with the head (`_take_empty_body`'s steps, for a state this
+            # side set in `_request`: a Content-Length body of 0 bytes).
+            self._their = _DONE
+            self._in_body = False
+        else:
+            self._in_body = True
         http11 = request.version == "1.1"
         self._peer_keepalive = http11 and not (
             "connection" in lowers and _lists(fields.values("connection"), "close")
@@ -155,11 +164,13 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
 
     def _request(self, end: int) -> RequestHeader:
         buf = self._buf
-        # The strict checks decide first (`_strict.py`); llhttp then reads fields known to be well formed.
+        # The strict checks decide first (`_strict.py`); the fields, known to be well formed, are then split.
         method, target, version, start = check_head(buf, self._pos, end, self._scanner.match)
-        fields = request_fields(buf, start, end)
+        fields = valid_fields(buf, start, end)
         check_request(method, target, version, fields.noted(CHECKED_FIELDS), self.limits)
-        fields = fields.normalised()
+        lowers = fields.lowers
+        if "content-length" in lowers or "transfer-encoding" in lowers:  # else `normalised` is itself
+            fields = fields.normalised()
         if self._our is not _IDLE:
             raise h11.RemoteProtocolError(
                 f"can't handle event type Request when role=SERVER and state={self._our}"
@@ -208,7 +219,8 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
 
     async def write_response(self, header: ResponseHeader, body: bytes = b"", *, end: bool = False) -> None:
         status = header.status
-        start = _standard_status_line(header)
+        known = _STATUS_LINES.get(status)  # `_standard_status_line`, without its frame
+        start = known[1] if known is not None and known[0] == header.reason else None
         if start is None:
             _check_status_line(header)
         headers = header.headers
@@ -225,7 +237,12 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
         body_allowed = not (status in (204, 304) or method == "HEAD" or tunnel)
         pairs, lowers, trusted = headers._fields()
         has_connection = "connection" in lowers
-        pairs, lowers = self._connection_field(pairs, lowers, has_connection, tunnel)
+        if not has_connection and not tunnel and self._their_version == "1.1" and self.keepalive:
+            # `_connection_field`'s usual answer, without its frame.
+            pairs.append(("Connection", "keep-alive"))
+            lowers.append("connection")
+        else:
+            pairs, lowers = self._connection_field(pairs, lowers, has_connection, tunnel)
         chunked_field = "transfer-encoding" in lowers
         framed = chunked_field or "content-length" in lowers
         if end and body_allowed and not framed:
