@@ -450,6 +450,15 @@ def run_once(body: str, requests: int, through_proxy: bool, mode: str | None = N
         trio.run(_measure_cache, BODIES[body], requests, mode, through_proxy)
 
 
+def profiled(path: str, function: Any, *args: Any) -> None:
+    """`trio.run(function, *args)` under cProfile, its statistics written to `path`."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    trio.run(function, *args)
+    profiler.disable()
+    profiler.dump_stats(path)
+
+
 def cache_main(args: argparse.Namespace, names: list[str]) -> None:
     """`--cache`: the table (or JSON) of the proxy's cost per request uncached, on a miss and on a hit."""
     if args.instructions:
@@ -469,11 +478,8 @@ def cache_main(args: argparse.Namespace, names: list[str]) -> None:
         settle_for_serving()
         for name in names:
             for mode in args.cache_mode or [m for m in CACHE_MODES if m != "uncached"]:
-                profiler = cProfile.Profile()
-                profiler.enable()
-                trio.run(_measure_cache, BODIES[name], args.requests, mode, True)
-                profiler.disable()
-                profiler.dump_stats(f"{args.profile}.{name}.{mode}")
+                path = f"{args.profile}.{name}.{mode}"
+                profiled(path, _measure_cache, BODIES[name], args.requests, mode, True)
     if args.json:
         print(json.dumps(rows, indent=2))
         return
@@ -555,11 +561,7 @@ def main() -> None:
             }
         )
         if args.profile:
-            profiler = cProfile.Profile()
-            profiler.enable()
-            trio.run(_measure, body, args.requests, True)
-            profiler.disable()
-            profiler.dump_stats(f"{args.profile}.{name}")
+            profiled(f"{args.profile}.{name}", _measure, body, args.requests, True)
     if args.json:
         print(json.dumps(rows, indent=2))
         return

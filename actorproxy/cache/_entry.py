@@ -28,7 +28,7 @@ from typing import Any
 
 import attrs
 
-from actorproxy.http import HOP_BY_HOP, Headers, RequestHeader, ResponseHeader
+from actorproxy.http import HOP_BY_HOP, Headers, RequestHeader, ResponseHeader, trust_if_writable
 
 from ._directives import CacheControl
 from ._fields import format_http_date, list_items
@@ -82,7 +82,7 @@ class StoredResponse:
         # Copied for each answer: the copy keeps the lowercase names, made once here, and the mark of fields
         # valid to write as they are, checked once here rather than at each answer's write.
         fields = Headers(self.headers)
-        fields._trust_if_writable()
+        trust_if_writable(fields)
         return fields
 
     def header(self, name: str) -> str | None:

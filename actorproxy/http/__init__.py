@@ -31,6 +31,7 @@ from .h1 import (
     available_codecs,
     register_codec,
     select_codec,
+    trust_if_writable,
 )
 
 __all__ = [
@@ -74,4 +75,5 @@ __all__ = [
     "request_host",
     "select_codec",
     "status_for",
+    "trust_if_writable",
 ]

@@ -102,7 +102,7 @@ def has_looped(forwarding: Forwarding, request: RequestHeader) -> bool:
     proxy that adds no Via cannot tell."""
     pseudonym = forwarding.via
     headers = request.headers
-    if pseudonym is None or "via" not in (headers._lower or headers._names()):
+    if pseudonym is None or "via" not in headers._lower:
         return False
     for value in headers._values("via"):
         for entry in value.split(","):
@@ -147,7 +147,7 @@ def remove_hop_by_hop(header: RequestHeader | ResponseHeader, *, upgrade: bool =
     still go.
     """
     headers = header.headers
-    lower = headers._lower or headers._names()
+    lower = headers._lower
     names = HOP_BY_HOP
     if "connection" in lower:
         pairs = headers._pairs
@@ -168,7 +168,7 @@ def remove_hop_by_hop(header: RequestHeader | ResponseHeader, *, upgrade: bool =
 def has_body(request: RequestHeader) -> bool:
     """Whether the request's head announces content (chunked, or a Content-Length above 0)."""
     headers = request.headers
-    lower = headers._lower or headers._names()
+    lower = headers._lower
     if "transfer-encoding" in lower:
         return True
     if "content-length" not in lower:
@@ -180,7 +180,7 @@ def is_upgrade_request(request: RequestHeader) -> bool:
     """Whether the client asks to switch protocols: its first Connection field lists `upgrade` (in any case,
     as a substring) and it has an Upgrade field (Pingora's `is_upgrade_req`)."""
     headers = request.headers
-    lower = headers._lower or headers._names()
+    lower = headers._lower
     if "connection" not in lower or "upgrade" not in lower:
         return False
     return "upgrade" in headers._pairs[lower.index("connection")][1].lower()
@@ -192,7 +192,7 @@ def add_via(headers: Headers, version: str, pseudonym: str) -> None:
     # An entry of a version and a pseudonym that are valid field text keeps a parsed head trusted (the
     # codecs then write it unchecked); any other goes through the public calls, and is checked when written.
     valid = version in _VERSIONS and (_VISIBLE.get(pseudonym) or _visible(pseudonym))
-    if "via" not in (headers._lower or headers._names()):
+    if "via" not in headers._lower:
         if valid:
             headers._add_trusted("Via", entry)
         else:
@@ -200,7 +200,7 @@ def add_via(headers: Headers, version: str, pseudonym: str) -> None:
         return
     joined = ", ".join([*headers._values("via"), entry])
     if valid:
-        headers._set_trusted("Via", joined)
+        headers.set_valid("Via", joined)
     else:
         headers.set("Via", joined)
 

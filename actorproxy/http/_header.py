@@ -10,13 +10,13 @@ Rules:
   h11's rules for writing them), so a parsed `Headers` is marked `_trusted` and the codecs write it
   without checking each field again (that check cost about 20,000 instructions for a nine-field response
   head). Removing fields keeps the mark; any field added or set through the public methods clears it, and
-  the proxy's own additions (Via) keep it only through `_add_trusted` / `_set_trusted`, which callers use
+  the proxy's own additions (Via) keep it only through `_add_trusted` / `set_valid`, which callers use
   for values they know to be valid. Headers written many times (a cached response's) are checked once,
-  by `_trust_if_writable`, against a rule stricter than both codecs' own.
+  by `trust_if_writable` (`h1/_rules.py`), against a rule stricter than both codecs' own.
 - `Headers` is a list of pairs plus a parallel list of their names lowercased, kept in step with every
   change, so each operation is O(number of fields) and none rebuilds the index it just used. A codec hands
   over the names it lowercased once while parsing (`_from_parsed`); headers built otherwise lowercase them
-  on the first lookup. The proxy's own lookups (`_has`, `_values`) take a name already in lowercase, so a
+  when built. The proxy's own lookups (`_has`, `_values`) take a name already in lowercase, so a
   name is never lowercased twice; the public ones take any case.
 - The heads are plain mutable objects with `__slots__`: a request filter edits them in place.
 """
@@ -24,7 +24,6 @@ Rules:
 from __future__ import annotations
 
 import http
-import re
 from collections.abc import Iterable, Iterator
 from collections.abc import Set as AbstractSet
 
@@ -32,18 +31,6 @@ __all__ = ["Headers", "RequestHeader", "ResponseHeader"]
 
 HeaderValue = str | bytes | int
 """What `insert_header` / `append_header` accept: `str`, latin-1 `bytes`, or an integer (Pingora parity)."""
-
-
-# Fields as `_trust_if_writable` checks them, joined "name NUL value CR LF": a token, and a value of visible
-# characters (obs-text included) with inner spaces or tabs. What passes is valid for the HTTP/1.1 codecs
-# and for HTTP/2 (RFC 9110 §5.1, §5.5; RFC 9113 §8.2.1), which refuses control characters HTTP/1.1 lets by.
-_VISIBLE = r"[\x21-\x7e\x80-\xff]"
-_VALUE = r"(?:" + _VISIBLE + r"(?:[\t \x21-\x7e\x80-\xff]*" + _VISIBLE + r")?)?"
-_WRITABLE_RE = re.compile(r"(?:[-!#$%&'*+.^_`|~0-9a-zA-Z]+\x00" + _VALUE + r"\r\n)*")
-
-
-# h11's CONTENT_LENGTH_MAX_DIGITS.
-_MAX_LENGTH_DIGITS = 20
 
 
 def _text(value: HeaderValue) -> str:
@@ -64,8 +51,8 @@ class Headers:
 
     def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
         self._pairs: list[tuple[str, str]] = list(pairs)
-        # Lowercase names, parallel to `_pairs`; None until the first lookup needs it.
-        self._lower: list[str] | None = None
+        # Lowercase names, parallel to `_pairs`.
+        self._lower: list[str] = [name.lower() for name, _ in self._pairs]
         # Every field is valid to write as it is (see the module rules).
         self._trusted = False
 
@@ -92,28 +79,22 @@ class Headers:
         return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in self._pairs]
 
     def _names(self) -> list[str]:
-        lower = self._lower
-        if lower is None:
-            lower = self._lower = [name.lower() for name, _ in self._pairs]
-        return lower
+        """The lowercase names, parallel to the pairs (the list itself, not a copy)."""
+        return self._lower
 
     # -- lookups by a name already in lowercase: the proxy's own, which never lowercase twice --------------
 
     def _has(self, lower: str) -> bool:
         """Whether a field called `lower` (lowercase) is here."""
-        names = self._lower
-        return lower in (self._names() if names is None else names)
+        return lower in self._lower
 
     def _has_any(self, lowers: AbstractSet[str]) -> bool:
         """Whether a field called any of `lowers` (lowercase) is here."""
-        names = self._lower
-        return not lowers.isdisjoint(self._names() if names is None else names)
+        return not lowers.isdisjoint(self._lower)
 
     def _values(self, lower: str) -> list[str]:
         """The values of the fields called `lower` (lowercase), in order."""
         names = self._lower
-        if names is None:
-            names = self._names()
         if lower not in names:
             return []
         pairs = self._pairs
@@ -122,34 +103,11 @@ class Headers:
     def _fields(self) -> tuple[list[tuple[str, str]], list[str], bool]:
         """Copies of the pairs and of their lowercase names, and whether they are `_trusted`, for a codec
         to write."""
-        names = self._lower
-        return list(self._pairs), list(self._names() if names is None else names), self._trusted
-
-    def _trust_if_writable(self) -> bool:
-        """Mark these fields `_trusted` when every one is valid to write as it is (see `_WRITABLE_RE`) and
-        their framing needs no normalising (no Transfer-Encoding, at most one Content-Length of digits);
-        return whether they are now trusted."""
-        pairs = self._pairs
-        names = self._names()
-        if "transfer-encoding" in names or names.count("content-length") > 1:
-            return self._trusted
-        if "content-length" in names:
-            length = pairs[names.index("content-length")][1]
-            if not (length.isascii() and length.isdigit() and len(length) <= _MAX_LENGTH_DIGITS):
-                return self._trusted
-        try:
-            text = "\r\n".join(map("\x00".join, pairs)) + "\r\n" if pairs else ""
-        except TypeError:  # a name or value that is not text
-            return self._trusted
-        if _WRITABLE_RE.fullmatch(text) is not None:
-            self._trusted = True
-        return self._trusted
+        return list(self._pairs), list(self._lower), self._trusted
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The value of the first field called `name` (any case), or `default`."""
         names = self._lower
-        if names is None:
-            names = self._names()
         key = name.lower()
         if key not in names:
             return default
@@ -158,13 +116,12 @@ class Headers:
     def get_all(self, name: str) -> list[str]:
         """The values of every field called `name`, in order."""
         key = name.lower()
-        return [pair[1] for pair, lower in zip(self._pairs, self._names(), strict=True) if lower == key]
+        return [pair[1] for pair, lower in zip(self._pairs, self._lower, strict=True) if lower == key]
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        names = self._lower
-        return name.lower() in (self._names() if names is None else names)
+        return name.lower() in self._lower
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._pairs)
@@ -190,7 +147,7 @@ class Headers:
         """An independent copy."""
         new = Headers.__new__(Headers)
         new._pairs = list(self._pairs)
-        new._lower = None if self._lower is None else list(self._lower)
+        new._lower = list(self._lower)
         new._trusted = self._trusted
         return new
 
@@ -202,20 +159,17 @@ class Headers:
     def _add_trusted(self, name: str, value: str) -> None:
         """`add` a field the caller knows to be valid to write: it keeps the `_trusted` mark."""
         self._pairs.append((name, value))
-        if self._lower is not None:
-            self._lower.append(name.lower())
+        self._lower.append(name.lower())
 
     def set(self, name: str, value: str) -> None:
         """Replace every field called `name` by one, where the first of them was (else append it)."""
         self._trusted = False
-        self._set_trusted(name, value)
+        self.set_valid(name, value)
 
     def set_valid(self, name: str, value: str) -> None:
         """`set` a field the caller has checked: `name` a token (RFC 9110 §5.1), `value` visible ASCII
         with no leading or trailing space. A parsed head stays trusted (written without a check)."""
         names = self._lower
-        if names is None:
-            names = self._names()
         key = name.lower()
         if key not in names:
             self._pairs.append((name, value))
@@ -228,14 +182,9 @@ class Headers:
             self._pairs = [self._pairs[i] for i in keep]
             self._lower = [names[i] for i in keep]
 
-    # `set` a field the caller knows to be valid to write: it keeps the `_trusted` mark.
-    _set_trusted = set_valid
-
     def remove_all(self, names: AbstractSet[str]) -> bool:
         """Remove every field whose lowercase name is in `names`, in one pass; return whether any was."""
         lower = self._lower
-        if lower is None:
-            lower = self._names()
         if names.isdisjoint(lower):
             return False
         found = set(lower).intersection(names)
@@ -251,8 +200,6 @@ class Headers:
     def remove(self, name: str) -> bool:
         """Remove every field called `name`; return whether there was one."""
         names = self._lower
-        if names is None:
-            names = self._names()
         key = name.lower()
         if key not in names:
             return False

@@ -58,8 +58,8 @@ def plain_hit(request: RequestHeader, found: Found, storage: ResponseCache) -> S
     header = stored.response()
     fields = header.headers
     # Digits, valid to write: a stored head checked once stays trusted (`StoredResponse.fields`).
-    fields._set_trusted("Age", age_header(age))
-    fields._set_trusted("Content-Length", str(found.size))
+    fields.set_valid("Age", age_header(age))
+    fields.set_valid("Content-Length", str(found.size))
     return Served(header, (0, found.size))
 
 

@@ -4,6 +4,7 @@ reference, and httptools, the fast one), the strict rules in front of both, and 
 from ._base import DEFAULT_MAX_HEAD_SIZE, DEFAULT_READ_SIZE, ProtocolError
 from ._h11 import H11ClientConnection, H11ServerConnection
 from ._protocols import ClientSide, ServerSide
+from ._rules import trust_if_writable
 from ._select import CODEC_ENV, Codec, available_codecs, register_codec, select_codec
 
 __all__ = [
@@ -19,4 +20,5 @@ __all__ = [
     "available_codecs",
     "register_codec",
     "select_codec",
+    "trust_if_writable",
 ]

@@ -47,6 +47,17 @@ _VALUE_RE = re.compile(r"(?:" + _VCHAR_TEXT + r"+(?:[ \t]+" + _VCHAR_TEXT + r"+)
 _FIELD_LINES_RE = re.compile(
     r"(?:[-!#$%&'*+.^_`|~0-9a-zA-Z]+\x00(?:[^\x00\t\n\x0b\x0c\r ][^\x00\n\x0b\x0c\r]*(?<![ \t]))?\r\n)*"
 )
+# Fields as `trust_if_writable` checks them, joined as above: a token, and a value of visible characters
+# (obs-text included) with inner spaces or tabs. Stricter than `_FIELD_LINES_RE`: HTTP/2 refuses the
+# control characters HTTP/1.1 lets by (RFC 9113 §8.2.1), so what passes is valid for every codec.
+_VISIBLE_TEXT = r"[\x21-\x7e\x80-\xff]"
+_WRITABLE_LINES_RE = re.compile(
+    r"(?:[-!#$%&'*+.^_`|~0-9a-zA-Z]+\x00(?:"
+    + _VISIBLE_TEXT
+    + r"(?:[\t \x21-\x7e\x80-\xff]*"
+    + _VISIBLE_TEXT
+    + r")?)?\r\n)*"
+)
 _DIGITS_RE = re.compile(r"[0-9]+")
 _METHOD_RE = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
 _TARGET_RE = re.compile(r"[\x21-\x7e]+")
@@ -268,6 +279,24 @@ def _framing_to_normalise(pairs: list[tuple[str, str]], lowers: list[str]) -> bo
         if not (value.isascii() and value.isdigit()) or len(value) > _MAX_LENGTH_DIGITS:
             return True
     return bool(codings) and pairs[lowers.index("transfer-encoding")][1] != "chunked"
+
+
+def trust_if_writable(headers: Headers) -> bool:
+    """Mark `headers` trusted (written without a check by every codec, see `Headers`) when each field is
+    valid to write as it is (`_WRITABLE_LINES_RE`), they have no Transfer-Encoding and at most one
+    Content-Length of digits; return whether
+    they are trusted now. For headers written many times: a stored response's, checked once."""
+    pairs, lowers, trusted = headers._fields()
+    if trusted or "transfer-encoding" in lowers or _framing_to_normalise(pairs, lowers):
+        return trusted  # a stored head has no Transfer-Encoding: its body is sent with its length
+    try:
+        text = "\r\n".join(map("\x00".join, pairs)) + "\r\n" if pairs else ""
+    except TypeError:  # a name or value that is not text
+        return False
+    if _WRITABLE_LINES_RE.fullmatch(text) is None:
+        return False
+    headers._trusted = True
+    return True
 
 
 def _refuse(pairs: list[tuple[str, str]]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from actorproxy.http import Headers, RequestHeader, ResponseHeader
+from actorproxy.http import Headers, RequestHeader, ResponseHeader, trust_if_writable
 
 
 def test_names_keep_their_case_and_lookups_ignore_it() -> None:
@@ -168,6 +168,6 @@ def test_trust_if_writable_marks_only_fields_every_codec_writes_as_they_are(
     fields: list[tuple[str, str]], trusted: bool
 ) -> None:
     headers = Headers(fields)
-    assert headers._trust_if_writable() is trusted
+    assert trust_if_writable(headers) is trusted
     assert headers._trusted is trusted
     assert headers.copy()._trusted is trusted
