@@ -17,6 +17,13 @@ Rules:
 - Names are lowercased once, here, where they are read (`_Fields.lowers`, and the `Headers` built from
   them); the codec decides with lookups in that list. Content-Length / Transfer-Encoding are then normalised
   and checked as h11 does (`_framing_fields`), raising h11's `RemoteProtocolError`.
+- A block read lately is not split again (`known_fields`, `response_fields`): a client sends the same
+  block with request after request (the same Host, User-Agent, Accept, cookies), and an origin the same
+  answer head until its Date turns (HPACK's observation). The blocks split lately, up to
+  `KNOWN_BLOCKS` of up to `KNOWN_BLOCK_BYTES` each, map to their fields; each head gets its own lists.
+  Measured with callgrind: a proxied request whose two blocks are known runs about 40,000 fewer
+  instructions (the split, and a response's grammar match); one whose blocks are all new about 600 more
+  (the block's copy, its hash and the insertion).
 """
 
 from __future__ import annotations
@@ -189,9 +196,48 @@ def valid_fields(buf: bytes | bytearray, begin: int, end: int) -> _Fields:
     return _Fields(pairs, lowers)
 
 
+# Blocks split lately (see the module rules): at most this many, each at most this long (a longer one,
+# a large cookie say, is split every time). Full, the memo starts again empty: no order is kept per read.
+KNOWN_BLOCKS = 256
+KNOWN_BLOCK_BYTES = 2048
+# Block -> its fields, as tuples (each head gets lists of its own to change); requests' and responses'
+# apart, as a response's are normalised and a request's not yet.
+_KNOWN_REQUEST: dict[bytes, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {}
+_KNOWN_RESPONSE: dict[bytes, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {}
+
+
+def _remember(
+    known: dict[bytes, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]], block: bytes, fields: _Fields
+) -> None:
+    if len(known) >= KNOWN_BLOCKS:
+        known.clear()
+    known[block] = (tuple(fields.pairs), tuple(fields.lowers))
+
+
+def known_fields(buf: bytes | bytearray, begin: int, end: int) -> _Fields:
+    """`valid_fields`, from the blocks split lately when this one is among them."""
+    if end - begin > KNOWN_BLOCK_BYTES:
+        return valid_fields(buf, begin, end)
+    block = bytes(buf[begin:end])
+    known = _KNOWN_REQUEST.get(block)
+    if known is not None:
+        return _Fields(list(known[0]), list(known[1]))
+    fields = valid_fields(buf, begin, end)
+    _remember(_KNOWN_REQUEST, block, fields)
+    return fields
+
+
 def response_fields(buf: bytes | bytearray, begin: int, end: int) -> _Fields:
-    """A response's header block `buf[begin:end]`, normalised: split as `valid_fields` when the strict
-    field grammar passes it, else read with this thread's response parser."""
-    if _FIELDS_RE.fullmatch(buf, begin, end) is not None:
-        return valid_fields(buf, begin, end).normalised()
-    return _SINKS.response.parse(buf, begin, end)
+    """A response's header block `buf[begin:end]`, normalised: from the blocks split lately, else split as
+    `valid_fields` when the strict field grammar passes it, else read with this thread's response parser."""
+    block = bytes(buf[begin:end]) if end - begin <= KNOWN_BLOCK_BYTES else None
+    if block is not None:
+        known = _KNOWN_RESPONSE.get(block)
+        if known is not None:
+            return _Fields(list(known[0]), list(known[1]))
+    if _FIELDS_RE.fullmatch(buf, begin, end) is None:
+        return _SINKS.response.parse(buf, begin, end)
+    fields = valid_fields(buf, begin, end).normalised()
+    if block is not None:
+        _remember(_KNOWN_RESPONSE, block, fields)
+    return fields

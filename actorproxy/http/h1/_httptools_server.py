@@ -33,7 +33,7 @@ from ._httptools_base import (
     _HttptoolsConnection,
     _Sentinel,
 )
-from ._httptools_fields import NO_FIELDS, valid_fields
+from ._httptools_fields import NO_FIELDS, known_fields
 from ._rules import (
     _CHUNKED,
     _LENGTH,
@@ -166,7 +166,7 @@ class HttptoolsServerConnection(_ServerBase, _HttptoolsConnection):
         buf = self._buf
         # The strict checks decide first (`_strict.py`); the fields, known to be well formed, are then split.
         method, target, version, start = check_head(buf, self._pos, end, self._scanner.match)
-        fields = valid_fields(buf, start, end)
+        fields = known_fields(buf, start, end)
         check_request(method, target, version, fields.noted(CHECKED_FIELDS), self.limits)
         lowers = fields.lowers
         if "content-length" in lowers or "transfer-encoding" in lowers:  # else `normalised` is itself

@@ -28,6 +28,7 @@ from actorproxy.http import (
     select_codec,
     status_for,
 )
+from actorproxy.http.h1 import _httptools_fields as fields_module
 
 
 @pytest.fixture(params=available_codecs())
@@ -1106,3 +1107,54 @@ async def test_connections_reading_heads_in_turns_share_nothing_of_them(codec: C
     assert list(request_one.headers) == [("Host", "a"), ("X-One", "1")]
     assert list(request_two.headers) == [("Host", "b"), ("Content-Length", "2")]
     assert await read_whole_body(second) == b"hi"
+
+
+async def test_heads_with_the_same_field_block_are_each_their_own(codec: Codec) -> None:
+    # The httptools codec remembers blocks it split lately: a head changed by the proxy (a field set, one
+    # removed) leaves the next head of the same block as it came.
+    block = b"Host: a\r\nX-Kept: 1\r\nConnection: keep-alive\r\n\r\n"
+    server, peer, _ = server_pair(codec)
+    await peer.send(b"GET /one HTTP/1.1\r\n" + block + b"GET /two HTTP/1.1\r\n" + block)
+    first = await server.read_request()
+    assert first is not None
+    first.headers.set("X-Kept", "changed")
+    first.remove_header("connection")
+    first.insert_header("X-Added", "2")
+    await server.write_response(ResponseHeader(200, [("Content-Length", "0")]), end=True)
+    assert server.start_next_cycle()
+    second = await server.read_request()
+    assert second is not None and second.uri == "/two"
+    assert list(second.headers) == [("Host", "a"), ("X-Kept", "1"), ("Connection", "keep-alive")]
+    assert "x-added" not in second.headers
+
+    conn, origin, _ = client_pair(codec)
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Origin: o\r\n\r\nhi"
+    responses = []
+    for _ in range(2):
+        await conn.write_request(request(), end=True)
+        await origin.send(answer)
+        response = await conn.read_response()
+        assert await read_whole_body(conn) == b"hi"
+        assert conn.start_next_cycle()
+        responses.append(response)
+        response.headers.set("X-Origin", "changed")
+        response.insert_header("Via", "1.1 proxy")
+    assert responses[1].headers.get("x-origin") == "changed"
+    assert [name for name, _ in responses[1].headers] == ["Content-Length", "X-Origin", "Via"]
+
+
+async def test_long_and_many_field_blocks_are_read_alike() -> None:
+    # Past the memo's bounds (blocks too long to keep, more blocks than it holds), heads read as before.
+    if "httptools" not in available_codecs():
+        pytest.skip("httptools is not installed")
+    server, peer, _ = server_pair(select_codec("httptools"))
+    long_value = "v" * fields_module.KNOWN_BLOCK_BYTES
+    sent = [("X-N", str(n)) for n in range(fields_module.KNOWN_BLOCKS + 5)] + [("X-Long", long_value)]
+    for name, value in sent:
+        await peer.send(f"GET / HTTP/1.1\r\nHost: a\r\n{name}: {value}\r\n\r\n".encode())
+        got = await server.read_request()
+        assert got is not None and list(got.headers) == [("Host", "a"), (name, value)]
+        await server.write_response(ResponseHeader(204, []), end=True)
+        assert server.start_next_cycle()
+        assert len(fields_module._KNOWN_REQUEST) <= fields_module.KNOWN_BLOCKS
+    assert all(long_value.encode() not in block for block in fields_module._KNOWN_REQUEST)
