@@ -58,10 +58,11 @@ class Headers:
 
     @classmethod
     def _from_parsed(cls, pairs: list[tuple[str, str]], lower: list[str]) -> Headers:
-        """Headers a codec parsed, with their names already lowercased (`lower`, parallel to `pairs`)."""
+        """Headers a codec parsed, with their names already lowercased (`lower`, parallel to `pairs`). The
+        lists become the headers' own: the codec changes them no more."""
         new = cls.__new__(cls)
-        new._pairs = list(pairs)
-        new._lower = list(lower)
+        new._pairs = pairs
+        new._lower = lower
         new._trusted = True
         return new
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from random import getrandbits
 from time import perf_counter
 from typing import Any
@@ -395,7 +395,10 @@ async def _fail(app: ProxyHttp, session: Session, ctx: Any, error: Error) -> Non
         logger.error("%s, error: %s", _summary(app, session, ctx), error)
 
 
-async def _connect(runtime: ProxyRuntime, peer: HttpPeer, session: Session) -> tuple[ClientSide, bool]:
+async def _connect(
+    runtime: ProxyRuntime, peer: HttpPeer, key: Hashable, session: Session
+) -> tuple[ClientSide, bool]:
+    """A connection to `peer` (whose `reuse_key()` is `key`), pooled if one is idle; and whether it was."""
     if peer.options.alpn is not _H1:
         return await connect_h2(
             runtime.pool,
@@ -405,7 +408,6 @@ async def _connect(runtime: ProxyRuntime, peer: HttpPeer, session: Session) -> t
             peer,
             upgrade=session.is_upgrade_req(),
         )
-    key = peer.reuse_key()
     pooled = runtime.pool.checkout(key)
     if pooled is not None:
         reused: ClientSide = pooled.conn
@@ -472,8 +474,9 @@ async def _attempt(
     """One try at `peer`; True when it failed in a way worth another try."""
     app = runtime.app
     counters = runtime.counters
+    key = peer.reuse_key()
     try:
-        conn, reused = await _connect(runtime, peer, session)
+        conn, reused = await _connect(runtime, peer, key, session)
     except Error as exc:
         attempt.finish(Outcome.CONNECT_FAILURE)
         counters.bump(counters.connect_errors, exc.etype.name)
@@ -520,9 +523,8 @@ async def _attempt(
         counters.upstream_in_use -= 1
     if not attempt.done:
         attempt.finish(Outcome.SERVER_ERROR if status >= 500 else Outcome.SUCCESS)
-    if not (conn.reusable and conn.start_next_cycle()) or not pool.checkin(
-        peer.reuse_key(), conn, conn.stream, peer.options.idle_timeout
-    ):
+    # `start_next_cycle` is False for a connection that is not reusable.
+    if not conn.start_next_cycle() or not pool.checkin(key, conn, conn.stream, peer.options.idle_timeout):
         await conn.close()
     return False
 

@@ -41,6 +41,7 @@ from ._rules import (
     _CHUNKED,
     _LENGTH,
     _METHOD_RE,
+    _STANDARD_METHODS,
     _STATUS_LINE_RE,
     _TARGET_RE,
     _UNTIL_EOF,
@@ -114,7 +115,9 @@ class HttptoolsClientConnection(_ClientBase, _HttptoolsConnection):
                 raise h11.LocalProtocolError("Missing mandatory Host: header")
             if hosts > 1:
                 raise h11.LocalProtocolError("Found multiple Host: headers")
-            if not method.isascii() or _METHOD_RE.fullmatch(method) is None:
+            if method not in _STANDARD_METHODS and (
+                not method.isascii() or _METHOD_RE.fullmatch(method) is None
+            ):
                 raise h11.LocalProtocolError("Illegal method characters")
             if not target.isascii() or _TARGET_RE.fullmatch(target) is None:
                 raise h11.LocalProtocolError("Illegal target characters")

@@ -60,6 +60,10 @@ _WRITABLE_LINES_RE = re.compile(
 )
 _DIGITS_RE = re.compile(r"[0-9]+")
 _METHOD_RE = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+# RFC 9110 §9's methods and PATCH (RFC 5789): tokens, so a request with one needs no match of the method.
+_STANDARD_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
 _TARGET_RE = re.compile(r"[\x21-\x7e]+")
 # What bytes.strip() removes (h11 splits comma lists on bytes); str.strip() would also take \x85 and \xa0.
 _WS = " \t\n\r\x0b\x0c"
@@ -202,7 +206,10 @@ class _OutFields:
         if lower not in lowers:
             return False
         pairs = self.pairs
-        found = [pairs[i][1] for i, name in enumerate(lowers) if name == lower]
+        if lowers.count(lower) == 1:  # the usual case: one field (a response's `Connection`)
+            found = [pairs[lowers.index(lower)][1]]
+        else:
+            found = [pairs[i][1] for i, name in enumerate(lowers) if name == lower]
         # Values that do not hold `item` even as a substring of their lowercase cannot list it.
         return item in ",".join(found).lower() and item in _comma_items(found)
 
