@@ -114,9 +114,13 @@ class Exchange:
         upstream_request = session.req_header.copy()
         remove_hop_by_hop(upstream_request, upgrade=self.upgrade)
         # The proxy answers `Expect: 100-continue` itself when it reads the body; the upstream need not.
-        upstream_request.headers.remove("expect")
-        scheme = "https" if isinstance(session.downstream.stream, trio.SSLStream) else "http"
-        forward_request(self.forwarding, session.req_header, upstream_request, session.client_addr, scheme)
+        if upstream_request.headers._has("expect"):
+            upstream_request.headers.remove("expect")
+        # Only X-Forwarded-Proto says the scheme; an isinstance of trio's ABC is a slow one.
+        forwarding = self.forwarding
+        tls = forwarding.x_forwarded and isinstance(session.downstream.stream, trio.SSLStream)
+        scheme = "https" if tls else "http"
+        forward_request(forwarding, session.req_header, upstream_request, session.client_addr, scheme)
         if session.request_id is not None:
             upstream_request.headers.set_valid(session.request_id_header or "", session.request_id)
         if self.phases.upstream_request_filter:
@@ -222,8 +226,9 @@ class Exchange:
         if phases.upstream_response_filter or phases.response_filter:
             await self._filter_response_head(response)
         remove_hop_by_hop(response)
-        if session.request_id is not None:
-            session.stamp_response(response)
+        if session.request_id is not None and session.request_id_header is not None:
+            # `session.stamp_response`, without its frame.
+            response.headers.set_valid(session.request_id_header, session.request_id)
         compression = session.active_compression()
         if compression is not None:
             bodiless = session.req_header.method == "HEAD" or response.headers.get("content-length") == "0"
