@@ -11,8 +11,12 @@ Rules:
   `send_some_nowait`), a read or write first goes without waiting, and only what must wait enters the
   timeout's cancel scope (about 5 µs to enter and leave one; a loaded proxy's writes and many of its reads
   never wait). The timeout still bounds every wait: a read or write that does not wait cannot time out.
-  The first read after a request went upstream waits for readability before it tries: the answer cannot
-  be there yet. A stream that bounds its own reads (`SocketStream.receive_some_within`, which arms the
+  The first read after a request went upstream yields first (a checkpoint: the stream's own when it has
+  one), then tries, and waits for readability only if the answer is not there yet: the peer needs a
+  round trip, and under load the other connections' turns take longer, so the answer has usually come
+  (`benchmarks/README.md`): a wait costs an `epoll_ctl` and trio's registration of the socket, which the
+  checkpoint does not. A stream without the twins waits for readability first. A stream that bounds its
+  own reads (`SocketStream.receive_some_within`, which arms the
   service's `Deadlines`: no cancel scope per read) is given the read timeout itself.
 - A peer's protocol violation raises `ProtocolError`, an `Error` with the status to answer the client with:
   the strict checks' status (`_strict.py`: 400, 413, 414, 417, 431, 501, 505) or h11's hint for a bad
@@ -224,9 +228,12 @@ class _H1Connection:
         receive_now = self._receive_now
         answer_due = self._answer_due
         if answer_due:
-            # The first read after a request went upstream: the answer cannot be there yet.
+            # The first read after a request went upstream (see the module rules): a turn for the other
+            # tasks first, then a try.
             self._answer_due = False
-        elif receive_now is not None:
+            if receive_now is not None:
+                await getattr(self._stream, "checkpoint", trio.lowlevel.checkpoint)()
+        if receive_now is not None:
             try:
                 data = receive_now(self._read_size)
             except trio.WouldBlock:

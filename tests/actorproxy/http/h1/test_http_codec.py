@@ -118,6 +118,11 @@ class NowaitStream(CountingStream):
         self.nowait_reads = 0
         self.reads_within: list[tuple[float | None, bool]] = []
         self.nowait_writes: list[bytes] = []
+        self.checkpoints = 0
+
+    async def checkpoint(self) -> None:
+        self.checkpoints += 1
+        await trio.lowlevel.checkpoint()
 
     def receive_some_nowait(self, max_bytes: int | None = None) -> bytes:
         if not self.ready:
@@ -401,17 +406,18 @@ async def test_the_client_side_uses_the_stream_twins_and_times_out_only_a_wait(
     assert stream.nowait_writes == [b"GET / HTTP/1.1\r\nHost: upstream\r\n\r\n"]
     assert stream.writes == []  # taken whole without waiting: no send_all
     assert (await conn.read_response()).status == 200
-    # The answer to a request just sent cannot be there yet: its first read waits before it tries, and
-    # the stream bounds the wait itself.
+    # The answer to a request just sent takes the peer a round trip: its first read yields (the stream's
+    # checkpoint), then takes what is there without waiting.
     assert await read_whole_body(conn) == b"ok"
-    assert (stream.reads_within, stream.nowait_reads) == ([(5.0, True)], 0)
+    assert (stream.checkpoints, stream.nowait_reads, stream.reads_within) == (1, 1, [])
     assert conn.start_next_cycle()
     await conn.write_request(request(), end=True)
     start = trio.current_time()
     with pytest.raises(Error) as caught:
-        await conn.read_response()  # nothing there: the read waits, within its timeout
+        await conn.read_response()  # nothing there: the read waits, and the stream bounds the wait
     assert caught.value.etype is ErrorType.READ_TIMEDOUT
     assert trio.current_time() - start == pytest.approx(5.0)
+    assert (stream.checkpoints, stream.reads_within) == (2, [(5.0, True)])
 
 
 async def test_read_request_before_the_cycle_ends_is_internal_error(codec: Codec) -> None:
