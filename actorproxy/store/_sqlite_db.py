@@ -5,6 +5,8 @@ Rules:
   so a transaction takes the file's write lock up front (waiting up to the busy timeout for another
   process) and never fails half way from a lock upgrade. Reads are single statements: WAL gives them a
   consistent snapshot without a lock.
+- Opening puts the file in WAL mode. Processes opening a new file at once (the workers of `threads: N`)
+  wait for each other's switch, up to the busy timeout, instead of failing (`_switch_to_wal`).
 - The methods never read a clock: `now` comes from the caller, on the trio thread, so tests can run the
   store on virtual time.
 - The caps are enforced inside the transaction that grows the store: expired entries go first, then the
@@ -40,6 +42,9 @@ __all__ = ["LRU_RESOLUTION", "ROWS_PER_STATEMENT", "Database", "Limits", "Queued
 LRU_RESOLUTION = 1.0
 # Rows one sweep transaction deletes at most, so the write lock is never held long.
 SWEEP_BATCH = 500
+# Tries of the switch to WAL mode when another connection holds the write lock (`_switch_to_wal`): the
+# second finds the file switched by the other process; a third allows for a writer not of the store.
+WAL_SWITCH_ATTEMPTS = 3
 
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 # Prepared statements a connection keeps: the batch INSERTs of every row count, and the others.
@@ -102,7 +107,7 @@ def connect(path: str, busy_timeout: float) -> sqlite3.Connection:
     )
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = _switch_to_wal(conn)
         if mode != "wal":
             raise StoreError(f"{path}: cannot use WAL mode (journal_mode is {mode})")
         conn.execute("PRAGMA synchronous = NORMAL")
@@ -117,6 +122,33 @@ def connect(path: str, busy_timeout: float) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> str:
+    """Put the file of `conn` in WAL mode (a no-op when it is already); return its journal mode.
+
+    Switching a file that is not in WAL mode yet (a new one) reads its header under a read lock, then takes
+    the write lock to change it, and SQLite does not wait for a lock it upgrades so: when another
+    connection holds the write lock at that moment (another process switching the same new file, as the
+    workers of `threads: N` do when they open the store together), the switch fails at once with
+    SQLITE_BUSY, whatever the busy timeout. Then `BEGIN IMMEDIATE`, which does wait (up to the busy
+    timeout), waits for that write to end, and the switch is tried again: the other process has switched
+    the file by then, so there is nothing left to write.
+    """
+    for _ in range(WAL_SWITCH_ATTEMPTS - 1):
+        try:
+            return _journal_mode_wal(conn)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                raise
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+    return _journal_mode_wal(conn)
+
+
+def _journal_mode_wal(conn: sqlite3.Connection) -> str:
+    mode: str = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    return mode
 
 
 def connect_reader(path: str) -> sqlite3.Connection:

@@ -16,6 +16,7 @@ import tracemalloc
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -61,6 +62,44 @@ async def test_the_file_is_in_wal_mode_with_the_schema(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+
+
+async def test_a_new_file_opens_while_another_connection_holds_its_write_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As when two worker processes open a new store file at once: one is switching it to WAL mode (the
+    # write lock of a file still in rollback mode) when the other tries the same switch. SQLite does not
+    # wait for the lock upgrade the switch makes, whatever the busy timeout; the store must.
+    path = tmp_path / "s.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    statements: list[str] = []
+    real_connect = sqlite3.connect
+
+    def on_statement(statement: str) -> None:
+        statements.append(statement)
+        # The other connection lets go once the store's switch to WAL has been tried under its lock.
+        if other.in_transaction and any(s.startswith("PRAGMA journal_mode") for s in statements[:-1]):
+            other.execute("ROLLBACK")
+
+    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = real_connect(*args, **kwargs)
+        conn.set_trace_callback(on_statement)
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", traced)
+    try:
+        async with Store(SqliteBackend(path, busy_timeout=30)) as store:
+            await store.put("k", b"v")
+            assert await store.get("k") == b"v"
+    finally:
+        if other.in_transaction:
+            other.execute("ROLLBACK")
+        other.close()
+    monkeypatch.undo()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
 
 
