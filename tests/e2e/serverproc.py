@@ -18,6 +18,12 @@ from actorproxy.proxy import HttpPeer, ProxyHttp, Session, http_proxy_service
 from actorproxy.server import Server
 
 
+def say(line: object) -> None:
+    """Print `line` in one write: the worker processes of a server share the pipe, and print's separate
+    write of the newline could interleave with another process's line."""
+    os.write(1, f"{line}\n".encode())
+
+
 class App(ProxyHttp):
     async def upstream_peer(self, session: Session, ctx: Any) -> HttpPeer:
         return HttpPeer(("127.0.0.1", int(os.environ["UPSTREAM_PORT"])), tls=False, sni="")
@@ -35,13 +41,13 @@ def main() -> None:
     server.add_service(proxy)
 
     async def reloaded() -> None:
-        print(f"reloaded {os.getpid()}", flush=True)
+        say(f"reloaded {os.getpid()}")
 
     server.on_reload(reloaded)
     addresses = server.bind_listeners()
-    print(json.dumps({"pid": os.getpid(), "addresses": addresses}), flush=True)
+    say(json.dumps({"pid": os.getpid(), "addresses": addresses}))
     server.run_forever()
-    print("stopped cleanly", flush=True)
+    say("stopped cleanly")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,12 @@ from supervisors import ShutdownWatch
 CHUNK = 4096
 
 
+def say(line: object) -> None:
+    """Print `line` in one write: the worker processes of a server share the pipe, and print's separate
+    write of the newline could interleave with another process's line."""
+    os.write(1, f"{line}\n".encode())
+
+
 async def values(path: str) -> None:
     async with Store(SqliteBackend(path, chunk_size=CHUNK)) as store:
         n = 0
@@ -32,7 +38,7 @@ async def values(path: str) -> None:
             async with store.open_writer(f"b{n}", meta=f"m{n}".encode()) as writer:
                 await writer.write(bytes([n % 256]) * (3 * CHUNK + n))
                 await writer.commit()
-            print(n, flush=True)
+            say(n)
             n += 1
 
 
@@ -47,14 +53,14 @@ async def body(path: str, key: str) -> None:
                 await writer.write(b"x" * CHUNK)
                 written += 1
                 if written == 50:
-                    print("writing", flush=True)
+                    say("writing")
 
 
 async def count(path: str, times: int) -> None:
     async with Store(SqliteBackend(path, busy_timeout=10.0)) as store:
         for _ in range(times):
             await store.increment("hits")
-    print("done", flush=True)
+    say("done")
 
 
 class Counting:
@@ -68,7 +74,7 @@ class Counting:
         for _ in range(self.times):
             await self.store.increment("hits")
         await self.store.put(f"pid:{os.getpid()}", b"done")
-        print(f"counted {os.getpid()}", flush=True)
+        say(f"counted {os.getpid()}")
         await shutdown.wait()
 
 
@@ -81,7 +87,7 @@ def serve(conf: str, times: int) -> None:
     bg = background_service("store", store)
     server.add_service(bg)
     server.add_service(background_service("count", Counting(bg.task(), times)), depends_on=[bg])
-    print("serving", flush=True)
+    say("serving")
     server.run_forever()
 
 
