@@ -18,8 +18,8 @@ Rules:
   reads and writes of a loaded proxy do not wait. They count towards `YIELD_EVERY` and refuse (WouldBlock,
   0) when a yield is due, so the caller's waiting path yields. A `receive_some` right after a
   `receive_some_nowait` found nothing waits for readability first, without trying the same syscall again,
-  and so does `receive_some_within(..., readable_first=True)`, for a read that cannot find data yet: an
-  upstream's answer to the request just sent (a syscall costs a few µs here, most of it the kernel's).
+  and so does `receive_some_within(..., readable_first=True)`, for a read that cannot find data yet (a
+  syscall costs a few µs here, most of it the kernel's).
 - `receive_some_within` bounds a read's wait, with a deadline armed in the service's `Deadlines` when its
   actor watches them (no cancel scope per read, see `_deadlines`), else with a cancel scope.
 - `aclose` always checkpoints, and closes even when cancelled (trio's contract). It wakes a task waiting on
@@ -208,7 +208,7 @@ class SocketStream(trio.abc.HalfCloseableStream):
         """`receive_some`, waiting at most `timeout` seconds (None: no limit).
 
         With `readable_first` it waits for readability before its first try: for a read that cannot find
-        data yet (the answer to a request just sent), so the syscall that would find nothing is never made.
+        data yet (a try just found none), so the syscall that would find nothing is not made again.
         The timeout is armed in `deadlines` when an actor watches them (see `_deadlines`), else it is a
         cancel scope.
 

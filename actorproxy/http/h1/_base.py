@@ -200,7 +200,7 @@ class _H1Connection:
         self._receive_now: Callable[[int], bytes] | None = getattr(stream, "receive_some_nowait", None)
         self._send_now: Callable[[bytes], int] | None = getattr(stream, "send_some_nowait", None)
         # The stream's read with a timeout of its own (and the choice to wait for readability first), and
-        # whether the next read should wait first.
+        # whether the next read follows a request just sent (a turn for the others before it tries).
         self._receive_within: _ReceiveWithin | None = getattr(stream, "receive_some_within", None)
         self._answer_due = False
         self._failed = False  # an error happened: no further exchange on this connection
@@ -454,7 +454,7 @@ class _ClientBase(_H1Connection):
     _peer = "the upstream"
 
     def _reset_exchange(self) -> None:
-        self._answer_due = True  # the next read follows a request: it waits first (see `_receive`)
+        self._answer_due = True  # the next read follows a request: it yields before it tries (`_receive`)
         self._method: str | None = None
         self._request_start = self.bytes_read  # response bytes arrived once bytes_read moves past it
         self._must_close = False
