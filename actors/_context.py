@@ -422,6 +422,7 @@ async def run_actor(
             else:
                 await actor.on_start()
                 started()
+                del started  # not held while the actor runs: an idle actor keeps only what it needs
                 if type(actor).run is Actor.run:
                     await context.serve_mailbox()
                 else:

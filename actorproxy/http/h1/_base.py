@@ -38,7 +38,7 @@ from __future__ import annotations
 import contextlib
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import attrs
 import h11
@@ -116,11 +116,17 @@ class ProtocolError(Error):
         self.status_hint = status_hint
 
 
+# `SocketStream.receive_some_nowait` and `send_some_nowait`, called with their stream.
+_ReceiveNow = Callable[[Any, int], bytes]
+_SendNow = Callable[[Any, bytes], int]
+
+
 class _ReceiveWithin(Protocol):
-    """`SocketStream.receive_some_within`: a read that waits at most `timeout` seconds (TooSlowError)."""
+    """`SocketStream.receive_some_within`, called with its stream: a read that waits at most `timeout`
+    seconds (TooSlowError)."""
 
     def __call__(
-        self, max_bytes: int | None, timeout: float | None, *, readable_first: bool = False
+        self, stream: Any, max_bytes: int | None, timeout: float | None, *, readable_first: bool = False
     ) -> Awaitable[bytes]: ...
 
 
@@ -196,12 +202,14 @@ class _H1Connection:
         self._write_timeout: float | None = None
         self._stream = stream
         self._read_size = read_size
-        # The stream's twins that never wait, when it has them (see the module rules).
-        self._receive_now: Callable[[int], bytes] | None = getattr(stream, "receive_some_nowait", None)
-        self._send_now: Callable[[bytes], int] | None = getattr(stream, "send_some_nowait", None)
-        # The stream's read with a timeout of its own (and the choice to wait for readability first), and
-        # whether the next read follows a request just sent (a turn for the others before it tries).
-        self._receive_within: _ReceiveWithin | None = getattr(stream, "receive_some_within", None)
+        # The stream's twins that never wait, when it has them (see the module rules), and its read with a
+        # timeout of its own (and the choice to wait for readability first): its class's functions, called
+        # with the stream, as a bound method would be one more object (64 bytes) for every connection.
+        stream_type = type(stream)
+        self._receive_now: _ReceiveNow | None = getattr(stream_type, "receive_some_nowait", None)
+        self._send_now: _SendNow | None = getattr(stream_type, "send_some_nowait", None)
+        self._receive_within: _ReceiveWithin | None = getattr(stream_type, "receive_some_within", None)
+        # Whether the next read follows a request just sent (a turn for the others before it tries).
         self._answer_due = False
         self._failed = False  # an error happened: no further exchange on this connection
         self._eof = False  # the peer closed its side
@@ -235,7 +243,7 @@ class _H1Connection:
                 await getattr(self._stream, "checkpoint", trio.lowlevel.checkpoint)()
         if receive_now is not None:
             try:
-                data = receive_now(self._read_size)
+                data = receive_now(self._stream, self._read_size)
             except trio.WouldBlock:
                 pass
             except _IO_ERRORS as exc:
@@ -256,16 +264,16 @@ class _H1Connection:
         try:
             if timeout is None:
                 if within is not None:
-                    return await within(size, None, readable_first=readable_first)
+                    return await within(self._stream, size, None, readable_first=readable_first)
                 return await self._stream.receive_some(size)
             if within is not None and not self._sharing_stream():
                 try:
-                    return await within(size, timeout, readable_first=readable_first)
+                    return await within(self._stream, size, timeout, readable_first=readable_first)
                 except trio.TooSlowError:
                     raise self._timeout_error(_READING, timeout) from None
             with trio.move_on_after(timeout):
                 if within is not None:
-                    return await within(size, None, readable_first=readable_first)
+                    return await within(self._stream, size, None, readable_first=readable_first)
                 return await self._stream.receive_some(size)
         except _IO_ERRORS as exc:
             raise self._io_error(_READING, exc) from exc
@@ -287,7 +295,7 @@ class _H1Connection:
         if receive_now is None:
             raise trio.WouldBlock
         try:
-            data = receive_now(self._read_size)
+            data = receive_now(self._stream, self._read_size)
         except _IO_ERRORS as exc:
             raise self._io_error(_READING, exc) from exc
         if not data:
@@ -299,7 +307,7 @@ class _H1Connection:
         """Write `data` to the stream, counted."""
         try:
             send_now = self._send_now
-            sent = 0 if send_now is None else send_now(data)
+            sent = 0 if send_now is None else send_now(self._stream, data)
             if sent < len(data):
                 await self._wait_and_send(memoryview(data)[sent:] if sent else data)
         except _IO_ERRORS as exc:
