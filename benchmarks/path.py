@@ -63,6 +63,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import trio
+from trio_floor_proxy import send_all  # this directory (a script's sys.path[0])
 
 from actorproxy.config import ServerConf
 from actorproxy.declared import build_proxy
@@ -97,17 +98,6 @@ async def _recv(sock: socket.socket) -> bytes:
             await trio.lowlevel.wait_readable(sock)
 
 
-async def _send(sock: socket.socket, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            sent = sock.send(view)
-        except BlockingIOError:
-            await trio.lowlevel.wait_writable(sock)
-            continue
-        view = view[sent:]
-
-
 async def serve_origin(answer: bytes, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Answer every request head on every connection with `answer` (requests carry no body)."""
     listener = socket.socket()
@@ -135,7 +125,7 @@ async def _origin_connection(conn: socket.socket, answer: bytes) -> None:
             heads = pending.count(b"\r\n\r\n")
             if heads:
                 pending = pending[pending.rindex(b"\r\n\r\n") + 4 :]
-                await _send(conn, answer * heads)
+                await send_all(conn, answer * heads)
 
 
 async def _connect(port: int) -> socket.socket:
@@ -153,7 +143,7 @@ async def client(port: int, requests: int, expected: int) -> None:
     """Send `requests` requests one after another on one connection; read each whole answer."""
     with await _connect(port) as sock:
         for _ in range(requests):
-            await _send(sock, REQUEST)
+            await send_all(sock, REQUEST)
             received = 0
             while received < expected:
                 data = await _recv(sock)
@@ -171,7 +161,7 @@ async def reading_client(port: int, requests: int, targets: list[bytes]) -> None
     answer's head for its Content-Length (a cached answer's head has no fixed length)."""
     with await _connect(port) as sock:
         for index in range(requests):
-            await _send(sock, targets[index % len(targets)])
+            await send_all(sock, targets[index % len(targets)])
             data = b""
             while (end := data.find(b"\r\n\r\n")) < 0:
                 received = await _recv(sock)
@@ -324,7 +314,7 @@ async def _answer_length(port: int) -> int:
     sock.connect(("127.0.0.1", port))
     sock.setblocking(False)
     with sock:
-        await _send(sock, REQUEST)
+        await send_all(sock, REQUEST)
         data = b""
         while b"\r\n\r\n" not in data:
             data += await _recv(sock)

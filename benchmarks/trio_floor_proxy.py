@@ -56,7 +56,8 @@ async def _recv(sock: socket.socket) -> bytes:
             continue
 
 
-async def _send(sock: socket.socket, data: bytes) -> None:
+async def send_all(sock: socket.socket, data: bytes) -> None:
+    """Send all of `data` on the non-blocking `sock`, waiting only when its buffer is full."""
     view = memoryview(data)
     while view:
         try:
@@ -92,14 +93,14 @@ async def _serve(client: socket.socket, upstream: tuple[str, int]) -> None:
             if origin is None:
                 origin = await _connect(upstream)
                 response_parser = responses.parser = httptools.HttpResponseParser(responses)
-            await _send(origin, data)
+            await send_all(origin, data)
             assert response_parser is not None
             while responses.completed < requests.completed:
                 answer = await _recv(origin)
                 if not answer:
                     return
                 response_parser.feed_data(answer)
-                await _send(client, answer)
+                await send_all(client, answer)
             if not requests.keep_alive:
                 return  # Connection: close (the benchmark's probes ask for it)
             await trio.lowlevel.checkpoint()

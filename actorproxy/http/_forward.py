@@ -194,8 +194,7 @@ def add_via(headers: Headers, version: str, pseudonym: str) -> None:
     valid = version in _VERSIONS and (_VISIBLE.get(pseudonym) or _visible(pseudonym))
     if "via" not in headers._lower:
         if valid:
-            headers._pairs.append(("Via", entry))  # `_add_trusted`, without its frame
-            headers._lower.append("via")
+            headers._add_trusted("Via", entry)
         else:
             headers.add("Via", entry)
         return

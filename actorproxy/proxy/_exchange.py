@@ -114,8 +114,7 @@ class Exchange:
         upstream_request = session.req_header.copy()
         remove_hop_by_hop(upstream_request, upgrade=self.upgrade)
         # The proxy answers `Expect: 100-continue` itself when it reads the body; the upstream need not.
-        if upstream_request.headers._has("expect"):
-            upstream_request.headers.remove("expect")
+        upstream_request.headers.remove("expect")
         # Only X-Forwarded-Proto says the scheme; an isinstance of trio's ABC is a slow one.
         forwarding = self.forwarding
         tls = forwarding.x_forwarded and isinstance(session.downstream.stream, trio.SSLStream)
@@ -226,9 +225,8 @@ class Exchange:
         if phases.upstream_response_filter or phases.response_filter:
             await self._filter_response_head(response)
         remove_hop_by_hop(response)
-        if session.request_id is not None and session.request_id_header is not None:
-            # `session.stamp_response`, without its frame.
-            response.headers.set_valid(session.request_id_header, session.request_id)
+        if session.request_id is not None:
+            session.stamp_response(response)
         compression = session.active_compression()
         if compression is not None:
             bodiless = session.req_header.method == "HEAD" or response.headers.get("content-length") == "0"

@@ -204,13 +204,25 @@ KNOWN_BLOCKS = 256
 KNOWN_BLOCK_BYTES = 2048
 # Block -> its fields, as tuples (each head gets lists of its own to change); requests' and responses'
 # apart, as a response's are normalised and a request's not yet.
-_KNOWN_REQUEST: dict[bytes, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {}
-_KNOWN_RESPONSE: dict[bytes, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {}
+_Known = dict[bytes, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]]
+_KNOWN_REQUEST: _Known = {}
+_KNOWN_RESPONSE: _Known = {}
 
 
-def _remember(
-    known: dict[bytes, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]], block: bytes, fields: _Fields
-) -> None:
+def _recall(
+    known: _Known, buf: bytes | bytearray, begin: int, end: int
+) -> tuple[bytes | None, _Fields | None]:
+    """The block `buf[begin:end]` as a key (None when too long to keep), and its fields if `known` has it."""
+    if end - begin > KNOWN_BLOCK_BYTES:
+        return None, None
+    block = bytes(buf[begin:end])
+    hit = known.get(block)
+    return block, None if hit is None else _Fields(list(hit[0]), list(hit[1]))
+
+
+def _remember(known: _Known, block: bytes | None, fields: _Fields) -> None:
+    if block is None:
+        return
     if len(known) >= KNOWN_BLOCKS:
         known.clear()
     known[block] = (tuple(fields.pairs), tuple(fields.lowers))
@@ -218,28 +230,21 @@ def _remember(
 
 def known_fields(buf: bytes | bytearray, begin: int, end: int) -> _Fields:
     """`valid_fields`, from the blocks split lately when this one is among them."""
-    if end - begin > KNOWN_BLOCK_BYTES:
-        return valid_fields(buf, begin, end)
-    block = bytes(buf[begin:end])
-    known = _KNOWN_REQUEST.get(block)
-    if known is not None:
-        return _Fields(list(known[0]), list(known[1]))
-    fields = valid_fields(buf, begin, end)
-    _remember(_KNOWN_REQUEST, block, fields)
+    block, fields = _recall(_KNOWN_REQUEST, buf, begin, end)
+    if fields is None:
+        fields = valid_fields(buf, begin, end)
+        _remember(_KNOWN_REQUEST, block, fields)
     return fields
 
 
 def response_fields(buf: bytes | bytearray, begin: int, end: int) -> _Fields:
     """A response's header block `buf[begin:end]`, normalised: from the blocks split lately, else split as
     `valid_fields` when the strict field grammar passes it, else read with this thread's response parser."""
-    block = bytes(buf[begin:end]) if end - begin <= KNOWN_BLOCK_BYTES else None
-    if block is not None:
-        known = _KNOWN_RESPONSE.get(block)
-        if known is not None:
-            return _Fields(list(known[0]), list(known[1]))
+    block, fields = _recall(_KNOWN_RESPONSE, buf, begin, end)
+    if fields is not None:
+        return fields
     if _FIELDS_RE.fullmatch(buf, begin, end) is None:
         return _SINKS.response.parse(buf, begin, end)
     fields = valid_fields(buf, begin, end).normalised()
-    if block is not None:
-        _remember(_KNOWN_RESPONSE, block, fields)
+    _remember(_KNOWN_RESPONSE, block, fields)
     return fields
